@@ -1,0 +1,136 @@
+"""Workflow definitions, every version kept, stored through SQLAlchemy.
+
+SQLite is the embedded default; PostgreSQL is used when ``DATABASE_URL`` says so. A definition is
+identified by its DS code; each change adds a version and old versions stay readable, because a
+running instance pins the version it started with (reference §4.1).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from model.definition import WorkflowDefinition
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DefinitionRow(Base):
+    __tablename__ = "workflow_definition"
+    code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_code: Mapped[int] = mapped_column(BigInteger, index=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    latest_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DefinitionVersionRow(Base):
+    __tablename__ = "workflow_definition_version"
+    code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Saved:
+    definition: WorkflowDefinition
+    created_version: bool  # False when the submission equals the latest version
+
+
+_code_lock = threading.Lock()
+_last_code = 0
+
+
+def new_code() -> int:
+    """A 13+ digit, time-ordered code like DS's snowflake codes (always above 2^31, see samples/INDEX)."""
+    global _last_code
+    with _code_lock:
+        code = (int(time.time() * 1000) << 8) | random.randrange(256)
+        _last_code = max(code, _last_code + 1)
+        return _last_code
+
+
+class DefinitionStore:
+    def __init__(self, url: str) -> None:
+        kwargs: dict[str, object] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        Base.metadata.create_all(self.engine)
+
+    def save(self, definition: WorkflowDefinition) -> Saved:
+        """Store a new definition, or a new version of an existing one (matched by code, or by
+        project and name when the submission carries no code, as the create-API form does)."""
+        now = datetime.now(UTC)
+        with Session(self.engine) as s, s.begin():
+            row = None
+            if definition.code:
+                row = s.get(DefinitionRow, definition.code, with_for_update=True)
+            else:
+                row = s.scalars(
+                    select(DefinitionRow).where(
+                        DefinitionRow.project_code == definition.project_code,
+                        DefinitionRow.name == definition.name,
+                    ).with_for_update()
+                ).first()
+            if row is None:
+                code = definition.code or new_code()
+                stored = definition.model_copy(update={"code": code, "version": 1})
+                s.add(DefinitionRow(code=code, project_code=stored.project_code, name=stored.name,
+                                    latest_version=1, updated_at=now))
+                s.add(DefinitionVersionRow(code=code, version=1, body=stored.model_dump_json(), created_at=now))
+                return Saved(stored, True)
+            latest_body = s.get(DefinitionVersionRow, (row.code, row.latest_version))
+            assert latest_body is not None
+            latest = WorkflowDefinition.model_validate_json(latest_body.body)
+            candidate = definition.model_copy(update={"code": row.code, "version": latest.version})
+            if candidate.content_equal(latest):
+                return Saved(latest, False)
+            stored = candidate.model_copy(update={"version": row.latest_version + 1})
+            row.latest_version = stored.version
+            row.name = stored.name
+            row.project_code = stored.project_code
+            row.updated_at = now
+            s.add(DefinitionVersionRow(code=row.code, version=stored.version, body=stored.model_dump_json(),
+                                       created_at=now))
+            return Saved(stored, True)
+
+    def get(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
+        with Session(self.engine) as s:
+            if version is None:
+                row = s.get(DefinitionRow, code)
+                if row is None:
+                    return None
+                version = row.latest_version
+            body = s.get(DefinitionVersionRow, (code, version))
+            return WorkflowDefinition.model_validate_json(body.body) if body else None
+
+    def versions(self, code: int) -> list[dict[str, object]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(DefinitionVersionRow).where(DefinitionVersionRow.code == code)
+                             .order_by(DefinitionVersionRow.version)).all()
+            return [{"version": r.version, "created_at": r.created_at,
+                     "name": json.loads(r.body).get("name")} for r in rows]
+
+    def list(self, project_code: int | None = None, limit: int = 100, offset: int = 0) -> list[DefinitionRow]:
+        with Session(self.engine) as s:
+            q = select(DefinitionRow).order_by(DefinitionRow.updated_at.desc()).limit(limit).offset(offset)
+            if project_code is not None:
+                q = q.where(DefinitionRow.project_code == project_code)
+            rows = list(s.scalars(q).all())
+            s.expunge_all()
+            return rows
+
+    def dispose(self) -> None:
+        self.engine.dispose()

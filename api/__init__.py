@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI) and CLI (typer): the user-facing edge of Porpoise."""

@@ -1,0 +1,36 @@
+"""The FastAPI application: one router per resource, settings and store injected."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from core.settings import Settings, get_settings
+
+from . import problems
+from .deps import AppState
+from .routers import definitions, runs
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.porpoise.store.dispose()
+
+    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
+                  description="DolphinScheduler workflow definitions, run durably on Temporal.")
+    app.state.porpoise = AppState(settings)
+    problems.install(app)
+    app.include_router(definitions.router)
+    app.include_router(runs.router)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "temporalUi": settings.temporal_ui_url}
+
+    return app

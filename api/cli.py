@@ -1,0 +1,258 @@
+"""The `porpoise` command: run the stack, and submit, run and follow DS workflow definitions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.settings import get_settings
+from model.formats import dump_document, parse_text
+from model.problems import DefinitionError
+
+app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
+
+
+def _api() -> httpx.Client:
+    return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _check(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+        except ValueError:
+            _fail(f"HTTP {resp.status_code}: {resp.text}")
+        lines = [f"{body.get('title', 'error')}: {body.get('detail', '')}"]
+        for p in body.get("problems") or []:
+            who = f" (task {p['task']!r})" if p.get("task") else ""
+            lines.append(f"  {p.get('pointer') or '/'}{who}: {p['message']}")
+        _fail("\n".join(lines))
+    return resp.json()
+
+
+def _request(method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with _api() as c:
+            return _check(c.request(method, path, **kwargs))
+    except httpx.ConnectError:
+        _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="data directory (default: settings)")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
+    from .devserver import devserver_command, wait_for_port
+
+    settings = get_settings()
+    data = (data_dir or settings.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PORPOISE_DATA_DIR=str(data))
+    host, port = settings.temporal_address.rsplit(":", 1)
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    logs = data / "process-logs"
+    logs.mkdir(exist_ok=True)
+
+    def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        # Children write to files, never to a pipe nobody drains (temporal-notes: a worker can hang).
+        log = (logs / f"{name}.log").open("ab")
+        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((name, p))
+        return p
+
+    def stop_all(*_: Any) -> None:
+        for _name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for _name, p in reversed(procs):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    try:
+        spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
+                                            ui_port=settings.temporal_ui_port))
+        wait_for_port(host, int(port), 60)
+        spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(workers)])
+        spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,
+                      "--port", str(settings.api_port)])
+        wait_for_port(settings.api_host, settings.api_port, 60)
+        out.print(f"[bold]Porpoise is up[/bold] (data in {data}, process logs in {logs})")
+        out.print(f"  API          {settings.resolved_api_url}")
+        out.print(f"  OpenAPI docs {settings.resolved_api_url}/docs")
+        out.print(f"  Temporal UI  {settings.temporal_ui_url}")
+        out.print("Press Ctrl-C to stop.")
+        while all(p.poll() is None for _, p in procs):
+            time.sleep(0.5)
+        dead = [n for n, p in procs if p.poll() is not None]
+        err.print(f"[red]{', '.join(dead)} exited; stopping everything (see {logs})[/red]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        out.print("stopping ...")
+    finally:
+        stop_all()
+
+
+@app.command()
+def worker(processes: Annotated[int, typer.Option(help="worker processes")] = 1) -> None:
+    """Run a Porpoise worker against the configured Temporal."""
+    from .worker import main
+
+    main(processes)
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port)
+
+
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as e:
+        _fail(f"cannot read {file}: {e.strerror}")
+        raise
+
+
+@app.command()
+def validate(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Validate a DS definition file offline. Exit 0 when valid, 1 with every problem otherwise."""
+    try:
+        definitions = parse_text(_read(file), max_bytes=get_settings().max_definition_bytes)
+    except DefinitionError as e:
+        if as_json:
+            out.print_json(json.dumps({"valid": False, "problems": [p.as_dict() for p in e.problems]}))
+        else:
+            for p in e.problems:
+                err.print(f"[red]✗[/red] {p}")
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print_json(json.dumps({"valid": True, "definitions": [dump_document(d) for d in definitions]}))
+    else:
+        for d in definitions:
+            out.print(f"[green]✓[/green] {d.name}: {len(d.tasks)} tasks ({d.source_format})")
+
+
+@app.command()
+def submit(file: Path) -> None:
+    """Submit a DS definition file; prints each definition's code and version."""
+    for d in _request("POST", "/definitions", content=_read(file), headers={"content-type": "application/json"}):
+        out.print(f"{d['name']}: code {d['code']} version {d['version']}")
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    table = Table(title=f"{status['definition_name']} — {status['instance_id']}: {status['state']}")
+    for col in ("task", "type", "state", "attempts", "start", "end", "error"):
+        table.add_column(col)
+    for n in status["nodes"]:
+        table.add_row(n["name"], n["task_type"], n["state"], str(n["attempts"]), str(n["start_time"] or ""),
+                      str(n["end_time"] or ""), n.get("error") or "")
+    err.print(table)
+
+
+@app.command()
+def run(
+    file: Path,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="start param k=v")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the end")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the final state as JSON")] = False,
+    failure_strategy: Annotated[str, typer.Option(help="CONTINUE or END")] = "CONTINUE",
+    dry_run: Annotated[bool, typer.Option(help="DS dry run: tasks are not executed")] = False,
+    name: Annotated[str | None, typer.Option(help="which definition of a multi-definition file")] = None,
+) -> None:
+    """Submit FILE, start it, show progress, and print the final instance state with every node."""
+    params = {}
+    for p in param or []:
+        if "=" not in p:
+            _fail(f"--param {p!r} is not k=v")
+        k, v = p.split("=", 1)
+        params[k] = v
+    saved = _request("POST", "/definitions", content=_read(file), headers={"content-type": "application/json"})
+    target = next((d for d in saved if name in (None, d["name"])), None) if name else saved[-1]
+    if target is None:
+        _fail(f"no definition named {name!r} in {file}")
+        return
+    body = {"startParams": params, "failureStrategy": failure_strategy, "dryRun": dry_run}
+    created = _request("POST", f"/definitions/{target['code']}/runs", json=body)
+    err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
+    if not wait:
+        if as_json:
+            out.print_json(json.dumps(created))
+        return
+    seen: dict[str, str] = {}
+    while True:
+        status = _request("GET", f"/runs/{created['instanceId']}")
+        for n in status["nodes"]:
+            if seen.get(n["name"]) != n["state"]:
+                seen[n["name"]] = n["state"]
+                err.print(f"  {n['name']}: {n['state']}")
+        if status["state"] in FINISHED and status.get("temporalStatus") != "RUNNING":
+            break
+        time.sleep(0.5)
+    if as_json:
+        out.print_json(json.dumps(status))
+    else:
+        _print_status(status)
+    raise typer.Exit(0 if status["state"] == "SUCCESS" else 1)
+
+
+@app.command()
+def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a workflow instance and every node's state."""
+    st = _request("GET", f"/runs/{instance_id}")
+    if as_json:
+        out.print_json(json.dumps(st))
+    else:
+        _print_status(st)
+
+
+@app.command()
+def logs(instance_id: str, task_code: int, attempt: Annotated[int | None, typer.Option()] = None) -> None:
+    """Print a task instance's log."""
+    params = {"attempt": attempt} if attempt else {}
+    try:
+        with _api() as c:
+            resp = c.get(f"/runs/{instance_id}/tasks/{task_code}/log", params=params)
+    except httpx.ConnectError:
+        _fail("cannot reach the Porpoise API; start it with `porpoise up`")
+        return
+    if resp.status_code >= 400:
+        _check(resp)
+    sys.stdout.write(resp.text)
+
+
+@app.command()
+def stop(instance_id: str) -> None:
+    """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
+    out.print(_request("POST", f"/runs/{instance_id}/stop"))
+
+
+if __name__ == "__main__":
+    app()

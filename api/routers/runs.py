@@ -1,0 +1,213 @@
+"""Workflow instances: start, list, status (every node), task logs, stop."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core import search_attributes as sa
+from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
+from core.settings import Settings
+from core.temporal import ui_run_url
+from model.states import TaskState, WorkflowState
+
+from ..deps import ClientDep, SettingsDep, StoreDep
+from ..problems import ProblemError
+from ..schemas import RunCreated, RunSummary, StartRun
+from .definitions import load, not_runnable
+
+router = APIRouter(tags=["runs"])
+
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+def new_instance_id(code: int) -> str:
+    return f"ds-{code}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+async def start_run(client: Client, settings: Settings, definition: Any, body: StartRun) -> RunCreated:
+    missing = [c for c in body.start_node_list if c not in {t.code for t in definition.tasks}]
+    if missing:  # DS #13053: refuse start nodes that the version being run lacks
+        raise ProblemError(422, "Unknown start nodes",
+                           f"startNodeList names {missing}, not in version {definition.version}")
+    bad = not_runnable(definition)
+    if bad:
+        raise ProblemError(422, "Definition cannot run here",
+                           f"these task types are not runnable in this Porpoise version: {', '.join(bad)}")
+    instance_id = new_instance_id(definition.code)
+    run_input = RunInput(
+        definition=definition,
+        instance_id=instance_id,
+        start_params=body.start_params,
+        failure_strategy=body.failure_strategy,
+        warning_type=body.warning_type,
+        warning_group_id=body.warning_group_id or definition.warning_group_id,
+        dry_run=body.dry_run,
+        schedule_time=body.schedule_time,
+        timezone=body.timezone or settings.default_timezone,
+        start_node_list=body.start_node_list,
+        task_depend_type=body.task_depend_type,
+        log_dir=str(settings.resolved_log_dir),
+    )
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.DS_PROJECT, definition.project_code),
+        SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
+        SearchAttributePair(sa.DS_DEFINITION_NAME, definition.name),
+        SearchAttributePair(sa.DS_DEFINITION_VERSION, definition.version),
+        SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
+    ]
+    if body.schedule_time:
+        pairs.append(SearchAttributePair(sa.DS_SCHEDULE_TIME, body.schedule_time))
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        run_input,
+        id=instance_id,
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(pairs),
+        static_summary=f"{definition.name} v{definition.version}",
+    )
+    return RunCreated(
+        instance_id=instance_id, workflow_id=instance_id, run_id=handle.result_run_id,
+        definition_code=definition.code, definition_version=definition.version,
+        temporal_ui_url=ui_run_url(settings, instance_id), status_url=f"/runs/{instance_id}",
+    )
+
+
+@router.post("/definitions/{code}/runs", status_code=201, summary="Start a workflow instance")
+async def start(code: int, body: StartRun, client: ClientDep, settings: SettingsDep,
+                store: StoreDep) -> dict[str, Any]:
+    definition = await load(store, code, body.version)
+    return (await start_run(client, settings, definition, body)).model_dump(by_alias=True)
+
+
+def _handle(client: Client, instance_id: str) -> WorkflowHandle[Any, Any]:
+    if not INSTANCE_ID.match(instance_id):
+        raise ProblemError(422, "Invalid instance id", f"{instance_id!r} is not a workflow instance id")
+    return client.get_workflow_handle(instance_id)
+
+
+async def instance_status(client: Client, instance_id: str) -> tuple[InstanceStatus, str]:
+    """The instance's DS state with every node. Running: the workflow's query, enriched with the
+    attempt, PID, host and log that pending activities report in heartbeats. Finished: the result."""
+    handle = _handle(client, instance_id)
+    try:
+        desc = await handle.describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(404, "Not found", f"workflow instance {instance_id} does not exist") from e
+        raise
+    tstatus = desc.status.name if desc.status else "UNKNOWN"
+    if desc.status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result(), tstatus
+    if desc.status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError) and cause.details:
+                return InstanceStatus.model_validate(cause.details[0]), tstatus
+    status: InstanceStatus = await handle.query("status")
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        for pending in desc.raw_description.pending_activities:
+            try:
+                node = next(n for n in status.nodes if str(n.code) == pending.activity_id)
+            except StopIteration:
+                continue
+            node.attempts = pending.attempt
+            if pending.heartbeat_details.payloads:
+                details = client.data_converter.payload_converter.from_payloads(
+                    pending.heartbeat_details.payloads)
+                info = details[0] if details and isinstance(details[0], dict) else {}
+                node.pid = info.get("pid", node.pid)
+                node.host = info.get("host", node.host)
+                node.log_path = info.get("log_path", node.log_path)
+    elif desc.status is not None:
+        # Terminated or timed out from outside: not a DS state, so say so plainly.
+        status.state = WorkflowState.STOP if status.state is WorkflowState.RUNNING_EXECUTION else status.state
+    return status, tstatus
+
+
+@router.get("/runs/{instance_id}", summary="A workflow instance with the state of every node")
+async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep) -> dict[str, Any]:
+    status, tstatus = await instance_status(client, instance_id)
+    return status.model_dump(mode="json") | {
+        "temporalStatus": tstatus,
+        "temporalUiUrl": ui_run_url(settings, instance_id),
+    }
+
+
+@router.get("/runs", summary="List workflow instances (Temporal visibility)")
+async def list_runs(client: ClientDep, settings: SettingsDep,
+                    definition_code: int | None = Query(None, alias="definitionCode"),
+                    project_code: int | None = Query(None, alias="projectCode"),
+                    state: WorkflowState | None = Query(None),
+                    limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    query = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    if definition_code is not None:
+        query.append(f"DsDefinitionCode = {int(definition_code)}")
+    if project_code is not None:
+        query.append(f"DsProjectCode = {int(project_code)}")
+    if state is not None:
+        query.append(f"DsState = '{state.value}'")
+    out = []
+    async for wf in client.list_workflows(" AND ".join(query), limit=limit):
+        attrs = wf.typed_search_attributes
+        out.append(RunSummary(
+            instance_id=wf.id, definition_code=attrs.get(sa.DS_DEFINITION_CODE),
+            definition_name=attrs.get(sa.DS_DEFINITION_NAME), state=attrs.get(sa.DS_STATE),
+            temporal_status=wf.status.name if wf.status else "UNKNOWN", start_time=wf.start_time,
+            close_time=wf.close_time, temporal_ui_url=ui_run_url(settings, wf.id),
+        ).model_dump(by_alias=True, mode="json"))
+        if len(out) >= limit:
+            break
+    return out
+
+
+@router.post("/runs/{instance_id}/stop", summary="Stop: kill running tasks; the instance ends STOP")
+async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
+    handle = _handle(client, instance_id)
+    try:
+        state = await handle.execute_update("stop")
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(404, "Not found", f"workflow instance {instance_id} does not exist") from e
+        raise ProblemError(409, "Cannot stop", e.message) from e
+    except Exception as e:  # update rejected by the validator: already finished
+        raise ProblemError(409, "Cannot stop", str(getattr(e, "cause", None) or e)) from e
+    return {"instanceId": instance_id, "state": state}
+
+
+@router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
+            summary="A task instance's log (the last attempt unless one is named)")
+async def task_log(instance_id: str, task_code: int, request: Request, client: ClientDep,
+                   settings: SettingsDep, attempt: int | None = Query(None, ge=1),
+                   offset: int = Query(0, ge=0), tail: int | None = Query(None, ge=1)) -> PlainTextResponse:
+    status, _ = await instance_status(client, instance_id)
+    node = next((n for n in status.nodes if n.code == task_code), None)
+    if node is None:
+        raise ProblemError(404, "Not found", f"task {task_code} is not a node of {instance_id}")
+    if not node.state.has_instance or node.state is TaskState.SUBMITTED_SUCCESS:
+        raise ProblemError(404, "No log", f"task {node.name!r} is {node.state.value}: it has no task instance")
+    n = attempt or max(node.attempts, 1)
+    path = Path(settings.resolved_log_dir) / instance_id / f"{task_code}.{n}.log"
+    if not path.is_file():
+        raise ProblemError(404, "No log", f"no log for task {node.name!r} attempt {n} on this host")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if tail is not None:
+            f.seek(max(0, size - tail))
+        else:
+            f.seek(min(offset, size))
+        data = f.read(8 * 1024 * 1024)
+    return PlainTextResponse(data.decode("utf-8", "replace"),
+                             headers={"X-Log-Size": str(size), "X-Log-Path": str(path)})

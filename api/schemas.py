@@ -1,0 +1,89 @@
+"""The API contract: request and response bodies, with DS's camelCase field names."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from model.definition import FailureStrategy, TaskDependType, WarningType
+
+
+class DefinitionSummary(BaseModel):
+    code: int
+    version: int
+    name: str
+    project_code: int = Field(serialization_alias="projectCode")
+    created_version: bool | None = Field(None, serialization_alias="createdVersion")
+    runnable: bool = True
+    not_runnable_tasks: list[str] = Field(default_factory=list, serialization_alias="notRunnableTasks")
+
+
+class StartRun(BaseModel):
+    """The DS start command (``POST /executors/start-process-instance``), the fields Porpoise uses."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    start_params: dict[str, str] = Field(default_factory=dict, alias="startParams")
+    failure_strategy: FailureStrategy = Field(FailureStrategy.CONTINUE, alias="failureStrategy")
+    warning_type: WarningType = Field(WarningType.NONE, alias="warningType")
+    warning_group_id: int = Field(0, alias="warningGroupId")
+    dry_run: bool = Field(False, alias="dryRun")
+    schedule_time: datetime | None = Field(None, alias="scheduleTime")
+    timezone: str | None = Field(None, alias="timezone")
+    version: int | None = None
+    start_node_list: list[int] = Field(default_factory=list, alias="startNodeList")
+    task_depend_type: TaskDependType = Field(TaskDependType.TASK_POST, alias="taskDependType")
+
+    @field_validator("start_params", mode="before")
+    @classmethod
+    def _start_params(cls, v: Any) -> Any:
+        """DS 3.2 sends a JSON map (maybe as a string); 3.3 a list of Property."""
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip() else {}
+        if isinstance(v, list):
+            return {str(p["prop"]): "" if p.get("value") is None else str(p["value"]) for p in v}
+        if isinstance(v, dict):
+            return {str(k): "" if val is None else str(val) for k, val in v.items()}
+        return v
+
+    @field_validator("start_node_list", mode="before")
+    @classmethod
+    def _nodes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [int(x) for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("dry_run", mode="before")
+    @classmethod
+    def _dry(cls, v: Any) -> Any:
+        return bool(int(v)) if isinstance(v, int | str) and str(v) in ("0", "1") else v
+
+    @field_validator("schedule_time", mode="before")
+    @classmethod
+    def _sched(cls, v: Any) -> Any:
+        # DS sends "yyyy-MM-dd HH:mm:ss"; pydantic parses it with a space too.
+        return None if v == "" else v
+
+
+class RunCreated(BaseModel):
+    instance_id: str = Field(serialization_alias="instanceId")
+    workflow_id: str = Field(serialization_alias="workflowId")
+    run_id: str | None = Field(serialization_alias="runId")
+    definition_code: int = Field(serialization_alias="definitionCode")
+    definition_version: int = Field(serialization_alias="definitionVersion")
+    temporal_ui_url: str = Field(serialization_alias="temporalUiUrl")
+    status_url: str = Field(serialization_alias="statusUrl")
+
+
+class RunSummary(BaseModel):
+    instance_id: str = Field(serialization_alias="instanceId")
+    definition_code: int | None = Field(serialization_alias="definitionCode")
+    definition_name: str | None = Field(serialization_alias="definitionName")
+    state: str | None
+    temporal_status: str = Field(serialization_alias="temporalStatus")
+    start_time: datetime | None = Field(serialization_alias="startTime")
+    close_time: datetime | None = Field(serialization_alias="closeTime")
+    temporal_ui_url: str = Field(serialization_alias="temporalUiUrl")

@@ -1,0 +1,1 @@
+"""What the API, the workflows and the activities all share: names, contracts, settings."""

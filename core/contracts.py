@@ -1,0 +1,101 @@
+"""The typed inputs and outputs that cross the Temporal boundary.
+
+The API starts :class:`RunInput` workflows; the workflow sends :class:`TaskRequest` to activities,
+which answer :class:`TaskResult`. All are pydantic models, serialised by temporalio's pydantic data
+converter. Keep them small: they land in every run's history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from model.definition import FailureStrategy, Property, TaskDependType, WarningType, WorkflowDefinition
+from model.states import TaskState, WorkflowState
+
+TASK_QUEUE = "porpoise"
+WORKFLOW_TYPE = "DsWorkflow"
+
+
+class RunInput(BaseModel):
+    """One workflow instance: the pinned definition version and the start command's options."""
+
+    definition: WorkflowDefinition
+    instance_id: str  # = the Temporal workflow id
+    start_params: dict[str, str] = Field(default_factory=dict)
+    failure_strategy: FailureStrategy = FailureStrategy.CONTINUE
+    warning_type: WarningType = WarningType.NONE
+    warning_group_id: int = 0
+    dry_run: bool = False
+    schedule_time: datetime | None = None  # business time for system.biz.date and $[...]
+    timezone: str = "UTC"
+    start_node_list: list[int] = Field(default_factory=list)
+    task_depend_type: TaskDependType = TaskDependType.TASK_POST
+    log_dir: str = ""  # the worker's task-log root, chosen by the API from settings
+    command_type: str = "START_PROCESS"
+
+
+class TaskRequest(BaseModel):
+    """What an activity needs to run one task instance. No secrets: those resolve inside the activity."""
+
+    instance_id: str
+    task_code: int
+    task_name: str
+    task_type: str
+    task_params: dict[str, Any]
+    params: dict[str, str] = Field(default_factory=dict)  # prepared parameters (reference §6.2)
+    out_params: list[Property] = Field(default_factory=list)  # declared OUT localParams
+    log_dir: str  # directory; the attempt's log file is <log_dir>/<task_code>.<attempt>.log
+    dry_run: bool = False
+    kill_grace_seconds: float = 5.0
+
+
+class TaskResult(BaseModel):
+    """What a finished task attempt reports back to the workflow."""
+
+    attempt: int
+    host: str
+    pid: int | None = None
+    log_path: str
+    exit_code: int | None = None
+    var_pool: list[Property] = Field(default_factory=list)  # exported OUT params
+
+
+class NodeStatus(BaseModel):
+    """The live state of one node of the definition, whether or not it got a task instance."""
+
+    code: int
+    name: str
+    task_type: str
+    state: TaskState
+    attempts: int = 0
+    max_attempts: int = 1
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    host: str | None = None
+    pid: int | None = None
+    log_path: str | None = None
+    error: str | None = None
+    timeout_warned: bool = False
+    var_pool: list[Property] = Field(default_factory=list)
+
+
+class InstanceStatus(BaseModel):
+    """A workflow instance as DS shows it, with every node of the canvas."""
+
+    instance_id: str
+    definition_code: int
+    definition_name: str
+    definition_version: int
+    project_code: int
+    state: WorkflowState
+    failure_strategy: FailureStrategy
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    schedule_time: datetime | None = None
+    dry_run: bool = False
+    timeout_warned: bool = False
+    nodes: list[NodeStatus] = Field(default_factory=list)
+    var_pool: list[Property] = Field(default_factory=list)

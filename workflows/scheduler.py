@@ -1,0 +1,215 @@
+"""The DS 3.2 DAG scheduler as a pure state machine (reference §4.2-§4.7, §5).
+
+:class:`DagScheduler` knows nothing of Temporal: the workflow asks it which nodes are ready, tells it
+how each task ended, and asks it for the instance's final state. Keeping it pure makes every DS rule
+unit-testable without a server and keeps the workflow small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from core.contracts import NodeStatus
+from model.definition import FailureStrategy, Property, TaskDefinition, TaskDependType, WorkflowDefinition
+from model.graph import Dag
+from model.states import TaskState, WorkflowState
+from model.task_types import branch_targets
+
+RUNNING_STATES = {
+    TaskState.SUBMITTED_SUCCESS,
+    TaskState.DELAY_EXECUTION,
+    TaskState.DISPATCH,
+    TaskState.RUNNING_EXECUTION,
+}
+
+
+class DagScheduler:
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        *,
+        failure_strategy: FailureStrategy,
+        start_nodes: Iterable[int] = (),
+        depend_type: TaskDependType = TaskDependType.TASK_POST,
+    ) -> None:
+        self.definition = definition
+        self.failure_strategy = failure_strategy
+        self.tasks: dict[int, TaskDefinition] = {t.code: t for t in definition.tasks}
+        full = Dag.of(definition)
+        self.forbidden = {c for c in full.nodes if not self.tasks[c].enabled}
+        self.dag = full.look_through(self.forbidden)
+        starts = list(start_nodes)
+        self.run_set = full.sub_dag(starts, depend_type) if starts else set(full.nodes)
+        self.nodes: dict[int, NodeStatus] = {}
+        for code in full.nodes:
+            t = self.tasks[code]
+            state = TaskState.WAITING
+            if code in self.forbidden:
+                state = TaskState.FORBIDDEN
+            elif code not in self.run_set:
+                state = TaskState.NOT_RUN
+            self.nodes[code] = NodeStatus(
+                code=code, name=t.name, task_type=t.task_type, state=state,
+                max_attempts=t.fail_retry_times + 1,
+            )
+        self.stopping: WorkflowState | None = None  # READY_STOP once stop is requested
+        self.end_requested = False  # END strategy hit a failure
+        self.branch_taken: dict[int, list[int]] = {}  # conditions node -> chosen targets
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def _preds(self, code: int) -> list[int]:
+        """Effective predecessors: forbidden looked through, nodes outside the run set satisfied (§4.11)."""
+        return [p for p in self.dag.preds[code] if p in self.run_set]
+
+    def _feeds_condition(self, code: int) -> bool:
+        return any(self.tasks[s].task_type == "CONDITIONS" for s in self.dag.succs[code])
+
+    def _evaluate(self, code: int) -> TaskState | None:
+        """Decide a waiting node: None = keep waiting, SUBMITTED_SUCCESS = ready, else a terminal state."""
+        preds = self._preds(code)
+        states = [self.nodes[p].state for p in preds]
+        if any(s in RUNNING_STATES or s is TaskState.WAITING for s in states):
+            return None
+        if any(s is TaskState.KILL for s in states):
+            return TaskState.NOT_RUN  # DS NON_EXEC: dropped silently (§4.2)
+        if preds and all(s is TaskState.SKIPPED for s in states):
+            return TaskState.SKIPPED  # skip propagates only when every predecessor is skipped (§4.7)
+        is_condition = self.tasks[code].task_type == "CONDITIONS"
+        for p, s in zip(preds, states, strict=True):
+            if s is TaskState.SKIPPED:
+                continue
+            if (s.is_failure or s is TaskState.DEPEND_FAILED) and not is_condition:
+                return TaskState.DEPEND_FAILED
+            if s is TaskState.NOT_RUN or s is TaskState.PAUSE:
+                return TaskState.NOT_RUN
+        return TaskState.SUBMITTED_SUCCESS
+
+    def ready(self) -> list[int]:
+        """Nodes to dispatch now, highest taskPriority first (§4.16), marking them SUBMITTED_SUCCESS.
+
+        Resolving one node can resolve others (skips and depend-failures cascade), so this loops
+        until nothing changes.
+        """
+        if self.stopping or self.end_requested:
+            return []
+        out: list[int] = []
+        changed = True
+        while changed:
+            changed = False
+            for code in self.dag.topological():
+                node = self.nodes[code]
+                if node.state is not TaskState.WAITING:
+                    continue
+                verdict = self._evaluate(code)
+                if verdict is None:
+                    continue
+                node.state = verdict
+                changed = True
+                if verdict is TaskState.SUBMITTED_SUCCESS:
+                    out.append(code)
+        out.sort(key=lambda c: (self.tasks[c].task_priority.rank, self.dag.nodes.index(c)))
+        return out
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def set_state(self, code: int, state: TaskState, now: datetime | None = None, **fields: Any) -> None:
+        node = self.nodes[code]
+        node.state = state
+        if state is TaskState.RUNNING_EXECUTION and now and node.start_time is None:
+            node.start_time = now
+        if state.is_finished and now:
+            node.end_time = now
+        for k, v in fields.items():
+            setattr(node, k, v)
+
+    def finish(self, code: int, state: TaskState, now: datetime, **fields: Any) -> None:
+        """A task instance ended. Under END a real failure stops everything else (§4.3)."""
+        self.set_state(code, state, now, **fields)
+        if (
+            state is TaskState.FAILURE
+            and self.failure_strategy is FailureStrategy.END
+            and not self._feeds_condition(code)
+        ):
+            self.end_requested = True
+
+    def request_stop(self) -> None:
+        self.stopping = WorkflowState.READY_STOP
+
+    def running(self) -> list[int]:
+        return [c for c, n in self.nodes.items() if n.state in RUNNING_STATES]
+
+    def to_kill(self) -> list[int]:
+        """Running nodes that must be cancelled now (END after a failure, or stop)."""
+        return self.running() if (self.stopping or self.end_requested) else []
+
+    # -- logic tasks ---------------------------------------------------------------------------
+
+    def evaluate_conditions(self, code: int) -> bool:
+        """CONDITIONS (§4.7): compare dependItem states, combine with AND/OR; skip the other branch."""
+        params = self.tasks[code].task_params
+        dependence = params.get("dependence") if isinstance(params.get("dependence"), Mapping) else {}
+        groups = [g for g in (dependence or {}).get("dependTaskList") or [] if isinstance(g, Mapping)]
+        results = []
+        for g in groups:
+            items = [i for i in g.get("dependItemList") or [] if isinstance(i, Mapping)]
+            item_results = []
+            for item in items:
+                try:
+                    dep = int(item.get("depTaskCode") or 0)
+                except (TypeError, ValueError):
+                    dep = 0
+                node = self.nodes.get(dep)
+                want = str(item.get("status") or "SUCCESS").upper()
+                item_results.append(node is not None and node.state.has_instance and node.state.value == want)
+            results.append(_combine(str(g.get("relation") or "AND"), item_results))
+        ok = _combine(str((dependence or {}).get("relation") or "AND"), results)
+        targets = branch_targets(self.tasks[code])
+        chosen = targets.get("conditionResult/successNode" if ok else "conditionResult/failedNode", [])
+        other = targets.get("conditionResult/failedNode" if ok else "conditionResult/successNode", [])
+        self.branch_taken[code] = chosen
+        for c in other:
+            # The unchosen list is skipped unconditionally, even if the chosen branch reaches it (§4.7).
+            if c in self.nodes and self.nodes[c].state is TaskState.WAITING:
+                self.nodes[c].state = TaskState.SKIPPED
+        return ok
+
+    # -- outcome -------------------------------------------------------------------------------
+
+    def mark_unreached(self) -> None:
+        for n in self.nodes.values():
+            if n.state is TaskState.WAITING:
+                n.state = TaskState.NOT_RUN
+
+    def final_state(self) -> WorkflowState:
+        """3.2 `getProcessInstanceState` for a drained instance (§5)."""
+        states = [(c, n.state) for c, n in self.nodes.items()]
+        if self.stopping is WorkflowState.READY_STOP:
+            bad = any(s in (TaskState.KILL, TaskState.STOP, TaskState.FAILURE) for _, s in states)
+            return WorkflowState.STOP if bad else WorkflowState.SUCCESS
+        for c, s in states:
+            if s is TaskState.DEPEND_FAILED or s is TaskState.KILL:
+                return WorkflowState.FAILURE
+            if s in (TaskState.FAILURE, TaskState.NEED_FAULT_TOLERANCE) and not self._feeds_condition(c):
+                return WorkflowState.FAILURE
+        return WorkflowState.SUCCESS
+
+    # -- varPool -------------------------------------------------------------------------------
+
+    def upstream_var_pool(self, code: int) -> list[tuple[datetime, list[Property]]]:
+        """The direct (effective) predecessors' varPools with their end times, for the 3.2 merge (§6.4)."""
+        out = []
+        for p in self._preds(code):
+            n = self.nodes[p]
+            if n.state.is_success and n.var_pool:
+                out.append((n.end_time or datetime.min, list(n.var_pool)))
+        return out
+
+
+def _combine(relation: str, results: list[bool]) -> bool:
+    """AND/OR of item results; an empty list is success (3.2 accepts empty dependTaskList, §4.7)."""
+    if not results:
+        return True
+    return any(results) if relation.upper() == "OR" else all(results)
