@@ -10,8 +10,10 @@ import asyncio
 import logging
 import multiprocessing
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -24,7 +26,7 @@ from workflows.ds_workflow import DsWorkflow
 log = logging.getLogger("porpoise.worker")
 
 
-def activities() -> list[object]:
+def activities() -> list[Callable[..., Any]]:
     from activities.http_task import run_http
     from activities.python_task import run_python
     from activities.shell import run_shell

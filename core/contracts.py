@@ -35,6 +35,9 @@ class RunInput(BaseModel):
     task_depend_type: TaskDependType = TaskDependType.TASK_POST
     log_dir: str = ""  # the worker's task-log root, chosen by the API from settings
     command_type: str = "START_PROCESS"
+    # Seconds in a DS "minute" (retry interval, delay, timeouts). 60 in production; the test suite
+    # shrinks it so that minute-based semantics are exercised in seconds.
+    minute_seconds: float = 60.0
 
 
 class TaskRequest(BaseModel):

@@ -307,7 +307,7 @@ def _build(
     if len(c.problems) > before:
         return None
     # Semantic checks need pointers back into the document.
-    task_ptrs = {}
+    task_ptrs: dict[int, str] = {}
     for i, raw in enumerate(tasks_raw):
         if isinstance(raw, Mapping):
             task_ptrs.setdefault(c.integer(raw.get("code"), "", 0), pointer_join(tasks_ptr, i))

@@ -66,6 +66,8 @@ def settings(data_dir: Path, temporal_address: str) -> Settings:
         task_queue=f"porpoise-test-{uuid.uuid4().hex[:6]}",
         database_url=f"sqlite:///{data_dir / 'porpoise.db'}",
         max_definition_bytes=256 * 1024,
+        minute_seconds=1.0,  # a DS minute lasts one second in tests
+        default_timezone="Asia/Shanghai",
     )
 
 

@@ -9,8 +9,8 @@ forbidden nodes and CONDITIONS follow reference §4.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from core.contracts import InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
     from model import params as ds_params
+    from model.clock import in_zone
     from model.definition import TaskDefinition, TimeoutStrategy
     from model.states import TaskState, WorkflowState
     from model.task_types import ACTIVITY_TYPES
@@ -41,6 +42,7 @@ class DsWorkflow:
         self._timeout_warned = False
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake = False
+        self._bug: BaseException | None = None
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
@@ -68,6 +70,10 @@ class DsWorkflow:
                 break
             self._wake = False
             await workflow.wait_condition(lambda: self._wake)
+            if self._bug is not None:
+                # A bug in our code, not a task failure: fail the workflow *task* so Temporal retries
+                # it (and shows it in the UI) once a fixed worker is deployed; the run is not lost.
+                raise RuntimeError("Porpoise interpreter error") from self._bug
 
         if watchdog:
             watchdog.cancel()
@@ -124,12 +130,17 @@ class DsWorkflow:
 
     # -- nodes ---------------------------------------------------------------------------------
 
+    def _minutes(self, n: int) -> timedelta:
+        """DS durations are in minutes (reference §2)."""
+        assert self._input is not None
+        return timedelta(seconds=n * self._input.minute_seconds)
+
     def _changed(self) -> None:
         self._wake = True
 
     async def _workflow_timeout(self, minutes: int) -> None:
         """3.2 only warns on a workflow timeout; nothing is killed (§4.5)."""
-        await workflow.sleep(timedelta(minutes=minutes))
+        await workflow.sleep(self._minutes(minutes))
         self._timeout_warned = True
         workflow.logger.warning("workflow instance timeout warning after %s minutes", minutes)
 
@@ -149,16 +160,18 @@ class DsWorkflow:
                 return
             if task.delay_time > 0:
                 dag.set_state(code, TaskState.DELAY_EXECUTION)
-                await workflow.sleep(timedelta(minutes=task.delay_time))
+                await workflow.sleep(self._minutes(task.delay_time))
             await self._run_activity(code, task)
         except asyncio.CancelledError:
             dag.finish(code, TaskState.KILL, workflow.now())
+        except Exception as e:
+            self._bug = e
         finally:
             self._changed()
 
     async def _run_activity(self, code: int, task: TaskDefinition) -> None:
         assert self._dag is not None and self._input is not None
-        dag, inp = self._dag, self._input
+        dag = self._dag
         request = self._request(code, task)
         kills = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
             TimeoutStrategy.FAILED, TimeoutStrategy.WARNFAILED, None)
@@ -170,10 +183,10 @@ class DsWorkflow:
             request,
             result_type=TaskResult,
             activity_id=f"{code}",
-            start_to_close_timeout=timedelta(minutes=task.timeout) if kills else NO_TIMEOUT,
+            start_to_close_timeout=self._minutes(task.timeout) if kills else NO_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
-                initial_interval=timedelta(minutes=task.fail_retry_interval) or timedelta(seconds=1),
+                initial_interval=self._minutes(task.fail_retry_interval) or timedelta(seconds=1),
                 backoff_coefficient=1.0,
                 maximum_attempts=task.fail_retry_times + 1,
                 non_retryable_error_types=["TaskFailedNonRetryable"],
@@ -199,10 +212,8 @@ class DsWorkflow:
             return
         except asyncio.CancelledError:
             handle.cancel()
-            try:
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await handle
-            except (ActivityError, asyncio.CancelledError):
-                pass
             raise
         finally:
             if warner:
@@ -216,7 +227,7 @@ class DsWorkflow:
                    pid=result.pid, log_path=result.log_path, var_pool=pool)
 
     async def _timeout_warning(self, code: int, minutes: int) -> None:
-        await workflow.sleep(timedelta(minutes=minutes))
+        await workflow.sleep(self._minutes(minutes))
         assert self._dag is not None
         self._dag.nodes[code].timeout_warned = True
         workflow.logger.warning("task %s timeout warning after %s minutes", code, minutes)
@@ -224,7 +235,7 @@ class DsWorkflow:
     def _request(self, code: int, task: TaskDefinition) -> TaskRequest:
         assert self._dag is not None and self._input is not None
         inp, d = self._input, self._input.definition
-        base = (inp.schedule_time or self._start or workflow.now()).astimezone(ZoneInfo(inp.timezone))
+        base = in_zone(inp.schedule_time or self._start or workflow.now(), inp.timezone)
         var_pool = ds_params.merge_var_pool(self._dag.upstream_var_pool(code))
         instance_log_dir = f"{inp.log_dir.rstrip('/')}/{inp.instance_id}"
         builtins = ds_params.builtins(

@@ -78,7 +78,7 @@ class DagScheduler:
         if preds and all(s is TaskState.SKIPPED for s in states):
             return TaskState.SKIPPED  # skip propagates only when every predecessor is skipped (§4.7)
         is_condition = self.tasks[code].task_type == "CONDITIONS"
-        for p, s in zip(preds, states, strict=True):
+        for s in states:
             if s is TaskState.SKIPPED:
                 continue
             if (s.is_failure or s is TaskState.DEPEND_FAILED) and not is_condition:

@@ -58,6 +58,7 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         start_node_list=body.start_node_list,
         task_depend_type=body.task_depend_type,
         log_dir=str(settings.resolved_log_dir),
+        minute_seconds=settings.minute_seconds,
     )
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.DS_PROJECT, definition.project_code),
@@ -93,7 +94,7 @@ async def start(code: int, body: StartRun, client: ClientDep, settings: Settings
 def _handle(client: Client, instance_id: str) -> WorkflowHandle[Any, Any]:
     if not INSTANCE_ID.match(instance_id):
         raise ProblemError(422, "Invalid instance id", f"{instance_id!r} is not a workflow instance id")
-    return client.get_workflow_handle(instance_id)
+    return client.get_workflow_handle(instance_id, result_type=InstanceStatus)
 
 
 async def instance_status(client: Client, instance_id: str) -> tuple[InstanceStatus, str]:
@@ -116,7 +117,7 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
             cause = e.cause
             if isinstance(cause, ApplicationError) and cause.details:
                 return InstanceStatus.model_validate(cause.details[0]), tstatus
-    status: InstanceStatus = await handle.query("status")
+    status = await handle.query("status", result_type=InstanceStatus)
     if desc.status == WorkflowExecutionStatus.RUNNING:
         for pending in desc.raw_description.pending_activities:
             try:
@@ -179,9 +180,11 @@ async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
     try:
         state = await handle.execute_update("stop")
     except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise ProblemError(404, "Not found", f"workflow instance {instance_id} does not exist") from e
-        raise ProblemError(409, "Cannot stop", e.message) from e
+        if e.status != RPCStatusCode.NOT_FOUND:
+            raise ProblemError(409, "Cannot stop", e.message) from e
+        status, _ = await instance_status(client, instance_id)  # 404 when it does not exist at all
+        raise ProblemError(409, "Cannot stop",
+                           f"workflow instance {instance_id} already ended {status.state.value}") from e
     except Exception as e:  # update rejected by the validator: already finished
         raise ProblemError(409, "Cannot stop", str(getattr(e, "cause", None) or e)) from e
     return {"instanceId": instance_id, "state": state}

@@ -1,0 +1,103 @@
+"""Start N instances of a 5-task DAG (a -> b, c -> d -> e, each `true`) through the API, and print
+JSON: start rate, drain time, tasks per second, worker and server CPU and peak RSS.
+
+    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench.stack import Stack
+
+EDGES = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
+
+
+def five_task_export() -> list[dict[str, Any]]:
+    base = 8_800_000_000_000
+    tasks = [{"code": base + i, "name": n, "version": 1, "taskType": "SHELL",
+              "taskParams": {"localParams": [], "rawScript": "true", "resourceList": []}, "flag": "YES",
+              "failRetryTimes": 0, "failRetryInterval": 1, "timeoutFlag": "CLOSE", "timeout": 0, "delayTime": 0}
+             for i, n in enumerate("abcde", 1)]
+    code = {t["name"]: t["code"] for t in tasks}
+    rels = [{"preTaskCode": code[a] if a else 0, "postTaskCode": code[b]} for a, b in EDGES]
+    return [{"processDefinition": {"code": base, "name": "bench-five", "projectCode": 1, "globalParams": "[]"},
+             "processTaskRelationList": rels, "taskDefinitionList": tasks}]
+
+
+class Sampler(threading.Thread):
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.stop = stack, threading.Event()
+        self.peak = {"server": 0.0, "worker": 0.0, "api": 0.0}
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            for k in self.peak:
+                self.peak[k] = max(self.peak[k], self.stack.rss_mb(k))
+
+
+async def bench(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
+        saved = (await api.post("/definitions", json=five_task_export())).json()[0]
+        cpu0 = {k: stack.cpu_seconds(k) for k in ("server", "worker", "api")}
+        sampler = Sampler(stack)
+        sampler.start()
+        sem = asyncio.Semaphore(concurrency)
+        ids: list[str] = []
+
+        async def one() -> None:
+            async with sem:
+                r = await api.post(f"/definitions/{saved['code']}/runs", json={})
+                r.raise_for_status()
+                ids.append(r.json()["instanceId"])
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(n)))
+        started = time.monotonic() - t0
+        query = f"DsDefinitionCode = {saved['code']} AND ExecutionStatus = 'Running'"
+        # Count through visibility, as an operator would.
+        client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
+        while True:
+            running = (await client.count_workflows(query)).count
+            if running == 0:
+                break
+            await asyncio.sleep(0.5)
+        drained = time.monotonic() - t0
+        closed = (await client.count_workflows(f"DsDefinitionCode = {saved['code']}")).count
+        succeeded = (await client.count_workflows(
+            f"DsDefinitionCode = {saved['code']} AND DsState = 'SUCCESS'")).count
+        sampler.stop.set()
+        cpu = {k: stack.cpu_seconds(k) - cpu0[k] for k in cpu0}
+        return {
+            "n": n, "workers": stack.workers, "concurrency": concurrency,
+            "start_seconds": round(started, 2), "start_rate_per_s": round(n / started, 1),
+            "drain_seconds": round(drained, 2), "workflows_per_s": round(n / drained, 1),
+            "tasks_per_s": round(5 * n / drained, 1), "closed": closed, "succeeded": succeeded,
+            "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+            "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
+            "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=50)
+    args = ap.parse_args()
+    with Stack(workers=args.workers) as stack:
+        result = asyncio.run(bench(stack, args.n, args.concurrency))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

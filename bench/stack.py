@@ -1,0 +1,86 @@
+"""Start a throwaway Porpoise stack (dev server, worker processes, API) for a benchmark, and sample
+the CPU and memory of each process while it runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from api.devserver import devserver_command, wait_for_port
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    workers: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="porpoise-bench-")))
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __enter__(self) -> Stack:
+        tport, uiport, self.api_port = free_port(), free_port(), free_port()
+        env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
+                   PORPOISE_API_PORT=str(self.api_port), PORPOISE_TEMPORAL_UI_PORT=str(uiport), **self.extra_env)
+        self.env = env
+
+        def spawn(name: str, cmd: list[str]) -> None:
+            log = (self.data / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+
+        spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport))
+        wait_for_port("127.0.0.1", tport, 60)
+        spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
+        spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                      str(self.api_port), "--log-level", "warning"])
+        wait_for_port("127.0.0.1", self.api_port, 60)
+        time.sleep(1.0)
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def tree(self, name: str) -> list[psutil.Process]:
+        root = psutil.Process(self.procs[name].pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self, name: str) -> float:
+        total = 0.0
+        for p in self.tree(name):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def rss_mb(self, name: str) -> float:
+        total = 0
+        for p in self.tree(name):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total / 2**20
+
+    def __exit__(self, *exc: object) -> None:
+        for p in reversed(list(self.procs.values())):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)

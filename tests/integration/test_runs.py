@@ -1,0 +1,171 @@
+"""DS 3.2 semantics end to end on the real Temporal dev server (reference §4).
+
+The test settings make a DS minute last one second, so retry intervals, delays and timeouts keep
+their minute-based meaning while the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests import dsbuild
+from tests.integration.helpers import nodes, run, start, states, submit, wait
+
+FIVE = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
+
+
+def five_task_dag(script: str = "true") -> list[dict]:
+    return dsbuild.export("five", [dsbuild.task(n, f"echo {n}; {script}") for n in "abcde"], FIVE)
+
+
+async def test_five_task_dag_succeeds_with_every_node_and_logs(api: httpx.AsyncClient) -> None:
+    status = await run(api, five_task_dag())
+    assert status["state"] == "SUCCESS"
+    assert set(states(status).values()) == {"SUCCESS"}
+    n = nodes(status)["d"]
+    assert n["attempts"] == 1 and n["host"] and n["pid"] and n["start_time"] and n["end_time"]
+    assert status["temporalUiUrl"].endswith(status["instance_id"])
+    log = await api.get(f"/runs/{status['instance_id']}/tasks/{n['code']}/log")
+    assert log.status_code == 200 and "echo d" not in log.text and "\nd\n" in log.text
+    tail = await api.get(f"/runs/{status['instance_id']}/tasks/{n['code']}/log", params={"tail": 10})
+    assert len(tail.text) <= 10
+
+
+async def test_retries_are_counted_and_exhausted(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    flaky = dsbuild.task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]", failRetryTimes=3)
+    broken = dsbuild.task("broken", "exit 3", failRetryTimes=2, failRetryInterval=1)
+    status = await run(api, dsbuild.export("retries", [flaky, broken], [(None, "flaky"), (None, "broken")]))
+    by = nodes(status)
+    assert by["flaky"]["state"] == "SUCCESS" and by["flaky"]["attempts"] == 2
+    assert by["broken"]["state"] == "FAILURE" and by["broken"]["attempts"] == 3
+    assert "exit" in (by["broken"]["error"] or "") or "code 3" in (by["broken"]["error"] or "")
+    assert status["state"] == "FAILURE"
+    started = [n["start_time"] for n in status["nodes"]]
+    assert all(started)
+
+
+async def test_continue_runs_other_branches_end_kills_them(api: httpx.AsyncClient) -> None:
+    def doc(slow: int) -> list[dict]:
+        tasks = [dsbuild.task("fail", "sleep 1; exit 1"), dsbuild.task("after_fail"),
+                 dsbuild.task("slow", f"sleep {slow}"), dsbuild.task("after_slow")]
+        return dsbuild.export("strategy", tasks, [(None, "fail"), ("fail", "after_fail"), (None, "slow"),
+                                                  ("slow", "after_slow")])
+
+    cont = await run(api, doc(3), failureStrategy="CONTINUE")
+    assert cont["state"] == "FAILURE"
+    assert states(cont) == {"fail": "FAILURE", "after_fail": "DEPEND_FAILED", "slow": "SUCCESS",
+                            "after_slow": "SUCCESS"}
+    end = await run(api, doc(60), failureStrategy="END")
+    assert end["state"] == "FAILURE"
+    assert states(end) == {"fail": "FAILURE", "after_fail": "NOT_RUN", "slow": "KILL",
+                           "after_slow": "NOT_RUN"}
+
+
+async def test_forbidden_tasks_are_looked_through(api: httpx.AsyncClient) -> None:
+    tasks = [dsbuild.task("a"), dsbuild.task("off", "exit 1", flag="NO"), dsbuild.task("c")]
+    status = await run(api, dsbuild.export("forbidden", tasks, [(None, "a"), ("a", "off"), ("off", "c")]))
+    assert status["state"] == "SUCCESS"
+    assert states(status) == {"a": "SUCCESS", "off": "FORBIDDEN", "c": "SUCCESS"}
+
+
+async def test_timeout_failed_kills_the_task(api: httpx.AsyncClient) -> None:
+    t = dsbuild.task("slow", "sleep 30", timeoutFlag="OPEN", timeout=2, timeoutNotifyStrategy="FAILED")
+    status = await run(api, dsbuild.export("timeout-failed", [t], [(None, "slow")]), timeout=40)
+    n = nodes(status)["slow"]
+    assert status["state"] == "FAILURE" and n["state"] == "FAILURE"
+    assert "timed out" in n["error"]
+
+
+async def test_timeout_warn_lets_the_task_finish(api: httpx.AsyncClient) -> None:
+    t = dsbuild.task("slowish", "sleep 3", timeoutFlag="OPEN", timeout=1, timeoutNotifyStrategy="WARN")
+    status = await run(api, dsbuild.export("timeout-warn", [t], [(None, "slowish")]))
+    n = nodes(status)["slowish"]
+    assert status["state"] == "SUCCESS" and n["state"] == "SUCCESS" and n["timeout_warned"] is True
+
+
+async def test_timeout_warnfailed_warns_and_fails(api: httpx.AsyncClient) -> None:
+    t = dsbuild.task("slow", "sleep 30", timeoutFlag="OPEN", timeout=1, timeoutNotifyStrategy="WARNFAILED")
+    status = await run(api, dsbuild.export("timeout-wf", [t], [(None, "slow")]), timeout=40)
+    n = nodes(status)["slow"]
+    assert n["state"] == "FAILURE" and n["timeout_warned"] is True
+
+
+async def test_delay_time_waits_before_dispatch(api: httpx.AsyncClient) -> None:
+    t = dsbuild.task("later", "true", delayTime=3)
+    saved = await submit(api, dsbuild.export("delay", [t], [(None, "later")]))
+    instance = await start(api, saved["code"])
+    delayed = await wait(api, instance, until=lambda s: nodes(s)["later"]["state"] == "DELAY_EXECUTION")
+    assert delayed["state"] == "RUNNING_EXECUTION"
+    final = await wait(api, instance)
+    n = nodes(final)["later"]
+    assert n["state"] == "SUCCESS"
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return any(p.info["status"] != psutil.STATUS_ZOMBIE for p in psutil.process_iter(["pid", "status"])
+               if _pgid(p.pid) == pid)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+async def test_stop_kills_the_process_group_and_ends_stop(api: httpx.AsyncClient) -> None:
+    script = "bash -c 'trap \"\" TERM; sleep 300' & sleep 300"
+    doc = dsbuild.export("stop", [dsbuild.task("long", script), dsbuild.task("next")], [(None, "long"),
+                                                                                       ("long", "next")])
+    saved = await submit(api, doc)
+    instance = await start(api, saved["code"])
+    running = await wait(api, instance, until=lambda s: bool(nodes(s)["long"].get("pid")))
+    pid = nodes(running)["long"]["pid"]
+    assert _group_alive(pid)
+    r = await api.post(f"/runs/{instance}/stop")
+    assert r.status_code == 200, r.text
+    final = await wait(api, instance, timeout=60)
+    assert final["state"] == "STOP"
+    assert states(final) == {"long": "KILL", "next": "NOT_RUN"}
+    for _ in range(50):
+        if not _group_alive(pid):
+            break
+        await asyncio.sleep(0.2)
+    assert not _group_alive(pid), "a process of the killed task's group survived"
+    again = await api.post(f"/runs/{instance}/stop")
+    assert again.status_code == 409
+
+
+async def test_start_params_and_dry_run(api: httpx.AsyncClient) -> None:
+    t = dsbuild.task("echo", "echo value=${who}")
+    doc = dsbuild.export("params", [t], [(None, "echo")],
+                         global_params='[{"prop":"who","direct":"IN","type":"VARCHAR","value":"global"}]')
+    status = await run(api, doc, startParams={"who": "startup"})
+    code = nodes(status)["echo"]["code"]
+    log = await api.get(f"/runs/{status['instance_id']}/tasks/{code}/log")
+    assert "value=startup" in log.text
+    dry = await run(api, doc, dryRun=True)
+    assert dry["state"] == "SUCCESS" and dry["dry_run"] is True
+
+
+async def test_runs_are_listed_by_definition(api: httpx.AsyncClient) -> None:
+    saved = await submit(api, five_task_dag())
+    instance = await start(api, saved["code"])
+    await wait(api, instance)
+    for _ in range(50):
+        listed = (await api.get("/runs", params={"definitionCode": saved["code"]})).json()
+        if listed and listed[0]["state"] == "SUCCESS":
+            break
+        await asyncio.sleep(0.2)
+    assert [r["instanceId"] for r in listed] == [instance]
+    assert listed[0]["state"] == "SUCCESS" and listed[0]["definitionName"] == "five"

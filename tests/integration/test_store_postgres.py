@@ -1,0 +1,35 @@
+"""Definitions on a real PostgreSQL (started by .ci/run), the production store."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from activities.store import DefinitionStore
+from model.formats import parse_document
+from tests import dsbuild
+
+URL = os.environ.get("PORPOISE_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="PORPOISE_TEST_POSTGRES_URL not set (.ci/run sets it)")
+
+
+def test_versions_round_trip_on_postgres() -> None:
+    assert URL
+    store = DefinitionStore(URL)
+    with store.engine.connect() as c:
+        assert c.execute(text("select version()")).scalar_one().startswith("PostgreSQL")
+    doc = dsbuild.export(f"pg-{uuid.uuid4().hex[:6]}", [dsbuild.task("a")], [(None, "a")])
+    d = parse_document(doc)[0]
+    first = store.save(d)
+    assert first.created_version and first.definition.version == 1
+    assert not store.save(d).created_version
+    changed = d.model_copy(update={"description": "changed"})
+    second = store.save(changed)
+    assert second.definition.version == 2
+    assert store.get(d.code, 1) == first.definition
+    assert store.get(d.code) == second.definition
+    assert [v["version"] for v in store.versions(d.code)] == [1, 2]
+    store.dispose()
