@@ -52,6 +52,7 @@ class TaskRequest(BaseModel):
     out_params: list[Property] = Field(default_factory=list)  # declared OUT localParams
     log_dir: str  # directory; the attempt's log file is <log_dir>/<task_code>.<attempt>.log
     dry_run: bool = False
+    timezone: str = "UTC"  # the run's timezone, for $[...] in scripts, urls and bodies
     kill_grace_seconds: float = 5.0
 
 
