@@ -26,12 +26,16 @@ from workflows.ds_workflow import DsWorkflow
 log = logging.getLogger("porpoise.worker")
 
 
-def activities() -> list[Callable[..., Any]]:
+def activities(settings: Settings) -> list[Callable[..., Any]]:
+    from activities.definitions import DefinitionActivities
     from activities.http_task import run_http
     from activities.python_task import run_python
     from activities.shell import run_shell
+    from activities.store import DefinitionStore
+    from activities.switch import evaluate_switch
 
-    return [run_shell, run_python, run_http]
+    definitions = DefinitionActivities(DefinitionStore(settings.resolved_database_url))
+    return [run_shell, run_python, run_http, evaluate_switch, definitions.load_definition]
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
@@ -40,7 +44,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=[DsWorkflow],
-        activities=activities(),
+        activities=activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=settings.max_cached_workflows,

@@ -19,27 +19,6 @@ TASK_QUEUE = "porpoise"
 WORKFLOW_TYPE = "DsWorkflow"
 
 
-class RunInput(BaseModel):
-    """One workflow instance: the pinned definition version and the start command's options."""
-
-    definition: WorkflowDefinition
-    instance_id: str  # = the Temporal workflow id
-    start_params: dict[str, str] = Field(default_factory=dict)
-    failure_strategy: FailureStrategy = FailureStrategy.CONTINUE
-    warning_type: WarningType = WarningType.NONE
-    warning_group_id: int = 0
-    dry_run: bool = False
-    schedule_time: datetime | None = None  # business time for system.biz.date and $[...]
-    timezone: str = "UTC"
-    start_node_list: list[int] = Field(default_factory=list)
-    task_depend_type: TaskDependType = TaskDependType.TASK_POST
-    log_dir: str = ""  # the worker's task-log root, chosen by the API from settings
-    command_type: str = "START_PROCESS"
-    # Seconds in a DS "minute" (retry interval, delay, timeouts). 60 in production; the test suite
-    # shrinks it so that minute-based semantics are exercised in seconds.
-    minute_seconds: float = 60.0
-
-
 class TaskRequest(BaseModel):
     """What an activity needs to run one task instance. No secrets: those resolve inside the activity."""
 
@@ -84,6 +63,8 @@ class NodeStatus(BaseModel):
     error: str | None = None
     timeout_warned: bool = False
     var_pool: list[Property] = Field(default_factory=list)
+    sub_instance_id: str | None = None  # SUB_PROCESS: the child workflow instance
+    branch: list[int] | None = None  # CONDITIONS/SWITCH: the targets chosen
 
 
 class InstanceStatus(BaseModel):
@@ -103,3 +84,32 @@ class InstanceStatus(BaseModel):
     timeout_warned: bool = False
     nodes: list[NodeStatus] = Field(default_factory=list)
     var_pool: list[Property] = Field(default_factory=list)
+    run_times: int = 1
+    is_sub_process: bool = False
+
+
+class RunInput(BaseModel):
+    """One workflow instance: the pinned definition version and the start command's options."""
+
+    definition: WorkflowDefinition
+    instance_id: str  # = the Temporal workflow id
+    start_params: dict[str, str] = Field(default_factory=dict)
+    failure_strategy: FailureStrategy = FailureStrategy.CONTINUE
+    warning_type: WarningType = WarningType.NONE
+    warning_group_id: int = 0
+    dry_run: bool = False
+    schedule_time: datetime | None = None  # business time for system.biz.date and $[...]
+    timezone: str = "UTC"
+    start_node_list: list[int] = Field(default_factory=list)
+    task_depend_type: TaskDependType = TaskDependType.TASK_POST
+    log_dir: str = ""  # the worker's task-log root, chosen by the API from settings
+    command_type: str = "START_PROCESS"
+    # Seconds in a DS "minute" (retry interval, delay, timeouts). 60 in production; the test suite
+    # shrinks it so that minute-based semantics are exercised in seconds.
+    minute_seconds: float = 60.0
+    run_times: int = 1  # DS runTimes: 1, then +1 on every recover or rerun of the instance
+    # Recover (reference §4.14): the previous run's nodes; successful ones are kept, the rest re-run.
+    prior_nodes: list[NodeStatus] = Field(default_factory=list)
+    var_pool: list[Property] = Field(default_factory=list)  # seeds root tasks (sub-process children)
+    is_sub_process: bool = False  # children never alert (reference §4.9)
+    parent_instance_id: str | None = None

@@ -2,26 +2,36 @@
 
 Each workflow instance pins a definition version (it travels in :class:`RunInput`), drives a
 :class:`DagScheduler`, and runs task instances as activities called by task-type name (SHELL, HTTP,
-...), so this module never imports activity code. DS failure strategies, retries, timeouts, delays,
-forbidden nodes and CONDITIONS follow reference §4.
+...), so this module never imports activity code. Logic tasks (CONDITIONS, SWITCH, SUB_PROCESS) are
+decided here. DS semantics follow reference §4; the workflow instance is the Temporal workflow id,
+and each recover or rerun of it is a new Temporal run of the same id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    RetryState,
+    TimeoutError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from core.contracts import InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
     from model import params as ds_params
     from model.clock import in_zone
-    from model.definition import TaskDefinition, TimeoutStrategy
+    from model.definition import Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
     from model.states import TaskState, WorkflowState
     from model.task_types import ACTIVITY_TYPES
 
@@ -29,6 +39,13 @@ with workflow.unsafe.imports_passed_through():
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
+CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 mapping, §4.9)
+    WorkflowState.SUCCESS: TaskState.SUCCESS,
+    WorkflowState.FAILURE: TaskState.FAILURE,
+    WorkflowState.STOP: TaskState.KILL,
+    WorkflowState.PAUSE: TaskState.PAUSE,
+}
+_ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
 @workflow.defn(name="DsWorkflow")
@@ -40,7 +57,9 @@ class DsWorkflow:
         self._start: datetime | None = None
         self._end: datetime | None = None
         self._timeout_warned = False
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._handles: dict[int, Any] = {}  # running activity / child workflow handles by task code
+        self._killed: set[int] = set()
+        self._children: dict[int, str] = {}  # SUB_PROCESS task code -> running child instance id
         self._wake = False
         self._bug: BaseException | None = None
 
@@ -52,24 +71,26 @@ class DsWorkflow:
             failure_strategy=input.failure_strategy,
             start_nodes=input.start_node_list,
             depend_type=input.task_depend_type,
+            prior=input.prior_nodes,
         )
         self._start = workflow.now()
         self._state = WorkflowState.RUNNING_EXECUTION
         watchdog = None
         if input.definition.timeout > 0:
             watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout))
-
+        nodes: dict[int, asyncio.Task[None]] = {}
         while True:
-            for code in dag.to_kill():
-                task = self._tasks.get(code)
-                if task and not task.done():
-                    task.cancel()
+            self._kill_running()
             for code in dag.ready():
-                self._tasks[code] = asyncio.create_task(self._run_node(code))
+                nodes[code] = asyncio.create_task(self._run_node(code))
             if not dag.running():
                 break
             self._wake = False
-            await workflow.wait_condition(lambda: self._wake)
+            try:
+                await workflow.wait_condition(lambda: self._wake)
+            except asyncio.CancelledError:
+                # Cancelling the Temporal workflow (UI, CLI, a parent) is a DS stop (§4.14).
+                self._request_stop()
             if self._bug is not None:
                 # A bug in our code, not a task failure: fail the workflow *task* so Temporal retries
                 # it (and shows it in the UI) once a fixed worker is deployed; the run is not lost.
@@ -77,8 +98,8 @@ class DsWorkflow:
 
         if watchdog:
             watchdog.cancel()
-        dag.mark_unreached()
         self._state = dag.final_state()
+        dag.mark_unreached(self._state)
         self._end = workflow.now()
         workflow.upsert_search_attributes([sa.DS_STATE.value_set(self._state.value)])
         status = self.status()
@@ -93,7 +114,7 @@ class DsWorkflow:
             )
         return status
 
-    # -- queries, updates ----------------------------------------------------------------------
+    # -- queries, updates, signals ---------------------------------------------------------------
 
     @workflow.query
     def status(self) -> InstanceStatus:
@@ -105,7 +126,7 @@ class DsWorkflow:
             definition_name=d.name,
             definition_version=d.version,
             project_code=d.project_code,
-            state=self._dag.stopping if (self._dag.stopping and not self._state.is_finished) else self._state,
+            state=self._state if self._state.is_finished else self._dag.transient_state,
             failure_strategy=self._input.failure_strategy,
             start_time=self._start,
             end_time=self._end,
@@ -113,22 +134,75 @@ class DsWorkflow:
             dry_run=self._input.dry_run,
             timeout_warned=self._timeout_warned,
             nodes=[n.model_copy() for n in self._dag.nodes.values()],
+            var_pool=self._dag.instance_var_pool(),
+            run_times=self._input.run_times,
+            is_sub_process=self._input.is_sub_process,
         )
 
     @workflow.update
     async def stop(self) -> str:
         """DS STOP (§4.14): running tasks are killed and end KILL; the instance ends STOP."""
-        assert self._dag is not None
-        self._dag.request_stop()
-        self._wake = True
+        self._request_stop()
         return WorkflowState.READY_STOP.value
+
+    @workflow.update
+    async def pause(self) -> str:
+        """DS PAUSE (§4.14): running tasks finish, nothing new starts; the instance ends PAUSE and
+        `recover-suspended` resumes it from there."""
+        self._request_pause()
+        return WorkflowState.READY_PAUSE.value
 
     @stop.validator
     def _validate_stop(self) -> None:
-        if self._state.is_finished:
-            raise ValueError(f"the workflow instance already ended {self._state.value}")
+        self._must_be_running("stop")
 
-    # -- nodes ---------------------------------------------------------------------------------
+    @pause.validator
+    def _validate_pause(self) -> None:
+        self._must_be_running("pause")
+        assert self._dag is not None
+        if self._dag.stopping:
+            raise ValueError("the workflow instance is already stopping")
+
+    @workflow.signal
+    def stop_signal(self) -> None:
+        """Stop pushed down by a parent instance; signals need no answer."""
+        self._request_stop()
+
+    @workflow.signal
+    def pause_signal(self) -> None:
+        self._request_pause()
+
+    def _must_be_running(self, what: str) -> None:
+        if self._state.is_finished or self._dag is None:
+            raise ValueError(f"cannot {what}: the workflow instance already ended {self._state.value}")
+
+    def _request_stop(self) -> None:
+        if self._dag is None or self._state.is_finished or self._dag.stopping:
+            return
+        self._dag.request_stop()
+        self._push_to_children("stop_signal")
+        workflow.upsert_search_attributes([sa.DS_STATE.value_set(WorkflowState.READY_STOP.value)])
+        self._wake = True
+
+    def _request_pause(self) -> None:
+        if self._dag is None or self._state.is_finished or self._dag.stopping or self._dag.pausing:
+            return
+        self._dag.request_pause()
+        self._push_to_children("pause_signal")
+        workflow.upsert_search_attributes([sa.DS_STATE.value_set(WorkflowState.READY_PAUSE.value)])
+        self._wake = True
+
+    def _push_to_children(self, signal: str) -> None:
+        for child_id in list(self._children.values()):
+            asyncio.create_task(self._signal_child(child_id, signal))
+
+    async def _signal_child(self, child_id: str, signal: str) -> None:
+        # A child that already finished cannot be signalled, and must not be touched: its terminal
+        # state stands (DS #14169). The failed signal is the guard.
+        with contextlib.suppress(Exception):
+            await workflow.get_external_workflow_handle(child_id).signal(signal)
+
+    # -- the loop's helpers ----------------------------------------------------------------------
 
     def _minutes(self, n: int) -> timedelta:
         """DS durations are in minutes (reference §2)."""
@@ -138,39 +212,73 @@ class DsWorkflow:
     def _changed(self) -> None:
         self._wake = True
 
+    def _kill_running(self) -> None:
+        """Cancel the activities of nodes that must die (END after a failure, or stop). The node's own
+        coroutine sees the outcome: KILL if the cancel won, the real result if the task finished first."""
+        assert self._dag is not None
+        for code in self._dag.to_kill():
+            if code in self._killed:
+                continue
+            self._killed.add(code)
+            handle = self._handles.get(code)
+            if handle is not None and not handle.done():
+                handle.cancel()
+            self._wake = True
+
+    def _must_die(self, code: int) -> bool:
+        return code in self._killed
+
     async def _workflow_timeout(self, minutes: int) -> None:
         """3.2 only warns on a workflow timeout; nothing is killed (§4.5)."""
         await workflow.sleep(self._minutes(minutes))
         self._timeout_warned = True
         workflow.logger.warning("workflow instance timeout warning after %s minutes", minutes)
 
+    # -- nodes -----------------------------------------------------------------------------------
+
     async def _run_node(self, code: int) -> None:
         assert self._dag is not None
         dag = self._dag
         task = dag.tasks[code]
         try:
+            if dag.stopping or dag.end_requested:
+                # Submitted after a stop or an END failure: written straight as KILL (§4.3).
+                dag.finish(code, TaskState.KILL, workflow.now())
+                return
             if task.task_type == "CONDITIONS":
                 dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
                 dag.evaluate_conditions(code)
                 dag.finish(code, TaskState.SUCCESS, workflow.now(), attempts=1)
-                return
-            if task.task_type not in ACTIVITY_TYPES:
+            elif task.task_type == "SWITCH":
+                await self._run_switch(code, task)
+            elif task.task_type == "SUB_PROCESS":
+                await self._run_sub_process(code, task)
+            elif task.task_type in ACTIVITY_TYPES:
+                if task.delay_time > 0 and not await self._delay(code, task):
+                    return
+                await self._run_activity(code, task)
+            else:
                 dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1,
                            error=f"task type {task.task_type} cannot run in this Porpoise version")
-                return
-            if task.delay_time > 0:
-                dag.set_state(code, TaskState.DELAY_EXECUTION)
-                await workflow.sleep(self._minutes(task.delay_time))
-            await self._run_activity(code, task)
-        except asyncio.CancelledError:
-            dag.finish(code, TaskState.KILL, workflow.now())
         except Exception as e:
             self._bug = e
         finally:
+            self._handles.pop(code, None)
             self._changed()
 
+    async def _delay(self, code: int, task: TaskDefinition) -> bool:
+        """`delayTime` minutes in DELAY_EXECUTION before dispatch (§2). False when killed meanwhile."""
+        assert self._dag is not None
+        self._dag.set_state(code, TaskState.DELAY_EXECUTION)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(lambda: self._must_die(code), timeout=self._minutes(task.delay_time))
+        if self._must_die(code):
+            self._dag.finish(code, TaskState.KILL, workflow.now())
+            return False
+        return True
+
     async def _run_activity(self, code: int, task: TaskDefinition) -> None:
-        assert self._dag is not None and self._input is not None
+        assert self._dag is not None
         dag = self._dag
         request = self._request(code, task)
         kills = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
@@ -189,42 +297,51 @@ class DsWorkflow:
                 initial_interval=self._minutes(task.fail_retry_interval) or timedelta(seconds=1),
                 backoff_coefficient=1.0,
                 maximum_attempts=task.fail_retry_times + 1,
-                non_retryable_error_types=["TaskFailedNonRetryable"],
+                non_retryable_error_types=["InvalidTaskParams"],
             ),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{task.name} ({task.task_type})",
             priority=Priority(priority_key=task.task_priority.rank + 1),
         )
+        self._handles[code] = handle
         warner = asyncio.create_task(self._timeout_warning(code, task.timeout)) if warns else None
         try:
             result: TaskResult = await handle
         except ActivityError as e:
-            attempts = task.fail_retry_times + 1
-            cause = e.cause
-            if isinstance(cause, CancelledError):
-                dag.finish(code, TaskState.KILL, workflow.now(), attempts=attempts, error="killed")
-                return
-            message = cause.message if isinstance(cause, ApplicationError | TimeoutError) else str(e)
-            if isinstance(cause, TimeoutError):
-                message = f"task timed out after {task.timeout} minutes"
-            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=attempts, error=message,
-                       log_path=f"{request.log_dir}/{code}.{attempts}.log")
+            self._activity_failed(code, task, e)
             return
-        except asyncio.CancelledError:
-            handle.cancel()
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await handle
-            raise
         finally:
             if warner:
                 warner.cancel()
         # The node's varPool is what it received plus what it exported, so OUT values flow on
         # transitively along paths as in 3.2 (§6.4); its own outputs win.
-        upstream = ds_params.merge_var_pool(dag.upstream_var_pool(code))
         now = workflow.now()
-        pool = ds_params.merge_var_pool([(now, upstream), (now + timedelta(microseconds=1), result.var_pool)])
+        pool = _merge_props(ds_params.merge_var_pool(dag.upstream_var_pool(code)), result.var_pool)
         dag.finish(code, TaskState.SUCCESS, now, attempts=result.attempt, host=result.host,
                    pid=result.pid, log_path=result.log_path, var_pool=pool)
+
+    def _activity_failed(self, code: int, task: TaskDefinition, e: ActivityError) -> None:
+        assert self._dag is not None
+        cause = e.cause
+        details: dict[str, Any] = {}
+        if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+            details = cause.details[0]
+        log_path = details.get("log_path")
+        attempts = task.fail_retry_times + 1
+        if e.retry_state is not RetryState.MAXIMUM_ATTEMPTS_REACHED and log_path:
+            m = _ATTEMPT_IN_LOG.search(str(log_path))
+            attempts = int(m.group(1)) if m else attempts
+        if isinstance(cause, CancelledError):
+            self._dag.finish(code, TaskState.KILL, workflow.now(), attempts=attempts, error="killed")
+            return
+        if isinstance(cause, TimeoutError):
+            message = f"task timed out after {task.timeout} minutes"
+        elif isinstance(cause, ApplicationError):
+            message = cause.message
+        else:
+            message = str(e)
+        self._dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=attempts, error=message,
+                         log_path=log_path, host=details.get("host"), pid=details.get("pid"))
 
     async def _timeout_warning(self, code: int, minutes: int) -> None:
         await workflow.sleep(self._minutes(minutes))
@@ -232,12 +349,123 @@ class DsWorkflow:
         self._dag.nodes[code].timeout_warned = True
         workflow.logger.warning("task %s timeout warning after %s minutes", code, minutes)
 
-    def _request(self, code: int, task: TaskDefinition) -> TaskRequest:
+    # -- logic tasks -----------------------------------------------------------------------------
+
+    async def _run_switch(self, code: int, task: TaskDefinition) -> None:
+        """SWITCH (§4.8): the first condition that is true wins, else the default branch.
+
+        Conditions are JavaScript, evaluated by a sandboxed engine in a local activity, so the decision
+        is recorded in history and replays take the same branch without evaluating again.
+        """
+        assert self._dag is not None and self._input is not None
+        dag = self._dag
+        dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
+        params, types = self._prepared(code, task)
+        branches = dag.switch_branches(code)
+        scripts: list[str | None] = []
+        for condition, _target in branches:
+            try:
+                scripts.append(ds_params.switch_condition_js(condition, params, types))
+            except ValueError:
+                scripts.append(None)  # a value that does not parse as its type: not matched
+        index: int | None = None
+        if any(s is not None for s in scripts):
+            index = await workflow.execute_local_activity(
+                "evaluate_switch", scripts, result_type=int | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"{task.name}: evaluate {len(scripts)} conditions",
+            )
+        chosen = branches[index][1] if index is not None else dag.default_branch(code)
+        if chosen is not None and chosen not in dag.nodes:
+            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1,
+                       error=f"switch branch {chosen} is not a task of this workflow")
+            return
+        dag.choose_switch(code, chosen)
+        dag.finish(code, TaskState.SUCCESS, workflow.now(), attempts=1,
+                   var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)))
+
+    async def _run_sub_process(self, code: int, task: TaskDefinition) -> None:
+        """SUB_PROCESS / SUB_WORKFLOW (§4.9): a child instance of the same generic workflow running
+        the referenced definition's current version."""
+        assert self._dag is not None and self._input is not None
+        dag, inp = self._dag, self._input
+        dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
+        child_code = int(task.task_params.get("processDefinitionCode") or 0)
+        child_def: WorkflowDefinition | None = await workflow.execute_activity(
+            "load_definition", child_code, result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=f"{task.name}: load definition {child_code}",
+        )
+        if child_def is None:
+            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1,
+                       error=f"sub-process definition {child_code} does not exist")
+            return
+        params, _ = self._prepared(code, task)
+        # Child globals: the child's own, overridden by the parent's (parent wins), overridden by the
+        # SUB_PROCESS task's IN localParams with their resolved values (fatherParams).
+        parent_globals = {p.prop: p for p in inp.definition.global_params}
+        for k, v in inp.start_params.items():
+            parent_globals[k] = Property(prop=k, value=v)
+        merged = {p.prop: p for p in child_def.global_params} | parent_globals
+        for p in task.local_params:
+            if p.direct.value == "IN":
+                merged[p.prop] = p.model_copy(update={"value": params.get(p.prop, p.value)})
+        child_def = child_def.model_copy(update={"global_params": tuple(merged.values())})
+        child_id = f"{inp.instance_id}.sub-{code}.r{inp.run_times}"
+        child_input = RunInput(
+            definition=child_def, instance_id=child_id, failure_strategy=inp.failure_strategy,
+            warning_type=inp.warning_type, warning_group_id=inp.warning_group_id, dry_run=inp.dry_run,
+            schedule_time=inp.schedule_time or self._start, timezone=inp.timezone, log_dir=inp.log_dir,
+            minute_seconds=inp.minute_seconds, var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)),
+            is_sub_process=True, parent_instance_id=inp.instance_id, command_type="START_PROCESS",
+        )
+        dag.nodes[code].sub_instance_id = child_id
+        handle = await workflow.start_child_workflow(
+            "DsWorkflow", child_input, id=child_id, result_type=InstanceStatus,
+            task_queue=workflow.info().task_queue,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.DS_PROJECT, child_def.project_code),
+                SearchAttributePair(sa.DS_DEFINITION_CODE, child_def.code),
+                SearchAttributePair(sa.DS_DEFINITION_NAME, child_def.name),
+                SearchAttributePair(sa.DS_DEFINITION_VERSION, child_def.version),
+                SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
+            ]),
+            static_summary=f"sub-process of {inp.definition.name}: {child_def.name} v{child_def.version}",
+        )
+        self._children[code] = child_id
+        if dag.stopping or dag.pausing:  # a stop or pause that raced the child's start
+            asyncio.create_task(self._signal_child(child_id, "stop_signal" if dag.stopping else "pause_signal"))
+        try:
+            child: InstanceStatus = await handle
+        except ChildWorkflowError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError) and cause.details:
+                child = InstanceStatus.model_validate(cause.details[0])
+            else:
+                dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=str(cause or e))
+                return
+        finally:
+            self._children.pop(code, None)
+        state = CHILD_STATE.get(child.state, TaskState.FAILURE)
+        # Declared OUT params come back from the child's varPool (3.1 behaviour, docs/compatibility.md).
+        produced = {p.prop: p.value or "" for p in child.var_pool}
+        pool = ds_params.task_var_pool(ds_params.merge_var_pool(dag.upstream_var_pool(code)),
+                                       task.out_params, produced)
+        dag.finish(code, state, workflow.now(), attempts=1, var_pool=pool,
+                   error=None if state is TaskState.SUCCESS else f"sub-process ended {child.state.value}")
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def _prepared(self, code: int, task: TaskDefinition) -> tuple[dict[str, str], dict[str, Any]]:
+        """The task's prepared parameters (§6.2) and their declared types (for SWITCH)."""
         assert self._dag is not None and self._input is not None
         inp, d = self._input, self._input.definition
         base = in_zone(inp.schedule_time or self._start or workflow.now(), inp.timezone)
-        var_pool = ds_params.merge_var_pool(self._dag.upstream_var_pool(code))
-        instance_log_dir = f"{inp.log_dir.rstrip('/')}/{inp.instance_id}"
+        upstream = self._dag.upstream_var_pool(code)
+        if not self._dag.dag.preds[code] and inp.var_pool:
+            upstream = [(base, list(inp.var_pool))]  # a root of a sub-process child
+        var_pool = ds_params.merge_var_pool(upstream)
         builtins = ds_params.builtins(
             base,
             workflow_instance_id=inp.instance_id,
@@ -248,7 +476,6 @@ class DsWorkflow:
             task_code=code,
             task_name=task.name,
             task_instance_id=f"{inp.instance_id}/{code}",
-            execute_path=f"{instance_log_dir}/{code}.work",
         )
         prepared = ds_params.prepare(
             builtins=builtins,
@@ -258,6 +485,14 @@ class DsWorkflow:
             start_params=inp.start_params,
             base_time=base,
         )
+        types = ds_params.merged_types(global_params=d.global_params, var_pool=var_pool,
+                                       local_params=task.local_params, start_params=inp.start_params)
+        return prepared, types
+
+    def _request(self, code: int, task: TaskDefinition) -> TaskRequest:
+        assert self._input is not None
+        inp = self._input
+        prepared, _ = self._prepared(code, task)
         return TaskRequest(
             instance_id=inp.instance_id,
             task_code=code,
@@ -266,9 +501,17 @@ class DsWorkflow:
             task_params=task.task_params,
             params=prepared,
             out_params=list(task.out_params),
-            log_dir=instance_log_dir,
+            log_dir=f"{inp.log_dir.rstrip('/')}/{inp.instance_id}",
             dry_run=inp.dry_run,
+            timezone=inp.timezone,
         )
+
+
+def _merge_props(base: list[Property], extra: list[Property]) -> list[Property]:
+    merged = {p.prop: p for p in base}
+    for p in extra:
+        merged[p.prop] = p
+    return list(merged.values())
 
 
 __all__ = ["DsWorkflow", "NodeStatus"]

@@ -8,7 +8,7 @@ unit-testable without a server and keeps the workflow small.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from core.contracts import NodeStatus
@@ -33,6 +33,7 @@ class DagScheduler:
         failure_strategy: FailureStrategy,
         start_nodes: Iterable[int] = (),
         depend_type: TaskDependType = TaskDependType.TASK_POST,
+        prior: Iterable[NodeStatus] = (),
     ) -> None:
         self.definition = definition
         self.failure_strategy = failure_strategy
@@ -55,8 +56,20 @@ class DagScheduler:
                 max_attempts=t.fail_retry_times + 1,
             )
         self.stopping: WorkflowState | None = None  # READY_STOP once stop is requested
+        self.pausing = False  # READY_PAUSE: running tasks finish, nothing new starts
+        self._never_skip: set[int] = set()  # reachable from a chosen SWITCH branch
         self.end_requested = False  # END strategy hit a failure
-        self.branch_taken: dict[int, list[int]] = {}  # conditions node -> chosen targets
+        self._keep_prior(prior)
+
+    def _keep_prior(self, prior: Iterable[NodeStatus]) -> None:
+        """Recover (§4.14): successful nodes, and the branch decisions already taken, are kept;
+        failed, killed, paused and unreached nodes run again."""
+        for old in prior:
+            node = self.nodes.get(old.code)
+            if node is None or node.state is TaskState.FORBIDDEN:
+                continue
+            if old.state.is_success or old.state is TaskState.SKIPPED:
+                self.nodes[old.code] = old.model_copy()
 
     # -- readiness -----------------------------------------------------------------------------
 
@@ -75,9 +88,11 @@ class DagScheduler:
             return None
         if any(s is TaskState.KILL for s in states):
             return TaskState.NOT_RUN  # DS NON_EXEC: dropped silently (§4.2)
-        if preds and all(s is TaskState.SKIPPED for s in states):
+        if preds and all(s is TaskState.SKIPPED for s in states) and code not in self._never_skip:
             return TaskState.SKIPPED  # skip propagates only when every predecessor is skipped (§4.7)
         is_condition = self.tasks[code].task_type == "CONDITIONS"
+        if preds and all(s is TaskState.SKIPPED for s in states):
+            return TaskState.SUBMITTED_SUCCESS  # a join the chosen SWITCH branch must reach
         for s in states:
             if s is TaskState.SKIPPED:
                 continue
@@ -93,7 +108,7 @@ class DagScheduler:
         Resolving one node can resolve others (skips and depend-failures cascade), so this loops
         until nothing changes.
         """
-        if self.stopping or self.end_requested:
+        if self.stopping or self.end_requested or self.pausing:
             return []
         out: list[int] = []
         changed = True
@@ -138,6 +153,18 @@ class DagScheduler:
     def request_stop(self) -> None:
         self.stopping = WorkflowState.READY_STOP
 
+    def request_pause(self) -> None:
+        self.pausing = True
+
+    @property
+    def transient_state(self) -> WorkflowState:
+        """The instance state while it runs: READY_STOP / READY_PAUSE while draining (§5)."""
+        if self.stopping:
+            return WorkflowState.READY_STOP
+        if self.pausing:
+            return WorkflowState.READY_PAUSE
+        return WorkflowState.RUNNING_EXECUTION
+
     def running(self) -> list[int]:
         return [c for c, n in self.nodes.items() if n.state in RUNNING_STATES]
 
@@ -169,31 +196,89 @@ class DagScheduler:
         targets = branch_targets(self.tasks[code])
         chosen = targets.get("conditionResult/successNode" if ok else "conditionResult/failedNode", [])
         other = targets.get("conditionResult/failedNode" if ok else "conditionResult/successNode", [])
-        self.branch_taken[code] = chosen
+        self.nodes[code].branch = chosen
         for c in other:
             # The unchosen list is skipped unconditionally, even if the chosen branch reaches it (§4.7).
             if c in self.nodes and self.nodes[c].state is TaskState.WAITING:
                 self.nodes[c].state = TaskState.SKIPPED
         return ok
 
+    def switch_branches(self, code: int) -> list[tuple[str, int | None]]:
+        """SWITCH conditions in order, then the default branch with condition None (§4.8)."""
+        result = self.tasks[code].task_params.get("switchResult")
+        out: list[tuple[str, int | None]] = []
+        if not isinstance(result, Mapping):
+            return out
+        for item in result.get("dependTaskList") or []:
+            if isinstance(item, Mapping):
+                out.append((str(item.get("condition") or ""), _first_code(item.get("nextNode"))))
+        return out
+
+    def default_branch(self, code: int) -> int | None:
+        result = self.tasks[code].task_params.get("switchResult")
+        return _first_code(result.get("nextNode")) if isinstance(result, Mapping) else None
+
+    def choose_switch(self, code: int, chosen: int | None) -> None:
+        """Skip the branches a SWITCH did not take, after PR #14563 (§4.8).
+
+        Every node reachable from the chosen target must still work, so only unchosen targets that the
+        chosen branch cannot reach are skipped, and skipping spreads only to nodes whose predecessors
+        are all skipped (done by :meth:`ready`). The shape DS 3.2 still gets wrong, an unchosen direct
+        target that the chosen branch also reaches, is a join here: it runs after its non-skipped
+        predecessors (docs/compatibility.md).
+        """
+        switch_targets = {c for _, c in self.switch_branches(code) if c is not None}
+        default = self.default_branch(code)
+        if default is not None:
+            switch_targets.add(default)
+        need_work: set[int] = set()
+        if chosen is not None:
+            need_work = {chosen} | self.dag.descendants([chosen])
+        self.nodes[code].branch = [chosen] if chosen is not None else []
+        self._never_skip |= need_work
+        for target in switch_targets - need_work:
+            if target in self.nodes and self.nodes[target].state is TaskState.WAITING:
+                self.nodes[target].state = TaskState.SKIPPED
+
     # -- outcome -------------------------------------------------------------------------------
 
-    def mark_unreached(self) -> None:
+    def mark_unreached(self, final: WorkflowState) -> None:
+        """Nodes never reached. A paused instance keeps them WAITING: resume runs them."""
+        if final is WorkflowState.PAUSE:
+            return
         for n in self.nodes.values():
             if n.state is TaskState.WAITING:
                 n.state = TaskState.NOT_RUN
 
+    def instance_var_pool(self) -> list[Property]:
+        """The instance's varPool: every successful task's OUT values, later end time wins (§6.4)."""
+        done = sorted((n for n in self.nodes.values() if n.state.is_success and n.var_pool),
+                      key=lambda n: n.end_time or datetime.min.replace(tzinfo=UTC))
+        merged: dict[str, Property] = {}
+        for n in done:
+            for p in n.var_pool:
+                merged[p.prop] = p
+        return list(merged.values())
+
     def final_state(self) -> WorkflowState:
-        """3.2 `getProcessInstanceState` for a drained instance (§5)."""
+        """3.2 `getProcessInstanceState` for a drained instance (§5).
+
+        Call before :meth:`mark_unreached`: nodes still WAITING are work the stop or pause left undone.
+        """
         states = [(c, n.state) for c, n in self.nodes.items()]
+        pending = any(s is TaskState.WAITING for _, s in states)
         if self.stopping is WorkflowState.READY_STOP:
             bad = any(s in (TaskState.KILL, TaskState.STOP, TaskState.FAILURE) for _, s in states)
-            return WorkflowState.STOP if bad else WorkflowState.SUCCESS
+            return WorkflowState.STOP if bad or pending else WorkflowState.SUCCESS
+        if self.pausing and (pending or any(s is TaskState.PAUSE for _, s in states)):
+            return WorkflowState.PAUSE
         for c, s in states:
             if s is TaskState.DEPEND_FAILED or s is TaskState.KILL:
                 return WorkflowState.FAILURE
             if s in (TaskState.FAILURE, TaskState.NEED_FAULT_TOLERANCE) and not self._feeds_condition(c):
                 return WorkflowState.FAILURE
+            if s is TaskState.PAUSE:
+                return WorkflowState.PAUSE  # a paused sub-process child
         return WorkflowState.SUCCESS
 
     # -- varPool -------------------------------------------------------------------------------
@@ -204,8 +289,20 @@ class DagScheduler:
         for p in self._preds(code):
             n = self.nodes[p]
             if n.state.is_success and n.var_pool:
-                out.append((n.end_time or datetime.min, list(n.var_pool)))
+                out.append((n.end_time or datetime.min.replace(tzinfo=UTC), list(n.var_pool)))
         return out
+
+
+def _first_code(value: object) -> int | None:
+    """SWITCH nextNode: a code, or a list of one in 3.2 (§3)."""
+    items = value if isinstance(value, list) else [value]
+    for v in items:
+        try:
+            if v not in (None, ""):
+                return int(str(v))
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _combine(relation: str, results: list[bool]) -> bool:

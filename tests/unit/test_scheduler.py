@@ -47,7 +47,7 @@ def drain(s: DagScheduler, outcomes: dict[str, TaskState] | None = None) -> list
     waves = []
     while wave := step(s, outcomes or {}):
         waves.append(wave)
-    s.mark_unreached()
+    s.mark_unreached(s.final_state())
     return waves
 
 
@@ -79,7 +79,7 @@ def test_end_stops_dispatch_and_kills_running() -> None:
     assert s.to_kill() == [code_of(s, "slow")]
     assert s.ready() == []
     s.finish(code_of(s, "slow"), TaskState.KILL, NOW)
-    s.mark_unreached()
+    s.mark_unreached(s.final_state())
     assert by_name(s) == {"a": TaskState.FAILURE, "slow": TaskState.KILL, "b": TaskState.NOT_RUN,
                           "c": TaskState.NOT_RUN}
     assert s.final_state() is WorkflowState.FAILURE
@@ -120,7 +120,7 @@ def test_stop_ends_stop_when_something_was_killed() -> None:
     s.request_stop()
     assert s.to_kill() == [a]
     s.finish(a, TaskState.KILL, NOW)
-    s.mark_unreached()
+    s.mark_unreached(s.final_state())
     assert s.final_state() is WorkflowState.STOP
 
 

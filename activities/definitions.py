@@ -1,0 +1,19 @@
+"""Definition lookups the workflow needs at run time, e.g. a SUB_PROCESS target's current version."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from model.definition import WorkflowDefinition
+
+from .store import DefinitionStore
+
+
+class DefinitionActivities:
+    def __init__(self, store: DefinitionStore) -> None:
+        self.store = store
+
+    @activity.defn(name="load_definition")
+    def load_definition(self, code: int) -> WorkflowDefinition | None:
+        """The latest version of definition `code` (a child runs its target's current version, §4.9)."""
+        return self.store.get(code)
