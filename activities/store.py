@@ -42,6 +42,15 @@ class DefinitionVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ForcedSuccessRow(Base):
+    """Force-success marks on finished instances, applied by the next recover (reference §4.14)."""
+
+    __tablename__ = "forced_success"
+    instance_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    task_code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 @dataclass(frozen=True)
 class Saved:
     definition: WorkflowDefinition
@@ -131,6 +140,21 @@ class DefinitionStore:
             rows = list(s.scalars(q).all())
             s.expunge_all()
             return rows
+
+    def force_success(self, instance_id: str, task_code: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            if s.get(ForcedSuccessRow, (instance_id, task_code)) is None:
+                s.add(ForcedSuccessRow(instance_id=instance_id, task_code=task_code, created_at=datetime.now(UTC)))
+
+    def forced_success(self, instance_id: str) -> set[int]:
+        with Session(self.engine) as s:
+            q = select(ForcedSuccessRow.task_code).where(ForcedSuccessRow.instance_id == instance_id)
+            return set(s.scalars(q).all())
+
+    def clear_forced_success(self, instance_id: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            for row in s.scalars(select(ForcedSuccessRow).where(ForcedSuccessRow.instance_id == instance_id)):
+                s.delete(row)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -254,5 +254,29 @@ def stop(instance_id: str) -> None:
     out.print(_request("POST", f"/runs/{instance_id}/stop"))
 
 
+@app.command()
+def pause(instance_id: str) -> None:
+    """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
+    out.print(_request("POST", f"/runs/{instance_id}/pause"))
+
+
+@app.command()
+def recover(instance_id: str) -> None:
+    """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
+    out.print(_request("POST", f"/runs/{instance_id}/recover"))
+
+
+@app.command()
+def rerun(instance_id: str) -> None:
+    """Run the whole DAG of a finished instance again."""
+    out.print(_request("POST", f"/runs/{instance_id}/rerun"))
+
+
+@app.command("force-success")
+def force_success(instance_id: str, task_code: int) -> None:
+    """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
+    out.print(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+
+
 if __name__ == "__main__":
     app()

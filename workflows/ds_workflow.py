@@ -223,6 +223,8 @@ class DsWorkflow:
             handle = self._handles.get(code)
             if handle is not None and not handle.done():
                 handle.cancel()
+            if code in self._children:  # a child instance is stopped, never cancelled blindly
+                asyncio.create_task(self._signal_child(self._children[code], "stop_signal"))
             self._wake = True
 
     def _must_die(self, code: int) -> bool:
@@ -434,8 +436,8 @@ class DsWorkflow:
             static_summary=f"sub-process of {inp.definition.name}: {child_def.name} v{child_def.version}",
         )
         self._children[code] = child_id
-        if dag.stopping or dag.pausing:  # a stop or pause that raced the child's start
-            asyncio.create_task(self._signal_child(child_id, "stop_signal" if dag.stopping else "pause_signal"))
+        if self._must_die(code) or dag.pausing:  # a kill or pause that raced the child's start
+            asyncio.create_task(self._signal_child(child_id, "pause_signal" if dag.pausing else "stop_signal"))
         try:
             child: InstanceStatus = await handle
         except ChildWorkflowError as e:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
@@ -44,10 +45,9 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
     if bad:
         raise ProblemError(422, "Definition cannot run here",
                            f"these task types are not runnable in this Porpoise version: {', '.join(bad)}")
-    instance_id = new_instance_id(definition.code)
     run_input = RunInput(
         definition=definition,
-        instance_id=instance_id,
+        instance_id=new_instance_id(definition.code),
         start_params=body.start_params,
         failure_strategy=body.failure_strategy,
         warning_type=body.warning_type,
@@ -60,6 +60,12 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         log_dir=str(settings.resolved_log_dir),
         minute_seconds=settings.minute_seconds,
     )
+    return await launch(client, settings, run_input)
+
+
+async def launch(client: Client, settings: Settings, run_input: RunInput) -> RunCreated:
+    """Start a run of the generic workflow, findable by project, definition and state."""
+    definition, instance_id = run_input.definition, run_input.instance_id
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.DS_PROJECT, definition.project_code),
         SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
@@ -67,15 +73,15 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         SearchAttributePair(sa.DS_DEFINITION_VERSION, definition.version),
         SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
     ]
-    if body.schedule_time:
-        pairs.append(SearchAttributePair(sa.DS_SCHEDULE_TIME, body.schedule_time))
+    if run_input.schedule_time:
+        pairs.append(SearchAttributePair(sa.DS_SCHEDULE_TIME, run_input.schedule_time))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         run_input,
         id=instance_id,
         task_queue=settings.task_queue,
         search_attributes=TypedSearchAttributes(pairs),
-        static_summary=f"{definition.name} v{definition.version}",
+        static_summary=f"{definition.name} v{definition.version} ({run_input.command_type}, run {run_input.run_times})",
     )
     return RunCreated(
         instance_id=instance_id, workflow_id=instance_id, run_id=handle.result_run_id,
@@ -139,8 +145,13 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
 
 
 @router.get("/runs/{instance_id}", summary="A workflow instance with the state of every node")
-async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep) -> dict[str, Any]:
+async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
     status, tstatus = await instance_status(client, instance_id)
+    if tstatus != "RUNNING":
+        forced = await run_in_threadpool(store.forced_success, instance_id)
+        for n in status.nodes:
+            if n.code in forced:
+                n.state = TaskState.FORCED_SUCCESS
     return status.model_dump(mode="json") | {
         "temporalStatus": tstatus,
         "temporalUiUrl": ui_run_url(settings, instance_id),
@@ -176,18 +187,7 @@ async def list_runs(client: ClientDep, settings: SettingsDep,
 
 @router.post("/runs/{instance_id}/stop", summary="Stop: kill running tasks; the instance ends STOP")
 async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
-    handle = _handle(client, instance_id)
-    try:
-        state = await handle.execute_update("stop")
-    except RPCError as e:
-        if e.status != RPCStatusCode.NOT_FOUND:
-            raise ProblemError(409, "Cannot stop", e.message) from e
-        status, _ = await instance_status(client, instance_id)  # 404 when it does not exist at all
-        raise ProblemError(409, "Cannot stop",
-                           f"workflow instance {instance_id} already ended {status.state.value}") from e
-    except Exception as e:  # update rejected by the validator: already finished
-        raise ProblemError(409, "Cannot stop", str(getattr(e, "cause", None) or e)) from e
-    return {"instanceId": instance_id, "state": state}
+    return await _update(client, instance_id, "stop")
 
 
 @router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
@@ -214,3 +214,84 @@ async def task_log(instance_id: str, task_code: int, request: Request, client: C
         data = f.read(8 * 1024 * 1024)
     return PlainTextResponse(data.decode("utf-8", "replace"),
                              headers={"X-Log-Size": str(size), "X-Log-Path": str(path)})
+
+
+async def _original_input(client: Client, instance_id: str) -> RunInput:
+    """The latest run's RunInput, read back from its first history event."""
+    handle = _handle(client, instance_id)
+    async for event in handle.fetch_history_events():
+        attrs = event.workflow_execution_started_event_attributes
+        values = client.data_converter.payload_converter.from_payloads(attrs.input.payloads, [RunInput])
+        return values[0]  # type: ignore[no-any-return]
+    raise ProblemError(404, "Not found", f"workflow instance {instance_id} has no history")
+
+
+async def _update(client: Client, instance_id: str, name: str) -> dict[str, Any]:
+    handle = _handle(client, instance_id)
+    try:
+        state = await handle.execute_update(name)
+    except RPCError as e:
+        if e.status != RPCStatusCode.NOT_FOUND:
+            raise ProblemError(409, f"Cannot {name}", e.message) from e
+        status, _ = await instance_status(client, instance_id)  # 404 when it does not exist at all
+        raise ProblemError(409, f"Cannot {name}",
+                           f"workflow instance {instance_id} already ended {status.state.value}") from e
+    except Exception as e:  # rejected by the workflow's validator
+        raise ProblemError(409, f"Cannot {name}", str(getattr(e, "cause", None) or e)) from e
+    return {"instanceId": instance_id, "state": state}
+
+
+@router.post("/runs/{instance_id}/pause", summary="Pause: running tasks finish, nothing new starts")
+async def pause(instance_id: str, client: ClientDep) -> dict[str, Any]:
+    return await _update(client, instance_id, "pause")
+
+
+@router.post("/runs/{instance_id}/recover", status_code=201,
+             summary="Recover: from FAILURE re-run failed and killed tasks; from PAUSE or STOP resume")
+async def recover(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+    """DS START_FAILURE_TASK_PROCESS / RECOVER_SUSPENDED_PROCESS (§4.14): successful nodes are kept,
+    failed, killed, paused and unreached ones run again, as a new Temporal run of the same instance."""
+    status, tstatus = await instance_status(client, instance_id)
+    if tstatus == "RUNNING":
+        raise ProblemError(409, "Cannot recover", f"{instance_id} is still {status.state.value}")
+    if status.state not in (WorkflowState.FAILURE, WorkflowState.PAUSE, WorkflowState.STOP):
+        raise ProblemError(409, "Cannot recover", f"{instance_id} ended {status.state.value}; use rerun")
+    old = await _original_input(client, instance_id)
+    forced = await run_in_threadpool(store.forced_success, instance_id)
+    nodes = [n.model_copy(update={"state": TaskState.FORCED_SUCCESS}) if n.code in forced else n
+             for n in status.nodes]
+    command = "START_FAILURE_TASK_PROCESS" if status.state is WorkflowState.FAILURE else "RECOVER_SUSPENDED_PROCESS"
+    run_input = old.model_copy(update={"prior_nodes": nodes, "run_times": old.run_times + 1,
+                                       "command_type": command})
+    created = await launch(client, settings, run_input)
+    await run_in_threadpool(store.clear_forced_success, instance_id)
+    return created.model_dump(by_alias=True)
+
+
+@router.post("/runs/{instance_id}/rerun", status_code=201, summary="Rerun the whole DAG as a new run")
+async def rerun(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+    """DS REPEAT_RUNNING: the whole DAG again, same instance, runTimes + 1, linked as the next run."""
+    status, tstatus = await instance_status(client, instance_id)
+    if tstatus == "RUNNING":
+        raise ProblemError(409, "Cannot rerun", f"{instance_id} is still {status.state.value}")
+    old = await _original_input(client, instance_id)
+    run_input = old.model_copy(update={"prior_nodes": [], "run_times": old.run_times + 1,
+                                       "command_type": "REPEAT_RUNNING"})
+    created = await launch(client, settings, run_input)
+    await run_in_threadpool(store.clear_forced_success, instance_id)
+    return created.model_dump(by_alias=True)
+
+
+@router.post("/runs/{instance_id}/tasks/{task_code}/force-success",
+             summary="Force a failed task of a finished instance to success; recover continues from it")
+async def force_success(instance_id: str, task_code: int, client: ClientDep, store: StoreDep) -> dict[str, Any]:
+    status, tstatus = await instance_status(client, instance_id)
+    if tstatus == "RUNNING":  # as DS 3.2 (#15855): not while the instance runs
+        raise ProblemError(409, "Cannot force success", f"{instance_id} is still {status.state.value}")
+    node = next((n for n in status.nodes if n.code == task_code), None)
+    if node is None:
+        raise ProblemError(404, "Not found", f"task {task_code} is not a node of {instance_id}")
+    if node.state not in (TaskState.FAILURE, TaskState.KILL):
+        raise ProblemError(409, "Cannot force success", f"task {node.name!r} is {node.state.value}, not failed")
+    await run_in_threadpool(store.force_success, instance_id, task_code)
+    return {"instanceId": instance_id, "taskCode": task_code, "state": TaskState.FORCED_SUCCESS.value}
