@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from model.problems import DefinitionError, Problem, pointer
 
@@ -58,6 +59,12 @@ def install(app: FastAPI) -> None:
             problems.append(Problem(pointer(*loc), str(err.get("msg", "invalid")), None, str(err.get("type"))))
         return problem_response(422, "Invalid request", f"{len(problems)} problem(s) found", problems,
                                 request.url.path)
+
+    @app.exception_handler(RPCError)
+    async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
+        return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
+                                instance=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
