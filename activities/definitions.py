@@ -14,6 +14,7 @@ class DefinitionActivities:
         self.store = store
 
     @activity.defn(name="load_definition")
-    def load_definition(self, code: int) -> WorkflowDefinition | None:
-        """The latest version of definition `code` (a child runs its target's current version, §4.9)."""
-        return self.store.get(code)
+    def load_definition(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
+        """Definition `code` at `version`, or its latest version when None (a child runs its target's
+        current version, §4.9; a continued or by-reference run loads its pinned version)."""
+        return self.store.get(code, version)

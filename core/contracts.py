@@ -88,10 +88,28 @@ class InstanceStatus(BaseModel):
     is_sub_process: bool = False
 
 
-class RunInput(BaseModel):
-    """One workflow instance: the pinned definition version and the start command's options."""
+class CarriedState(BaseModel):
+    """What a run hands to its continuation when history grows too long (continue-as-new)."""
 
-    definition: WorkflowDefinition
+    nodes: list[NodeStatus]  # every node not still WAITING
+    never_skip: list[int] = Field(default_factory=list)
+    end_requested: bool = False
+    stopping: bool = False
+    start_time: datetime
+    timeout_warned: bool = False
+    continued: int = 1
+
+
+class RunInput(BaseModel):
+    """One workflow instance: the pinned definition version and the start command's options.
+
+    A large definition travels by reference (``definition`` None, code and version set) and the
+    workflow loads that exact version, so history stays small (temporal-notes B8).
+    """
+
+    definition: WorkflowDefinition | None
+    definition_code: int = 0
+    definition_version: int = 0
     instance_id: str  # = the Temporal workflow id
     start_params: dict[str, str] = Field(default_factory=dict)
     failure_strategy: FailureStrategy = FailureStrategy.CONTINUE
@@ -113,3 +131,5 @@ class RunInput(BaseModel):
     var_pool: list[Property] = Field(default_factory=list)  # seeds root tasks (sub-process children)
     is_sub_process: bool = False  # children never alert (reference §4.9)
     parent_instance_id: str | None = None
+    max_parallel_tasks: int = 1000  # below Temporal's 2,000 pending activities per workflow
+    carried: CarriedState | None = None

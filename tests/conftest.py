@@ -65,7 +65,7 @@ def settings(data_dir: Path, temporal_address: str) -> Settings:
         temporal_address=temporal_address,
         task_queue=f"porpoise-test-{uuid.uuid4().hex[:6]}",
         database_url=f"sqlite:///{data_dir / 'porpoise.db'}",
-        max_definition_bytes=256 * 1024,
+        max_definition_bytes=3 * 1024 * 1024,
         minute_seconds=1.0,  # a DS minute lasts one second in tests
         default_timezone="Asia/Shanghai",
     )

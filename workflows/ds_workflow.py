@@ -28,7 +28,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
-    from core.contracts import InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
+    from core.contracts import CarriedState, InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
     from model import params as ds_params
     from model.clock import in_zone
     from model.definition import Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
@@ -50,8 +50,9 @@ _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 @workflow.defn(name="DsWorkflow")
 class DsWorkflow:
-    def __init__(self) -> None:
-        self._input: RunInput | None = None
+    @workflow.init
+    def __init__(self, input: RunInput) -> None:
+        self._input: RunInput | None = input
         self._dag: DagScheduler | None = None
         self._state = WorkflowState.SUBMITTED_SUCCESS
         self._start: datetime | None = None
@@ -62,9 +63,22 @@ class DsWorkflow:
         self._children: dict[int, str] = {}  # SUB_PROCESS task code -> running child instance id
         self._wake = False
         self._bug: BaseException | None = None
+        self._node_tasks: set[asyncio.Task[None]] = set()  # strong references while they run
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
+        if input.definition is None:
+            definition = await workflow.execute_activity(
+                "load_definition", args=[input.definition_code, input.definition_version],
+                result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=10),
+                summary=f"load definition {input.definition_code} v{input.definition_version}",
+            )
+            if definition is None:
+                raise ApplicationError(f"definition {input.definition_code} v{input.definition_version} is gone",
+                                       type="DefinitionNotFound", non_retryable=True)
+            input = input.model_copy(update={"definition": definition})
+        assert input.definition is not None
         self._input = input
         self._dag = dag = DagScheduler(
             input.definition,
@@ -74,16 +88,26 @@ class DsWorkflow:
             prior=input.prior_nodes,
         )
         self._start = workflow.now()
+        if input.carried:
+            c = input.carried
+            dag.restore(c.nodes, c.never_skip, c.end_requested, c.stopping)
+            self._start, self._timeout_warned = c.start_time, c.timeout_warned
         self._state = WorkflowState.RUNNING_EXECUTION
         watchdog = None
-        if input.definition.timeout > 0:
-            watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout))
-        nodes: dict[int, asyncio.Task[None]] = {}
+        if input.definition.timeout > 0 and not self._timeout_warned:
+            elapsed = (workflow.now() - self._start).total_seconds()
+            watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout, elapsed))
         while True:
             self._kill_running()
-            for code in dag.ready():
-                nodes[code] = asyncio.create_task(self._run_node(code))
+            if workflow.info().is_continue_as_new_suggested():
+                dag.draining = True  # let running tasks finish, then continue in a fresh history
+            for code in dag.ready(input.max_parallel_tasks - len(dag.running())):
+                node_task = asyncio.create_task(self._run_node(code))
+                self._node_tasks.add(node_task)
+                node_task.add_done_callback(self._node_tasks.discard)
             if not dag.running():
+                if dag.draining and any(n.state is TaskState.WAITING for n in dag.nodes.values()):
+                    await self._continue_as_new()
                 break
             self._wake = False
             try:
@@ -118,8 +142,15 @@ class DsWorkflow:
 
     @workflow.query
     def status(self) -> InstanceStatus:
-        assert self._input is not None and self._dag is not None
-        d = self._input.definition
+        assert self._input is not None
+        if self._dag is None or self._input.definition is None:  # still loading its definition
+            return InstanceStatus(
+                instance_id=self._input.instance_id, definition_code=self._input.definition_code,
+                definition_name="", definition_version=self._input.definition_version, project_code=0,
+                state=WorkflowState.SUBMITTED_SUCCESS, failure_strategy=self._input.failure_strategy,
+                run_times=self._input.run_times, is_sub_process=self._input.is_sub_process,
+            )
+        d = self._definition
         return InstanceStatus(
             instance_id=self._input.instance_id,
             definition_code=d.code,
@@ -204,6 +235,11 @@ class DsWorkflow:
 
     # -- the loop's helpers ----------------------------------------------------------------------
 
+    @property
+    def _definition(self) -> WorkflowDefinition:
+        assert self._input is not None and self._input.definition is not None
+        return self._input.definition
+
     def _minutes(self, n: int) -> timedelta:
         """DS durations are in minutes (reference §2)."""
         assert self._input is not None
@@ -230,9 +266,24 @@ class DsWorkflow:
     def _must_die(self, code: int) -> bool:
         return code in self._killed
 
-    async def _workflow_timeout(self, minutes: int) -> None:
+    async def _continue_as_new(self) -> None:
+        """Carry the DAG's state into a fresh run of the same instance (history budget, B8)."""
+        assert self._input is not None and self._dag is not None and self._start is not None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        inp = self._input
+        previous = inp.carried.continued if inp.carried else 0
+        carried = CarriedState(**self._dag.carry(), start_time=self._start,  # type: ignore[arg-type]
+                               timeout_warned=self._timeout_warned, continued=previous + 1)
+        assert inp.definition is not None
+        workflow.continue_as_new(inp.model_copy(update={
+            "definition": None, "definition_code": inp.definition.code,
+            "definition_version": inp.definition.version, "carried": carried, "prior_nodes": []}))
+
+    async def _workflow_timeout(self, minutes: int, elapsed_seconds: float = 0.0) -> None:
         """3.2 only warns on a workflow timeout; nothing is killed (§4.5)."""
-        await workflow.sleep(self._minutes(minutes))
+        remaining = self._minutes(minutes) - timedelta(seconds=elapsed_seconds)
+        if remaining > timedelta(0):
+            await workflow.sleep(remaining)
         self._timeout_warned = True
         workflow.logger.warning("workflow instance timeout warning after %s minutes", minutes)
 
@@ -395,7 +446,8 @@ class DsWorkflow:
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
         child_code = int(task.task_params.get("processDefinitionCode") or 0)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
-            "load_definition", child_code, result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
+            "load_definition", args=[child_code, None],
+            result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
             summary=f"{task.name}: load definition {child_code}",
         )
@@ -406,7 +458,7 @@ class DsWorkflow:
         params, _ = self._prepared(code, task)
         # Child globals: the child's own, overridden by the parent's (parent wins), overridden by the
         # SUB_PROCESS task's IN localParams with their resolved values (fatherParams).
-        parent_globals = {p.prop: p for p in inp.definition.global_params}
+        parent_globals = {p.prop: p for p in self._definition.global_params}
         for k, v in inp.start_params.items():
             parent_globals[k] = Property(prop=k, value=v)
         merged = {p.prop: p for p in child_def.global_params} | parent_globals
@@ -433,7 +485,7 @@ class DsWorkflow:
                 SearchAttributePair(sa.DS_DEFINITION_VERSION, child_def.version),
                 SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
             ]),
-            static_summary=f"sub-process of {inp.definition.name}: {child_def.name} v{child_def.version}",
+            static_summary=f"sub-process of {self._definition.name}: {child_def.name} v{child_def.version}",
         )
         self._children[code] = child_id
         if self._must_die(code) or dag.pausing:  # a kill or pause that raced the child's start
@@ -462,7 +514,7 @@ class DsWorkflow:
     def _prepared(self, code: int, task: TaskDefinition) -> tuple[dict[str, str], dict[str, Any]]:
         """The task's prepared parameters (§6.2) and their declared types (for SWITCH)."""
         assert self._dag is not None and self._input is not None
-        inp, d = self._input, self._input.definition
+        inp, d = self._input, self._definition
         base = in_zone(inp.schedule_time or self._start or workflow.now(), inp.timezone)
         upstream = self._dag.upstream_var_pool(code)
         if not self._dag.dag.preds[code] and inp.var_pool:

@@ -7,6 +7,7 @@ unit-testable without a server and keeps the workflow small.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,12 @@ class DagScheduler:
         self.stopping: WorkflowState | None = None  # READY_STOP once stop is requested
         self.pausing = False  # READY_PAUSE: running tasks finish, nothing new starts
         self._never_skip: set[int] = set()  # reachable from a chosen SWITCH branch
+        self.draining = False  # finishing running tasks before continue-as-new
+        self._order = {c: i for i, c in enumerate(self.dag.nodes)}
+        self._topo = self.dag.topological()
+        self._topo_index = {c: i for i, c in enumerate(self._topo)}
+        self._dirty: set[int] = set(self.dag.nodes)
+        self._deferred: dict[int, tuple[int, int]] = {}  # ready nodes -> (priority, order)
         self.end_requested = False  # END strategy hit a failure
         self._keep_prior(prior)
 
@@ -102,31 +109,48 @@ class DagScheduler:
                 return TaskState.NOT_RUN
         return TaskState.SUBMITTED_SUCCESS
 
-    def ready(self) -> list[int]:
+    def ready(self, limit: int | None = None) -> list[int]:
         """Nodes to dispatch now, highest taskPriority first (§4.16), marking them SUBMITTED_SUCCESS.
 
         Resolving one node can resolve others (skips and depend-failures cascade), so this loops
-        until nothing changes.
+        until nothing changes. At most `limit` nodes are released; the rest wait for a free slot.
         """
-        if self.stopping or self.end_requested or self.pausing:
+        if self.stopping or self.end_requested or self.pausing or self.draining:
             return []
-        out: list[int] = []
-        changed = True
-        while changed:
-            changed = False
-            for code in self.dag.topological():
-                node = self.nodes[code]
-                if node.state is not TaskState.WAITING:
-                    continue
-                verdict = self._evaluate(code)
-                if verdict is None:
-                    continue
-                node.state = verdict
-                changed = True
-                if verdict is TaskState.SUBMITTED_SUCCESS:
-                    out.append(code)
-        out.sort(key=lambda c: (self.tasks[c].task_priority.rank, self.dag.nodes.index(c)))
+        # Only nodes whose predecessors changed are looked at, in topological order, so a finished
+        # task costs work proportional to its successors, not to the size of the DAG.
+        heap = [self._topo_index[c] for c in self._dirty]
+        heapq.heapify(heap)
+        self._dirty.clear()
+        seen: set[int] = set()
+        while heap:
+            code = self._topo[heapq.heappop(heap)]
+            if code in seen or code in self._deferred:
+                continue
+            seen.add(code)
+            node = self.nodes[code]
+            if node.state is not TaskState.WAITING:
+                continue
+            verdict = self._evaluate(code)
+            if verdict is None:
+                continue
+            if verdict is TaskState.SUBMITTED_SUCCESS:
+                self._deferred[code] = (self.tasks[code].task_priority.rank, self._order[code])
+                continue
+            node.state = verdict  # skips, depend-failures and not-run cascade downstream now
+            for s in self.dag.succs[code]:
+                heapq.heappush(heap, self._topo_index[s])
+        # Ready nodes stay WAITING until a slot frees; the best `limit` of them are released.
+        take = len(self._deferred) if limit is None else max(limit, 0)
+        out = heapq.nsmallest(take, self._deferred, key=self._deferred.__getitem__)
+        for c in out:
+            del self._deferred[c]
+            self.nodes[c].state = TaskState.SUBMITTED_SUCCESS
         return out
+
+    def _touch(self, code: int) -> None:
+        """`code` changed state: its successors must be looked at again."""
+        self._dirty.update(self.dag.succs[code])
 
     # -- transitions ---------------------------------------------------------------------------
 
@@ -139,6 +163,8 @@ class DagScheduler:
             node.end_time = now
         for k, v in fields.items():
             setattr(node, k, v)
+        if state.is_finished:
+            self._touch(code)
 
     def finish(self, code: int, state: TaskState, now: datetime, **fields: Any) -> None:
         """A task instance ended. Under END a real failure stops everything else (§4.3)."""
@@ -149,6 +175,26 @@ class DagScheduler:
             and not self._feeds_condition(code)
         ):
             self.end_requested = True
+
+    def carry(self) -> dict[str, object]:  # deferred nodes are WAITING and get re-evaluated
+        """State for a continuation run: nodes that left WAITING, and the flags that steer the rest."""
+        return {
+            "nodes": [n.model_copy() for n in self.nodes.values() if n.state is not TaskState.WAITING],
+            "never_skip": sorted(self._never_skip),
+            "end_requested": self.end_requested,
+            "stopping": self.stopping is not None,
+        }
+
+    def restore(self, nodes: Iterable[NodeStatus], never_skip: Iterable[int], end_requested: bool,
+                stopping: bool) -> None:
+        for n in nodes:
+            if n.code in self.nodes:
+                self.nodes[n.code] = n.model_copy()
+        self._never_skip = set(never_skip)
+        self._dirty = set(self.dag.nodes)
+        self.end_requested = end_requested
+        if stopping:
+            self.stopping = WorkflowState.READY_STOP
 
     def request_stop(self) -> None:
         self.stopping = WorkflowState.READY_STOP
@@ -201,6 +247,7 @@ class DagScheduler:
             # The unchosen list is skipped unconditionally, even if the chosen branch reaches it (§4.7).
             if c in self.nodes and self.nodes[c].state is TaskState.WAITING:
                 self.nodes[c].state = TaskState.SKIPPED
+                self._touch(c)
         return ok
 
     def switch_branches(self, code: int) -> list[tuple[str, int | None]]:
@@ -239,6 +286,7 @@ class DagScheduler:
         for target in switch_targets - need_work:
             if target in self.nodes and self.nodes[target].state is TaskState.WAITING:
                 self.nodes[target].state = TaskState.SKIPPED
+                self._touch(target)
 
     # -- outcome -------------------------------------------------------------------------------
 

@@ -11,7 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,6 +26,7 @@ from core import search_attributes as sa
 from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
 from core.temporal import ui_run_url
+from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
 
 from ..deps import ClientDep, SettingsDep, StoreDep
@@ -29,6 +36,7 @@ from .definitions import load, not_runnable
 
 router = APIRouter(tags=["runs"])
 
+INLINE_DEFINITION_BYTES = 128 * 1024
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
@@ -60,12 +68,17 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         log_dir=str(settings.resolved_log_dir),
         minute_seconds=settings.minute_seconds,
     )
-    return await launch(client, settings, run_input)
+    if len(definition.model_dump_json()) > INLINE_DEFINITION_BYTES:
+        # Big DAGs travel by reference: the workflow loads the pinned version (history budget).
+        run_input = run_input.model_copy(update={"definition": None, "definition_code": definition.code,
+                                                 "definition_version": definition.version})
+    return await launch(client, settings, run_input, definition)
 
 
-async def launch(client: Client, settings: Settings, run_input: RunInput) -> RunCreated:
+async def launch(client: Client, settings: Settings, run_input: RunInput,
+                 definition: WorkflowDefinition) -> RunCreated:
     """Start a run of the generic workflow, findable by project, definition and state."""
-    definition, instance_id = run_input.definition, run_input.instance_id
+    instance_id = run_input.instance_id
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.DS_PROJECT, definition.project_code),
         SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
@@ -123,7 +136,10 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
             cause = e.cause
             if isinstance(cause, ApplicationError) and cause.details:
                 return InstanceStatus.model_validate(cause.details[0]), tstatus
-    status = await handle.query("status", result_type=InstanceStatus)
+    try:
+        status = await handle.query("status", result_type=InstanceStatus)
+    except WorkflowQueryFailedError as e:
+        raise ProblemError(503, "The workflow did not answer", str(e)) from e
     if desc.status == WorkflowExecutionStatus.RUNNING:
         for pending in desc.raw_description.pending_activities:
             try:
@@ -216,6 +232,12 @@ async def task_log(instance_id: str, task_code: int, request: Request, client: C
                              headers={"X-Log-Size": str(size), "X-Log-Path": str(path)})
 
 
+async def _definition_of(store: Any, run_input: RunInput) -> WorkflowDefinition:
+    if run_input.definition is not None:
+        return run_input.definition
+    return await load(store, run_input.definition_code, run_input.definition_version)
+
+
 async def _original_input(client: Client, instance_id: str) -> RunInput:
     """The latest run's RunInput, read back from its first history event."""
     handle = _handle(client, instance_id)
@@ -262,8 +284,8 @@ async def recover(instance_id: str, client: ClientDep, settings: SettingsDep, st
              for n in status.nodes]
     command = "START_FAILURE_TASK_PROCESS" if status.state is WorkflowState.FAILURE else "RECOVER_SUSPENDED_PROCESS"
     run_input = old.model_copy(update={"prior_nodes": nodes, "run_times": old.run_times + 1,
-                                       "command_type": command})
-    created = await launch(client, settings, run_input)
+                                       "command_type": command, "carried": None})
+    created = await launch(client, settings, run_input, await _definition_of(store, run_input))
     await run_in_threadpool(store.clear_forced_success, instance_id)
     return created.model_dump(by_alias=True)
 
@@ -276,8 +298,8 @@ async def rerun(instance_id: str, client: ClientDep, settings: SettingsDep, stor
         raise ProblemError(409, "Cannot rerun", f"{instance_id} is still {status.state.value}")
     old = await _original_input(client, instance_id)
     run_input = old.model_copy(update={"prior_nodes": [], "run_times": old.run_times + 1,
-                                       "command_type": "REPEAT_RUNNING"})
-    created = await launch(client, settings, run_input)
+                                       "command_type": "REPEAT_RUNNING", "carried": None})
+    created = await launch(client, settings, run_input, await _definition_of(store, run_input))
     await run_in_threadpool(store.clear_forced_success, instance_id)
     return created.model_dump(by_alias=True)
 

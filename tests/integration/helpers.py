@@ -29,6 +29,9 @@ async def wait(api: httpx.AsyncClient, instance_id: str, timeout: float = 60,
     deadline = time.monotonic() + timeout
     while True:
         r = await api.get(f"/runs/{instance_id}")
+        if r.status_code == 503 and time.monotonic() < deadline:  # a busy worker missed a query
+            await asyncio.sleep(0.5)
+            continue
         assert r.status_code == 200, r.text
         status: dict[str, Any] = r.json()
         if until is not None and until(status):

@@ -78,7 +78,7 @@ async def test_bad_definitions_get_pointers_and_task_names(api: httpx.AsyncClien
 async def test_malformed_and_oversized_payloads(api: httpx.AsyncClient, settings: object) -> None:
     (p,) = await problems(api, b"{oops")
     assert p["code"] == "malformed-json"
-    big = json.dumps(dsbuild.export("big", [dsbuild.task("a", "x" * 300_000)], [(None, "a")])).encode()
+    big = json.dumps(dsbuild.export("big", [dsbuild.task("a", "x" * 3_500_000)], [(None, "a")])).encode()
     (p,) = await problems(api, big, status=413)
     assert p["code"] == "too-large"
     form = {"name": "f", "taskDefinitionJson": "[{", "taskRelationJson": "[]"}
