@@ -92,6 +92,13 @@ def up(
             except subprocess.TimeoutExpired:
                 p.kill()
 
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM and SIGHUP stop the stack as Ctrl-C does: children run in their own sessions, so they
+    # would otherwise outlive us.
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     try:
         spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
                                             ui_port=settings.temporal_ui_port))
@@ -276,6 +283,151 @@ def rerun(instance_id: str) -> None:
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
     out.print(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+
+
+# -- datasources (docs/datasources.md) ---------------------------------------------------------------
+
+datasource_app = typer.Typer(help="Datasources for SQL and DataX tasks; passwords are stored encrypted and "
+                                  "never shown.", no_args_is_help=True)
+app.add_typer(datasource_app, name="datasource")
+
+
+def _ds_password(password: str | None, password_stdin: bool, ask_password: bool) -> str | None:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if ask_password:
+        return str(typer.prompt("password", hide_input=True))
+    return password
+
+
+def _ds_params(param: list[str] | None) -> dict[str, str] | None:
+    if param is None:
+        return None
+    out: dict[str, str] = {}
+    for p in param:
+        if "=" not in p:
+            _fail(f"--param {p!r} is not k=v")
+        k, v = p.split("=", 1)
+        out[k] = v
+    return out
+
+
+def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="datasources")
+    for col in ("id", "name", "type", "where", "user", "password", "version"):
+        table.add_column(col)
+    for d in rows:
+        where = d["database"] if d["type"] == "SQLITE" else f"{d['host']}:{d['port']}/{d['database']}"
+        table.add_row(str(d["id"]), d["name"], d["type"], where, d["userName"],
+                      "set" if d["hasPassword"] else "-", str(d["version"]))
+    out.print(table)
+
+
+PasswordOpt = Annotated[str | None, typer.Option(help="the password (visible in the process list: prefer "
+                                                      "--ask-password or --password-stdin)")]
+PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")]
+AskPasswordOpt = Annotated[bool, typer.Option("--ask-password", help="prompt for the password")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="extra connection param k=v")]
+
+
+@datasource_app.command("create")
+def datasource_create(
+    name: str,
+    type_: Annotated[str, typer.Option("--type", help="POSTGRESQL, MYSQL, MARIADB, SQLITE, HIVE, ORACLE, ...")],
+    host: Annotated[str, typer.Option()] = "",
+    port: Annotated[int | None, typer.Option()] = None,
+    database: Annotated[str, typer.Option(help="database name; for SQLITE the absolute file path")] = "",
+    user: Annotated[str, typer.Option()] = "",
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    ask_password: AskPasswordOpt = False,
+    param: ParamOpt = None,
+    note: Annotated[str, typer.Option()] = "",
+    id_: Annotated[int | None, typer.Option("--id", help="keep the id a DS export refers to")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Register a datasource."""
+    body: dict[str, Any] = {"name": name, "type": type_, "host": host, "port": port, "database": database,
+                            "userName": user, "note": note, "other": _ds_params(param) or {}}
+    secret = _ds_password(password, password_stdin, ask_password)
+    if secret:
+        body["password"] = secret
+    if id_ is not None:
+        body["id"] = id_
+    _ds_print([_request("POST", "/datasources", json=body)], as_json)
+
+
+@datasource_app.command("list")
+def datasource_list(as_json: Annotated[bool, typer.Option("--json")] = False,
+                    type_: Annotated[str | None, typer.Option("--type")] = None) -> None:
+    """List datasources."""
+    _ds_print(_request("GET", "/datasources", params={"type": type_} if type_ else {}), as_json)
+
+
+@datasource_app.command("get")
+def datasource_get(datasource_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one datasource (never its password)."""
+    _ds_print([_request("GET", f"/datasources/{datasource_id}")], as_json)
+
+
+@datasource_app.command("update")
+def datasource_update(
+    datasource_id: int,
+    name: Annotated[str | None, typer.Option()] = None,
+    type_: Annotated[str | None, typer.Option("--type")] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    database: Annotated[str | None, typer.Option()] = None,
+    user: Annotated[str | None, typer.Option()] = None,
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    ask_password: AskPasswordOpt = False,
+    param: ParamOpt = None,
+    note: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Change a datasource; what is not given stays (the password too). Next task runs use it."""
+    fields = {"name": name, "type": type_, "host": host, "port": port, "database": database, "userName": user,
+              "note": note, "other": _ds_params(param), "password": _ds_password(password, password_stdin,
+                                                                                  ask_password)}
+    body = {k: v for k, v in fields.items() if v is not None}
+    _ds_print([_request("PUT", f"/datasources/{datasource_id}", json=body)], as_json)
+
+
+@datasource_app.command("delete")
+def datasource_delete(datasource_id: int) -> None:
+    """Delete a datasource."""
+    try:
+        with _api() as c:
+            resp = c.delete(f"/datasources/{datasource_id}")
+    except httpx.ConnectError:
+        _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
+        return
+    if resp.status_code >= 400:
+        _check(resp)
+    out.print(f"deleted datasource {datasource_id}")
+
+
+@datasource_app.command("test")
+def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Connect to a datasource once (from the API host). Exit 1 when it fails."""
+    result = _request("POST", f"/datasources/{datasource_id}/test")
+    if as_json:
+        out.print_json(json.dumps(result))
+    elif result["ok"]:
+        out.print(f"[green]ok[/green] {result['name']}: {result['message']} ({result['elapsedMs']} ms)")
+    else:
+        err.print(f"[red]failed[/red] {result['name']}: {result['message']}")
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@datasource_app.command("rotate-keys")
+def datasource_rotate_keys() -> None:
+    """Re-encrypt every password with the first key of PORPOISE_SECRET_KEY (see docs/datasources.md)."""
+    out.print(_request("POST", "/datasources/rotate-keys"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""`porpoise up`: the embedded stack comes up, serves, and Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    tport, uiport, apiport = _free_port(), _free_port(), _free_port()
+    env = dict(os.environ, PORPOISE_DATA_DIR=str(tmp_path / "data"), PORPOISE_TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
+               PORPOISE_TEMPORAL_UI_PORT=str(uiport), PORPOISE_TEMPORAL_UI_URL=f"http://127.0.0.1:{uiport}",
+               PORPOISE_API_PORT=str(apiport))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "api", "up", env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        banner = b""
+        while b"Press Ctrl-C" not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), 90)
+            assert line, banner.decode()
+            banner += line
+        text = banner.decode()
+        assert f"http://127.0.0.1:{apiport}/docs" in text and f"http://127.0.0.1:{uiport}" in text
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3
+        async with httpx.AsyncClient() as c:
+            assert (await c.get(f"http://127.0.0.1:{apiport}/docs")).status_code == 200
+            assert (await c.get(f"http://127.0.0.1:{uiport}/")).status_code == 200
+            sample = Path(__file__).resolve().parents[3] / "shared" / "samples" / "ds-export-v33-shell-minimal.json"
+            r = await c.post(f"http://127.0.0.1:{apiport}/definitions", content=sample.read_bytes(),
+                             headers={"content-type": "application/json"})
+            assert r.status_code == 201
+        assert (tmp_path / "data" / "temporal.db").exists()  # the SQLite file under the data dir
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"left running: {[p.pid for p in alive]}"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
