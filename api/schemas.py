@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from model.definition import FailureStrategy, TaskDependType, WarningType
+from model.definition import FailureStrategy, Priority, TaskDependType, WarningType
 
 
 class DefinitionSummary(BaseModel):
@@ -36,6 +36,9 @@ class StartRun(BaseModel):
     version: int | None = None
     start_node_list: list[int] = Field(default_factory=list, alias="startNodeList")
     task_depend_type: TaskDependType = Field(TaskDependType.TASK_POST, alias="taskDependType")
+    instance_priority: Priority = Field(
+        Priority.MEDIUM, validation_alias=AliasChoices("processInstancePriority", "workflowInstancePriority",
+                                                       "instancePriority"))
 
     @field_validator("start_params", mode="before")
     @classmethod

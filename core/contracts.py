@@ -12,7 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from model.definition import FailureStrategy, Property, TaskDependType, WarningType, WorkflowDefinition
+from model.definition import (
+    FailureStrategy,
+    Priority,
+    Property,
+    TaskDependType,
+    WarningType,
+    WorkflowDefinition,
+)
 from model.states import TaskState, WorkflowState
 
 TASK_QUEUE = "porpoise"
@@ -132,4 +139,5 @@ class RunInput(BaseModel):
     is_sub_process: bool = False  # children never alert (reference §4.9)
     parent_instance_id: str | None = None
     max_parallel_tasks: int = 1000  # below Temporal's 2,000 pending activities per workflow
+    instance_priority: Priority = Priority.MEDIUM  # processInstancePriority (§4.16)
     carried: CarriedState | None = None

@@ -331,7 +331,7 @@ class DsWorkflow:
         return True
 
     async def _run_activity(self, code: int, task: TaskDefinition) -> None:
-        assert self._dag is not None
+        assert self._dag is not None and self._input is not None
         dag = self._dag
         request = self._request(code, task)
         kills = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
@@ -354,7 +354,9 @@ class DsWorkflow:
             ),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{task.name} ({task.task_type})",
-            priority=Priority(priority_key=task.task_priority.rank + 1),
+            # Across instances Temporal orders by the instance's priority (DS dispatch order, §4.16);
+            # within the instance, the scheduler already released tasks by taskPriority.
+            priority=Priority(priority_key=self._input.instance_priority.rank + 1),
         )
         self._handles[code] = handle
         warner = asyncio.create_task(self._timeout_warning(code, task.timeout)) if warns else None

@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -67,6 +67,7 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         task_depend_type=body.task_depend_type,
         log_dir=str(settings.resolved_log_dir),
         minute_seconds=settings.minute_seconds,
+        instance_priority=body.instance_priority,
     )
     if len(definition.model_dump_json()) > INLINE_DEFINITION_BYTES:
         # Big DAGs travel by reference: the workflow loads the pinned version (history budget).
@@ -95,6 +96,7 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
         task_queue=settings.task_queue,
         search_attributes=TypedSearchAttributes(pairs),
         static_summary=f"{definition.name} v{definition.version} ({run_input.command_type}, run {run_input.run_times})",
+        priority=Priority(priority_key=run_input.instance_priority.rank + 1),
     )
     return RunCreated(
         instance_id=instance_id, workflow_id=instance_id, run_id=handle.result_run_id,
