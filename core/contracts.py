@@ -105,6 +105,7 @@ class CarriedState(BaseModel):
     start_time: datetime
     timeout_warned: bool = False
     continued: int = 1
+    dependent_started: dict[int, datetime] = Field(default_factory=dict)  # DEPENDENT code -> first start
 
 
 class RunInput(BaseModel):

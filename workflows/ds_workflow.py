@@ -29,6 +29,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from core.contracts import CarriedState, InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
+    from model import dependent as ds_dependent
     from model import params as ds_params
     from model.clock import in_zone
     from model.definition import Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
@@ -64,6 +65,7 @@ class DsWorkflow:
         self._wake = False
         self._bug: BaseException | None = None
         self._node_tasks: set[asyncio.Task[None]] = set()  # strong references while they run
+        self._dependent_started: dict[int, datetime] = {}  # DEPENDENT node -> first start (business date)
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
@@ -92,6 +94,7 @@ class DsWorkflow:
             c = input.carried
             dag.restore(c.nodes, c.never_skip, c.end_requested, c.stopping)
             self._start, self._timeout_warned = c.start_time, c.timeout_warned
+            self._dependent_started = dict(c.dependent_started)
         self._state = WorkflowState.RUNNING_EXECUTION
         watchdog = None
         if input.definition.timeout > 0 and not self._timeout_warned:
@@ -273,7 +276,8 @@ class DsWorkflow:
         inp = self._input
         previous = inp.carried.continued if inp.carried else 0
         carried = CarriedState(**self._dag.carry(), start_time=self._start,  # type: ignore[arg-type]
-                               timeout_warned=self._timeout_warned, continued=previous + 1)
+                               timeout_warned=self._timeout_warned, continued=previous + 1,
+                               dependent_started=self._dependent_started)
         assert inp.definition is not None
         workflow.continue_as_new(inp.model_copy(update={
             "definition": None, "definition_code": inp.definition.code,
@@ -306,6 +310,8 @@ class DsWorkflow:
                 await self._run_switch(code, task)
             elif task.task_type == "SUB_PROCESS":
                 await self._run_sub_process(code, task)
+            elif task.task_type == "DEPENDENT":
+                await self._run_dependent(code, task)
             elif task.task_type in ACTIVITY_TYPES:
                 if task.delay_time > 0 and not await self._delay(code, task):
                     return
@@ -486,6 +492,7 @@ class DsWorkflow:
                 SearchAttributePair(sa.DS_DEFINITION_NAME, child_def.name),
                 SearchAttributePair(sa.DS_DEFINITION_VERSION, child_def.version),
                 SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
+                SearchAttributePair(sa.DS_SCHEDULE_TIME, child_input.schedule_time or workflow.now()),
             ]),
             static_summary=f"sub-process of {self._definition.name}: {child_def.name} v{child_def.version}",
         )
@@ -510,6 +517,85 @@ class DsWorkflow:
                                        task.out_params, produced)
         dag.finish(code, state, workflow.now(), attempts=1, var_pool=pool,
                    error=None if state is TaskState.SUCCESS else f"sub-process ended {child.state.value}")
+
+    async def _run_dependent(self, code: int, task: TaskDefinition) -> None:
+        """DEPENDENT (§4.10): poll other definitions' instances every checkInterval seconds (durable
+        timers) until every dependTaskList group has an outcome, then end SUCCESS or FAILURE.
+
+        Business date: the instance's schedule time; a manual run's is "now" at the task's first start
+        (DS), kept across continue-as-new so its windows do not move. A SUCCESS item is final and not
+        checked again (DS dependResultMap); FAILED and WAITING items are checked on every poll.
+        """
+        assert self._dag is not None and self._input is not None
+        dag, inp = self._dag, self._input
+        started = self._dependent_started.setdefault(code, workflow.now())
+        dag.set_state(code, TaskState.RUNNING_EXECUTION, started)
+        try:
+            dependence = ds_dependent.parse_dependence(task.task_params)
+        except ValueError as e:
+            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=f"invalid dependence: {e}")
+            return
+        business = inp.schedule_time or started
+        kills = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
+            TimeoutStrategy.FAILED, TimeoutStrategy.WARNFAILED, None)
+        warns = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
+            TimeoutStrategy.WARN, TimeoutStrategy.WARNFAILED)
+        deadline = started + self._minutes(task.timeout)
+        ok = ds_dependent.DependResult.SUCCESS
+        checks: dict[str, ds_dependent.ItemCheck] = {}
+        while True:
+            pending = [i for i in dependence.items if i.key not in checks or checks[i.key].result is not ok]
+            if pending:
+                response: ds_dependent.DependentCheckResponse = await workflow.execute_activity(
+                    "check_dependent",
+                    ds_dependent.DependentCheckRequest(
+                        business_date=business, timezone=inp.timezone, items=pending,
+                        instance_id=inp.instance_id, definition_code=self._definition.code, task_code=code,
+                        scheduled=inp.schedule_time is not None, started=self._start,
+                    ),
+                    result_type=ds_dependent.DependentCheckResponse,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+                    summary=f"{task.name}: check {len(pending)} dependencies",
+                )
+                checks.update({c.key: c for c in response.items})
+            now = workflow.now()
+            outcome = ds_dependent.decide(dependence, {k: c.result for k, c in checks.items()},
+                                          now - business, self._minutes(1))
+            if outcome is not None:
+                break
+            if warns and not dag.nodes[code].timeout_warned and now >= deadline:
+                dag.nodes[code].timeout_warned = True
+                workflow.logger.warning("task %s timeout warning after %s minutes", code, task.timeout)
+            if kills and now >= deadline:
+                dag.finish(code, TaskState.FAILURE, now, attempts=1,
+                           error=f"task timed out after {task.timeout} minutes")
+                return
+            wait = timedelta(seconds=dependence.check_interval)
+            if (kills or warns) and deadline > now:
+                wait = min(wait, deadline - now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self._must_die(code) or dag.pausing, timeout=wait)
+            if self._must_die(code):
+                dag.finish(code, TaskState.KILL, workflow.now(), attempts=1, error="killed")
+                return
+            if dag.pausing:  # DS DependentLogicTask.pause(): the task instance ends PAUSE
+                dag.finish(code, TaskState.PAUSE, workflow.now(), attempts=1)
+                return
+            if workflow.info().is_continue_as_new_suggested():
+                # Hand over to a fresh history: back to WAITING, re-dispatched by the continuation with
+                # the same business date (self._dependent_started is carried).
+                dag.draining = True
+                dag.set_state(code, TaskState.WAITING)
+                return
+        pool = ds_params.merge_var_pool(dag.upstream_var_pool(code))
+        if outcome is ok:
+            pool = _merge_props(pool, ds_dependent.passed_var_pool(dependence, checks))
+            dag.finish(code, TaskState.SUCCESS, workflow.now(), attempts=1, var_pool=pool)
+            return
+        failed = "; ".join(f"{k}: {c.result.value} ({c.detail})" for k, c in checks.items() if c.result is not ok)
+        dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, var_pool=pool,
+                   error=f"dependence failed: {failed}")
 
     # -- parameters ------------------------------------------------------------------------------
 

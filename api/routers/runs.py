@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from zoneinfo import ZoneInfo
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from core import search_attributes as sa
 from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
 from core.temporal import ui_run_url
+from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
 
@@ -49,6 +51,12 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
     if missing:  # DS #13053: refuse start nodes that the version being run lacks
         raise ProblemError(422, "Unknown start nodes",
                            f"startNodeList names {missing}, not in version {definition.version}")
+    timezone = body.timezone or settings.default_timezone
+    if not is_zone(timezone):
+        raise ProblemError(422, "Unknown timezone", f"timezone {timezone!r} is not an IANA time zone name")
+    schedule_time = body.schedule_time
+    if schedule_time is not None and schedule_time.tzinfo is None:  # DS "yyyy-MM-dd HH:mm:ss"
+        schedule_time = schedule_time.replace(tzinfo=ZoneInfo(timezone))
     bad = not_runnable(definition)
     if bad:
         raise ProblemError(422, "Definition cannot run here",
@@ -61,8 +69,8 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         warning_type=body.warning_type,
         warning_group_id=body.warning_group_id or definition.warning_group_id,
         dry_run=body.dry_run,
-        schedule_time=body.schedule_time,
-        timezone=body.timezone or settings.default_timezone,
+        schedule_time=schedule_time,
+        timezone=timezone,
         start_node_list=body.start_node_list,
         task_depend_type=body.task_depend_type,
         log_dir=str(settings.resolved_log_dir),
