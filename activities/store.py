@@ -7,6 +7,7 @@ running instance pins the version it started with (reference §4.1).
 
 from __future__ import annotations
 
+import builtins
 import json
 import random
 import threading
@@ -49,6 +50,17 @@ class ForcedSuccessRow(Base):
     instance_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     task_code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TaskGroupRow(Base):
+    """A DS task group (§4.17): `group_size` slots shared by every task naming it, across instances."""
+
+    __tablename__ = "task_group"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+    project_code: Mapped[int] = mapped_column(BigInteger, default=0)
+    group_size: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,29 @@ class DefinitionStore:
         with Session(self.engine) as s, s.begin():
             for row in s.scalars(select(ForcedSuccessRow).where(ForcedSuccessRow.instance_id == instance_id)):
                 s.delete(row)
+
+    def put_task_group(self, group_id: int, name: str, group_size: int, project_code: int = 0,
+                       description: str = "") -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(TaskGroupRow, group_id)
+            if row is None:
+                s.add(TaskGroupRow(id=group_id, name=name, group_size=group_size, project_code=project_code,
+                                   description=description))
+            else:
+                row.name, row.group_size = name, group_size
+                row.project_code, row.description = project_code, description
+
+    def task_groups(self) -> builtins.list[dict[str, object]]:
+        with Session(self.engine) as s:
+            return [{"id": r.id, "name": r.name, "groupSize": r.group_size, "projectCode": r.project_code,
+                     "description": r.description} for r in s.scalars(select(TaskGroupRow).order_by(TaskGroupRow.id))]
+
+    def task_group_sizes(self, ids: set[int]) -> dict[int, int]:
+        if not ids:
+            return {}
+        with Session(self.engine) as s:
+            rows = s.scalars(select(TaskGroupRow).where(TaskGroupRow.id.in_(ids)))
+            return {r.id: r.group_size for r in rows}
 
     def dispose(self) -> None:
         self.engine.dispose()

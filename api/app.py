@@ -11,7 +11,7 @@ from core.settings import Settings, get_settings
 
 from . import problems
 from .deps import AppState
-from .routers import definitions, runs
+from .routers import datasources, definitions, runs, task_groups
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(definitions.router)
     app.include_router(runs.router)
+    app.include_router(task_groups.router)
+    datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

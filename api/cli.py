@@ -432,3 +432,48 @@ def datasource_rotate_keys() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+events_app = typer.Typer(help="Lifecycle events recorded in the outbox (and published to Pulsar when set).")
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("tail")
+def events_tail(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
+    instance: Annotated[str | None, typer.Option(help="only this workflow instance")] = None,
+    last: Annotated[int, typer.Option(help="start with the last N events")] = 20,
+) -> None:
+    """Print events from the durable outbox, one JSON object per line."""
+    from activities.events.outbox import Outbox
+
+    outbox = Outbox(get_settings().resolved_database_url)
+    after = max(0, outbox.last_id() - last) if not instance else 0
+    try:
+        while True:
+            rows = outbox.tail(after, 500, instance)
+            for row_id, event in rows:
+                sys.stdout.write(json.dumps(event) + "\n")
+                after = row_id
+            sys.stdout.flush()
+            if not follow:
+                break
+            if not rows:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        outbox.dispose()
+
+
+@events_app.command("schema")
+def events_schema(
+    out_dir: Annotated[Path, typer.Option(help="where to write the JSON Schema")] = Path("docs/events"),
+) -> None:
+    """Write the event JSON Schema (versioned) for consumers."""
+    from core.events import SCHEMA_VERSION, LifecycleEvent
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"lifecycle-event.v{SCHEMA_VERSION}.schema.json"
+    path.write_text(json.dumps(LifecycleEvent.model_json_schema(), indent=2) + "\n")
+    out.print(f"wrote {path}")

@@ -7,9 +7,11 @@ runs N of these; they share the task queue and Temporal balances between them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import signal
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,32 +21,72 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.events.interceptor import EventsInterceptor
+from activities.events.outbox import Outbox
+from activities.events.relay import EventActivities, OutboxRelay
+from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
+from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workflows.ds_workflow import DsWorkflow
+from workflows.semaphore import SemaphoreWorkflow
 
 log = logging.getLogger("porpoise.worker")
 
 
-def activities(settings: Settings) -> list[Callable[..., Any]]:
+def activities(settings: Settings, client: Client | None = None) -> list[Callable[..., Any]]:
     from activities.definitions import DefinitionActivities
     from activities.http_task import run_http
     from activities.python_task import run_python
     from activities.shell import run_shell
+    from activities.sql_task import sql_activities
     from activities.store import DefinitionStore
     from activities.switch import evaluate_switch
 
-    definitions = DefinitionActivities(DefinitionStore(settings.resolved_database_url))
-    return [run_shell, run_python, run_http, evaluate_switch, definitions.load_definition]
+    store = DefinitionStore(settings.resolved_database_url)
+    definitions = DefinitionActivities(store)
+    acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch,
+                                      definitions.load_definition, *sql_activities(settings)]
+    from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
+
+    acts += [semaphore_signal_with_start, semaphore_dead_holders]
+    if client is not None:  # DEPENDENT reads other runs through Temporal visibility
+        from activities.dependent import DependentActivities
+
+        acts.append(DependentActivities(client, forced_success=store.forced_success).check_dependent)
+    return acts
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def event_sink(settings: Settings) -> EventSink:
+    if not settings.pulsar_url:
+        return OutboxOnlySink()
+    return PulsarSink(settings.pulsar_url, topic_for(settings), producer_name=f"porpoise-{socket.gethostname()}")
+
+
+def topic_for(settings: Settings) -> dict[str, str] | str | TopicFn:
+    base = settings.events_topic
+    if settings.events_topic_mode == "per_kind":
+        return {kind.value: f"{base}-{kind.value.lower().replace('_', '-')}" for kind in EventType} | {
+            "default": base}
+    if settings.events_topic_mode == "per_project":
+        return lambda body: f"{base}-{json.loads(body)['project_code']}"
+    return base
+
+
+def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None) -> Worker:
     restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
+    acts = activities(settings, client)
+    interceptors = []
+    if settings.events_enabled:
+        outbox = outbox or Outbox(settings.resolved_database_url)
+        acts.append(EventActivities(outbox).append_events)
+        interceptors.append(EventsInterceptor(outbox, settings.events_emit_bound_seconds))
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[DsWorkflow],
-        activities=activities(settings),
+        workflows=[DsWorkflow, SemaphoreWorkflow],
+        activities=acts,
+        interceptors=interceptors,
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=settings.max_cached_workflows,
@@ -61,9 +103,23 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
     async with worker:
         log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
         await stop.wait()
+    if relay:
+        await relay
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    """Publish the outbox to the configured sink until `stop` (one relay at a time holds the lease)."""
+    outbox = Outbox(settings.resolved_database_url)
+    sink = event_sink(settings)
+    try:
+        await OutboxRelay(outbox, sink, retention=timedelta(days=settings.events_retention_days)).run(stop)
+    finally:
+        sink.close()
+        outbox.dispose()
 
 
 def _child() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from model.definition import (
+    DataType,
     FailureStrategy,
     Priority,
     Property,
@@ -35,11 +36,19 @@ class TaskRequest(BaseModel):
     task_type: str
     task_params: dict[str, Any]
     params: dict[str, str] = Field(default_factory=dict)  # prepared parameters (reference §6.2)
+    param_types: dict[str, DataType] = Field(default_factory=dict)  # non-VARCHAR types, for SQL binding
     out_params: list[Property] = Field(default_factory=list)  # declared OUT localParams
     log_dir: str  # directory; the attempt's log file is <log_dir>/<task_code>.<attempt>.log
     dry_run: bool = False
     timezone: str = "UTC"  # the run's timezone, for $[...] in scripts, urls and bodies
     kill_grace_seconds: float = 5.0
+    # Who the task belongs to, for task-instance events.
+    project_code: int = 0
+    definition_code: int = 0
+    definition_version: int = 0
+    definition_name: str = ""
+    run_times: int = 1
+    is_sub_process: bool = False
 
 
 class TaskResult(BaseModel):
@@ -141,4 +150,5 @@ class RunInput(BaseModel):
     parent_instance_id: str | None = None
     max_parallel_tasks: int = 1000  # below Temporal's 2,000 pending activities per workflow
     instance_priority: Priority = Priority.MEDIUM  # processInstancePriority (§4.16)
+    task_group_sizes: dict[int, int] = Field(default_factory=dict)  # task group id -> groupSize
     carried: CarriedState | None = None

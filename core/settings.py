@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     max_cached_workflows: int = 5000
     max_concurrent_workflow_tasks: int = 100
     max_concurrent_activities: int = 100
+    # Lifecycle events (docs/events/README.md): always recorded in the outbox table; published to
+    # Pulsar when pulsar_url is set. Topic mode: single | per_kind | per_project.
+    events_enabled: bool = True
+    events_emit_bound_seconds: float = 30.0  # the longest the DAG waits on recording one event
+    pulsar_url: str = ""
+    events_topic: str = "persistent://public/default/porpoise-events"
+    events_topic_mode: str = "single"
+    events_retention_days: int = 7
+    # Datasource password encryption (docs/datasources.md): comma-separated Fernet keys, the first
+    # encrypts and all decrypt; or a file holding them. Without either, only the embedded dev mode
+    # starts: it generates <data_dir>/secret.key. dev_mode None = on when the database is SQLite.
+    secret_key: SecretStr = SecretStr("")
+    secret_key_file: Path | None = None
+    dev_mode: bool | None = None
 
     @property
     def resolved_database_url(self) -> str:

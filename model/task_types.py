@@ -13,14 +13,14 @@ from .definition import TaskDefinition
 from .problems import Problem
 
 # Types executed by activities (I/O) vs. decided inside the workflow (logic tasks).
-ACTIVITY_TYPES = frozenset({"SHELL", "PYTHON", "HTTP"})
-LOGIC_TYPES = frozenset({"CONDITIONS", "SWITCH", "SUB_PROCESS"})
+ACTIVITY_TYPES = frozenset({"SHELL", "PYTHON", "HTTP", "SQL"})
+LOGIC_TYPES = frozenset({"CONDITIONS", "SWITCH", "SUB_PROCESS", "DEPENDENT"})
 RUNNABLE = ACTIVITY_TYPES | LOGIC_TYPES
 
 # DS task types that parse and validate but do not run here yet (docs/compatibility.md).
 RECOGNISED = frozenset(
     {
-        "SQL", "DATAX", "DEPENDENT", "PROCEDURE", "SPARK", "FLINK", "FLINK_STREAM",
+        "DATAX", "PROCEDURE", "SPARK", "FLINK", "FLINK_STREAM",
         "MR", "HIVECLI", "SQOOP", "SEATUNNEL", "K8S", "DYNAMIC", "JUPYTER", "MLFLOW", "OPENMLDB", "PYTORCH",
         "DVC", "SAGEMAKER", "DATASYNC", "DMS", "DATA_FACTORY", "EMR", "ZEPPELIN", "CHUNJUN", "DINKY",
         "LINKIS", "REMOTESHELL", "ALIYUN_SERVERLESS_SPARK", "DATA_QUALITY", "BLOCKING",

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash deploy/services/postgres.sh start
 export PORPOISE_TEST_POSTGRES_URL="${PORPOISE_TEST_POSTGRES_URL:-postgresql+psycopg://porpoise:porpoise@127.0.0.1:5432/porpoise}"
+bash deploy/services/mariadb.sh
+export PORPOISE_TEST_MARIADB_URL="${PORPOISE_TEST_MARIADB_URL:-mysql+pymysql://porpoise:porpoise@127.0.0.1:3306/porpoise}"
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -32,11 +32,20 @@ with workflow.unsafe.imports_passed_through():
     from model import dependent as ds_dependent
     from model import params as ds_params
     from model.clock import in_zone
-    from model.definition import Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
+    from model.definition import DataType, Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
     from model.states import TaskState, WorkflowState
     from model.task_types import ACTIVITY_TYPES
 
     from .scheduler import DagScheduler
+    from .semaphore import (
+        SIGNAL_GRANTED,
+        SemaphoreClient,
+        SemaphoreGrant,
+        SemaphoreMode,
+        serial_key,
+        serial_mode,
+        task_group_key,
+    )
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
@@ -65,7 +74,9 @@ class DsWorkflow:
         self._wake = False
         self._bug: BaseException | None = None
         self._node_tasks: set[asyncio.Task[None]] = set()  # strong references while they run
+        self._semaphores = SemaphoreClient()  # task groups and executionType (workflows/semaphore.py)
         self._dependent_started: dict[int, datetime] = {}  # DEPENDENT node -> first start (business date)
+        self.created_status: InstanceStatus | None = None
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
@@ -95,7 +106,10 @@ class DsWorkflow:
             dag.restore(c.nodes, c.never_skip, c.end_requested, c.stopping)
             self._start, self._timeout_warned = c.start_time, c.timeout_warned
             self._dependent_started = dict(c.dependent_started)
+        self.created_status = self.status()  # the canvas before anything ran (WORKFLOW_INSTANCE_CREATED)
         self._state = WorkflowState.RUNNING_EXECUTION
+        if not await self._serial_gate():
+            self._request_stop()  # SERIAL_DISCARD while another instance runs, or stopped while waiting
         watchdog = None
         if input.definition.timeout > 0 and not self._timeout_warned:
             elapsed = (workflow.now() - self._start).total_seconds()
@@ -125,6 +139,7 @@ class DsWorkflow:
 
         if watchdog:
             watchdog.cancel()
+        await self._semaphores.release_all()  # the serial permit; never on the continue-as-new path
         self._state = dag.final_state()
         dag.mark_unreached(self._state)
         self._end = workflow.now()
@@ -143,6 +158,16 @@ class DsWorkflow:
 
     # -- queries, updates, signals ---------------------------------------------------------------
 
+    @property
+    def current_state(self) -> WorkflowState | None:
+        """The DS state, cheap to read on every activation (the lifecycle interceptor watches it);
+        None until the DAG is built."""
+        if self._dag is None:
+            return None
+        if self._state.is_finished or self._state is WorkflowState.SERIAL_WAIT:
+            return self._state
+        return self._dag.transient_state
+
     @workflow.query
     def status(self) -> InstanceStatus:
         assert self._input is not None
@@ -160,7 +185,7 @@ class DsWorkflow:
             definition_name=d.name,
             definition_version=d.version,
             project_code=d.project_code,
-            state=self._state if self._state.is_finished else self._dag.transient_state,
+            state=self.current_state or self._state,
             failure_strategy=self._input.failure_strategy,
             start_time=self._start,
             end_time=self._end,
@@ -201,6 +226,11 @@ class DsWorkflow:
     def stop_signal(self) -> None:
         """Stop pushed down by a parent instance; signals need no answer."""
         self._request_stop()
+
+    @workflow.signal(name=SIGNAL_GRANTED)
+    def semaphore_granted(self, grant: SemaphoreGrant) -> None:
+        """Answers from semaphore workflows (task groups, executionType)."""
+        self._semaphores.on_grant(grant)
 
     @workflow.signal
     def pause_signal(self) -> None:
@@ -309,21 +339,65 @@ class DsWorkflow:
             elif task.task_type == "SWITCH":
                 await self._run_switch(code, task)
             elif task.task_type == "SUB_PROCESS":
-                await self._run_sub_process(code, task)
+                if await self._take_slot(code, task):
+                    await self._run_sub_process(code, task)
             elif task.task_type == "DEPENDENT":
                 await self._run_dependent(code, task)
             elif task.task_type in ACTIVITY_TYPES:
                 if task.delay_time > 0 and not await self._delay(code, task):
                     return
-                await self._run_activity(code, task)
+                if await self._take_slot(code, task):
+                    await self._run_activity(code, task)
             else:
                 dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1,
                            error=f"task type {task.task_type} cannot run in this Porpoise version")
         except Exception as e:
             self._bug = e
         finally:
+            if task.task_group_id > 0 and self._semaphores.held(task_group_key(task.task_group_id), tag=str(code)):
+                await self._semaphores.release(task_group_key(task.task_group_id), tag=str(code))
             self._handles.pop(code, None)
             self._changed()
+
+    async def _take_slot(self, code: int, task: TaskDefinition) -> bool:
+        """Task groups (§4.17): wait in SUBMITTED_SUCCESS for a slot of the group's global semaphore,
+        higher taskGroupPriority first. False (the node ends KILL) when the node is killed meanwhile."""
+        if task.task_group_id <= 0:
+            return True
+        assert self._dag is not None and self._input is not None
+        self._dag.set_state(code, TaskState.SUBMITTED_SUCCESS)
+        if await self._semaphores.acquire(
+            task_group_key(task.task_group_id),
+            capacity=self._input.task_group_sizes.get(task.task_group_id, 0),  # 0: keep the group's size
+            priority=task.task_group_priority,
+            tag=str(code),
+            abort=lambda: self._must_die(code),
+        ):
+            return True
+        self._dag.finish(code, TaskState.KILL, workflow.now())
+        return False
+
+    async def _serial_gate(self) -> bool:
+        """executionType (§4.12): at most one running instance per definition code and version.
+        False when this instance must not run (SERIAL_DISCARD while busy, stopped while waiting,
+        preempted before a continue-as-new)."""
+        assert self._input is not None and self._dag is not None
+        d, dag = self._definition, self._dag
+        mode = serial_mode(d.execution_type)
+        if mode is None or self._input.is_sub_process:
+            return True
+        resuming = self._input.carried is not None  # the permit was taken by an earlier run of this chain
+        if mode is SemaphoreMode.WAIT and not resuming:
+            self._state = WorkflowState.SERIAL_WAIT
+        try:
+            return await self._semaphores.acquire(
+                serial_key(d.code, d.version), capacity=1, mode=SemaphoreMode.RESUME if resuming else mode,
+                abort=lambda: dag.stopping is not None,
+            )
+        except asyncio.CancelledError:
+            return False  # cancelling the Temporal workflow is a DS stop (§4.14)
+        finally:
+            self._state = WorkflowState.RUNNING_EXECUTION
 
     async def _delay(self, code: int, task: TaskDefinition) -> bool:
         """`delayTime` minutes in DELAY_EXECUTION before dispatch (§2). False when killed meanwhile."""
@@ -634,7 +708,7 @@ class DsWorkflow:
     def _request(self, code: int, task: TaskDefinition) -> TaskRequest:
         assert self._input is not None
         inp = self._input
-        prepared, _ = self._prepared(code, task)
+        prepared, types = self._prepared(code, task)
         return TaskRequest(
             instance_id=inp.instance_id,
             task_code=code,
@@ -642,10 +716,17 @@ class DsWorkflow:
             task_type=task.task_type,
             task_params=task.task_params,
             params=prepared,
+            param_types={k: v for k, v in types.items() if v is not DataType.VARCHAR},
             out_params=list(task.out_params),
             log_dir=f"{inp.log_dir.rstrip('/')}/{inp.instance_id}",
             dry_run=inp.dry_run,
             timezone=inp.timezone,
+            project_code=self._definition.project_code,
+            definition_code=self._definition.code,
+            definition_version=self._definition.version,
+            definition_name=self._definition.name,
+            run_times=inp.run_times,
+            is_sub_process=inp.is_sub_process,
         )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from zoneinfo import ZoneInfo
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -23,6 +23,7 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.store import DefinitionStore
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
@@ -46,7 +47,8 @@ def new_instance_id(code: int) -> str:
     return f"ds-{code}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-async def start_run(client: Client, settings: Settings, definition: Any, body: StartRun) -> RunCreated:
+async def start_run(client: Client, settings: Settings, definition: Any, body: StartRun,
+                    store: DefinitionStore | None = None) -> RunCreated:
     missing = [c for c in body.start_node_list if c not in {t.code for t in definition.tasks}]
     if missing:  # DS #13053: refuse start nodes that the version being run lacks
         raise ProblemError(422, "Unknown start nodes",
@@ -77,6 +79,9 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority,
     )
+    groups = {t.task_group_id for t in definition.tasks if t.task_group_id > 0}
+    sizes = await run_in_threadpool(store.task_group_sizes, groups) if store is not None else {}
+    run_input = run_input.model_copy(update={"task_group_sizes": sizes})
     if len(definition.model_dump_json()) > INLINE_DEFINITION_BYTES:
         # Big DAGs travel by reference: the workflow loads the pinned version (history budget).
         run_input = run_input.model_copy(update={"definition": None, "definition_code": definition.code,
@@ -117,7 +122,7 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
 async def start(code: int, body: StartRun, client: ClientDep, settings: SettingsDep,
                 store: StoreDep) -> dict[str, Any]:
     definition = await load(store, code, body.version)
-    return (await start_run(client, settings, definition, body)).model_dump(by_alias=True)
+    return (await start_run(client, settings, definition, body, store)).model_dump(by_alias=True)
 
 
 def _handle(client: Client, instance_id: str) -> WorkflowHandle[Any, Any]:

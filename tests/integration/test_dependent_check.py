@@ -134,7 +134,8 @@ async def test_the_latest_instance_in_the_window_wins(api: httpx.AsyncClient, cl
     # a rerun of the first instance makes it the most recent one (DS: the one that finished last)
     r = await api.post(f"/runs/{first['instance_id']}/rerun")
     assert r.status_code == 201, r.text
-    rerun = await wait(api, first["instance_id"], until=lambda st: st["run_times"] == 2 and st["temporalStatus"] == "COMPLETED")
+    rerun = await wait(api, first["instance_id"],
+                       until=lambda st: st["run_times"] == 2 and st["temporalStatus"] == "COMPLETED")
     assert rerun["temporalStatus"] == "COMPLETED"
     [latest] = await settle(acts, request(item(code, date_value="today"), business=MAR_1), S)
     assert latest.instance_id == first["instance_id"]

@@ -1,0 +1,63 @@
+"""The relay: publishes committed outbox rows to the sink in id order, retrying until it works."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+
+from core.events import LifecycleEvent
+
+from .outbox import Outbox
+from .sinks import EventSink
+
+log = logging.getLogger("porpoise.events")
+
+
+class EventActivities:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    @activity.defn(name="append_events")
+    def append_events(self, events: list[LifecycleEvent]) -> None:
+        """Commit instance events to the outbox (a local activity of the lifecycle interceptor)."""
+        self.outbox.append(events)
+
+
+class OutboxRelay:
+    def __init__(self, outbox: Outbox, sink: EventSink, *, batch: int = 500, idle_seconds: float = 0.2,
+                 retention: timedelta = timedelta(days=7)) -> None:
+        self.outbox, self.sink, self.batch, self.idle = outbox, sink, batch, idle_seconds
+        self.retention = retention
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.idle
+        purged_at = datetime.min.replace(tzinfo=UTC)
+        while not stop.is_set():
+            try:
+                published = await self.step()
+                backoff = self.idle
+                if datetime.now(UTC) - purged_at > timedelta(hours=1):
+                    await asyncio.to_thread(self.outbox.purge, datetime.now(UTC) - self.retention)
+                    purged_at = datetime.now(UTC)
+            except Exception:
+                log.warning("event relay: publish failed, retrying in %.1fs", backoff, exc_info=True)
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if not published:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+
+    async def step(self) -> int:
+        """Publish one batch if this relay holds the lease; returns how many were published."""
+        if not await asyncio.to_thread(self.outbox.take_lease, timedelta(seconds=30)):
+            return 0
+        pending = await asyncio.to_thread(self.outbox.pending, self.batch)
+        if not pending:
+            return 0
+        await asyncio.to_thread(self.sink.publish, pending)
+        await asyncio.to_thread(self.outbox.mark_published, [p.id for p in pending])
+        return len(pending)
