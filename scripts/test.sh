@@ -7,6 +7,10 @@ bash deploy/services/postgres.sh start
 export PORPOISE_TEST_POSTGRES_URL="${PORPOISE_TEST_POSTGRES_URL:-postgresql+psycopg://porpoise:porpoise@127.0.0.1:5432/porpoise}"
 bash deploy/services/mariadb.sh
 export PORPOISE_TEST_MARIADB_URL="${PORPOISE_TEST_MARIADB_URL:-mysql+pymysql://porpoise:porpoise@127.0.0.1:3306/porpoise}"
+# A real Apache Pulsar standalone broker, assembled from Maven Central jars (deploy/pulsar/).
+bash deploy/pulsar/pulsar.sh build
+PULSAR_URL=$(bash deploy/pulsar/pulsar.sh start)
+export PORPOISE_TEST_PULSAR_URL="${PORPOISE_TEST_PULSAR_URL:-$PULSAR_URL}" PORPOISE_REQUIRE_PULSAR=1
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
