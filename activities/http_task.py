@@ -27,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.logs import TaskLog
+from activities.masking import http_secrets
 from activities.process import TASK_FAILED, ds_substitute, heartbeat_every, heartbeat_interval
 from core.contracts import TaskRequest, TaskResult
 from model.definition import DataType, Direct, Property
@@ -210,7 +211,7 @@ async def run_http(request: TaskRequest) -> TaskResult:
     attempt = activity.info().attempt
     host = socket.gethostname()
     label = f"HTTP task {request.task_name!r}"
-    log = TaskLog.for_attempt(request.log_dir, request.task_code, attempt)
+    log = TaskLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
     with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
         details = {"pid": None, "host": host, "log_path": str(log.path)}
         activity.heartbeat(details)
@@ -220,6 +221,8 @@ async def run_http(request: TaskRequest) -> TaskResult:
             return TaskResult(attempt=attempt, host=host, log_path=str(log.path))
 
         spec = build_spec(request.task_params, request.params, request.timezone)
+        for secret in http_secrets([*spec.headers, *spec.query]):  # a response may echo them
+            log.add_secret(secret)
         log.note(f"request: {spec.method} {spec.url}")
         if spec.query:
             log.note("query parameters: " + ", ".join(name for name, _ in spec.query))

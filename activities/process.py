@@ -348,7 +348,7 @@ async def run_script_task(
     attempt = activity.info().attempt
     host = socket.gethostname()
     label = label or f"{request.task_type} task {request.task_name!r}"
-    log = TaskLog.for_attempt(request.log_dir, request.task_code, attempt)
+    log = TaskLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
     with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
         if request.dry_run:
             log.note("dry run: skipped")

@@ -430,7 +430,7 @@ class SqlTask:
         """Run the task's SQL on its datasource; OUT params from the result (reference §3 SQL)."""
         attempt = activity.info().attempt
         host = socket.gethostname()
-        log = TaskLog.for_attempt(request.log_dir, request.task_code, attempt)
+        log = TaskLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
         details = {"pid": None, "host": host, "log_path": str(log.path)}
         with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
             activity.heartbeat(details)
@@ -479,6 +479,7 @@ class SqlTask:
         if not info.executable:
             raise self._fail(f"{label}: {info.label} has no Python driver in Porpoise; SQL tasks run on "
                              f"{', '.join(sorted(EXECUTABLE))}", log, details, invalid=True)
+        log.add_secret(info.password)  # masked by the log itself too, whatever path forgets info.mask
         slog = SafeLog(log, info.mask)
         declared = str(request.task_params.get("type") or "").upper()
         if declared and declared != info.type and not (declared in MYSQL_LIKE and info.type in MYSQL_LIKE):

@@ -241,18 +241,40 @@ def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = 
 
 
 @app.command()
-def logs(instance_id: str, task_code: int, attempt: Annotated[int | None, typer.Option()] = None) -> None:
-    """Print a task instance's log."""
-    params = {"attempt": attempt} if attempt else {}
+def logs(
+    instance_id: str,
+    task_code: int,
+    attempt: Annotated[int | None, typer.Option()] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the attempt ends")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=1, help="only the last N lines")] = None,
+) -> None:
+    """Print a task instance's log (masked); --tail N for its last lines, --follow to stream it."""
+    params: dict[str, Any] = {"attempt": attempt} if attempt else {}
+    if tail is not None:
+        params["lines"] = tail
+    if follow:
+        params["follow"] = "true"
+    path = f"/runs/{instance_id}/tasks/{task_code}/log"
     try:
         with _api() as c:
-            resp = c.get(f"/runs/{instance_id}/tasks/{task_code}/log", params=params)
+            if not follow:
+                resp = c.get(path, params=params)
+                if resp.status_code >= 400:
+                    _check(resp)
+                sys.stdout.write(resp.text)
+                return
+            # A followed log may be quiet for longer than any read timeout: none while streaming.
+            with c.stream("GET", path, params=params, timeout=httpx.Timeout(60, read=None)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _check(resp)
+                for text in resp.iter_text():
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
     except httpx.ConnectError:
         _fail("cannot reach the Porpoise API; start it with `porpoise up`")
-        return
-    if resp.status_code >= 400:
-        _check(resp)
-    sys.stdout.write(resp.text)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()

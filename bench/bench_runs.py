@@ -1,7 +1,11 @@
 """Start N instances of a 5-task DAG (a -> b, c -> d -> e, each `true`) through the API, and print
 JSON: start rate, drain time, tasks per second, worker and server CPU and peak RSS.
 
-    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50]
+    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50] [--dry-run]
+
+``worker_tasks`` CPU is that of the worker's exited children, i.e. the SHELL task processes (bash);
+``other_cpu_seconds`` is CPU used meanwhile by anything else on the machine (a noisy run if large).
+With --dry-run the runs are DS dry runs: every activity is dispatched but starts no process.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from typing import Any
 
 import httpx
+import psutil
 from temporalio.client import Client
 
 from bench.stack import Stack
@@ -45,10 +50,26 @@ class Sampler(threading.Thread):
                 self.peak[k] = max(self.peak[k], self.stack.rss_mb(k))
 
 
-async def bench(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy so far (not idle, iowait or steal; guest time is already in user)."""
+    t = psutil.cpu_times()
+    not_busy = ("idle", "iowait", "steal", "guest", "guest_nice")
+    return sum(getattr(t, f) for f in t._fields if f not in not_busy)
+
+
+def cpu_now(stack: Stack) -> dict[str, float]:
+    cpu = {k: stack.cpu_seconds(k) for k in ("server", "worker", "api")}
+    cpu["worker_tasks"] = stack.cpu_seconds("worker", reaped_children=True)
+    own = psutil.Process().cpu_times()
+    cpu["bench_client"] = own.user + own.system
+    cpu["machine"] = machine_busy_seconds()
+    return cpu
+
+
+async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
         saved = (await api.post("/definitions", json=five_task_export())).json()[0]
-        cpu0 = {k: stack.cpu_seconds(k) for k in ("server", "worker", "api")}
+        cpu0 = cpu_now(stack)
         sampler = Sampler(stack)
         sampler.start()
         sem = asyncio.Semaphore(concurrency)
@@ -56,7 +77,7 @@ async def bench(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
 
         async def one() -> None:
             async with sem:
-                r = await api.post(f"/definitions/{saved['code']}/runs", json={})
+                r = await api.post(f"/definitions/{saved['code']}/runs", json={"dryRun": dry_run})
                 r.raise_for_status()
                 ids.append(r.json()["instanceId"])
 
@@ -76,15 +97,21 @@ async def bench(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
         succeeded = (await client.count_workflows(
             f"DsDefinitionCode = {saved['code']} AND DsState = 'SUCCESS'")).count
         sampler.stop.set()
-        cpu = {k: stack.cpu_seconds(k) - cpu0[k] for k in cpu0}
+        cpu1 = cpu_now(stack)
+        cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+        # CPU used on this machine by anything but the stack and this client: non-zero means a noisy run.
+        machine = cpu.pop("machine")
+        other = machine - sum(cpu.values())
         return {
-            "n": n, "workers": stack.workers, "concurrency": concurrency,
+            "n": n, "workers": stack.workers, "concurrency": concurrency, "dry_run": dry_run,
             "start_seconds": round(started, 2), "start_rate_per_s": round(n / started, 1),
             "drain_seconds": round(drained, 2), "workflows_per_s": round(n / drained, 1),
             "tasks_per_s": round(5 * n / drained, 1), "closed": closed, "succeeded": succeeded,
             "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
             "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
             "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
+            "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
+            "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
         }
 
 
@@ -93,9 +120,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--dry-run", action="store_true", help="start DS dry runs: tasks start no process")
     args = ap.parse_args()
     with Stack(workers=args.workers) as stack:
-        result = asyncio.run(bench(stack, args.n, args.concurrency))
+        result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
     print(json.dumps(result, indent=2))
 
 

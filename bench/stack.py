@@ -60,12 +60,14 @@ class Stack:
         root = psutil.Process(self.procs[name].pid)
         return [root, *root.children(recursive=True)]
 
-    def cpu_seconds(self, name: str) -> float:
+    def cpu_seconds(self, name: str, *, reaped_children: bool = False) -> float:
+        """CPU of the live process tree; with ``reaped_children``, instead the CPU of children that
+        have exited and been waited for (e.g. the worker's SHELL task processes)."""
         total = 0.0
         for p in self.tree(name):
             with contextlib.suppress(psutil.NoSuchProcess):
                 t = p.cpu_times()
-                total += t.user + t.system
+                total += t.children_user + t.children_system if reaped_children else t.user + t.system
         return total
 
     def rss_mb(self, name: str) -> float:

@@ -6,10 +6,11 @@ dev server. Each process (API, worker, CLI) reads the same settings, injected wh
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +49,40 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     secret_key_file: Path | None = None
     dev_mode: bool | None = None
+    # Task logs (activities/logs.py, activities/masking.py, activities/log_budget.py). Per task attempt:
+    # output past log_max_bytes_per_task keeps its head and its last log_tail_bytes (0 = no cap).
+    # Per worker: the sweeper deletes logs older than log_retention_days and, while the log root holds
+    # more than log_disk_budget_bytes, the oldest finished instances' logs (0 = off).
+    log_max_bytes_per_task: int = Field(default=64 * 1024 * 1024, ge=0)
+    log_tail_bytes: int = Field(default=1024 * 1024, ge=0)
+    log_disk_budget_bytes: int = Field(default=10 * 1024**3, ge=0)
+    log_retention_days: float = Field(default=30.0, ge=0)
+    log_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    # Extra masking regexes per task type (key "*": every type), on top of the built-in rules; from the
+    # environment as JSON: PORPOISE_LOG_MASK_RULES='{"SHELL": ["(?<=api-key: )\\S+"]}'.
+    log_mask_rules: dict[str, list[str]] = Field(default_factory=dict)
+    # Which resolved parameter names count as secret, their values masked in every log; "" = built in.
+    log_secret_param_pattern: str = ""
+
+    @field_validator("log_mask_rules")
+    @classmethod
+    def _rules_compile(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for task_type, regexes in value.items():
+            for regex in regexes:
+                try:
+                    re.compile(regex)
+                except re.error as e:
+                    raise ValueError(f"log_mask_rules[{task_type!r}]: {regex!r} is not a valid regex: {e}") from None
+        return value
+
+    @field_validator("log_secret_param_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"log_secret_param_pattern {value!r} is not a valid regex: {e}") from None
+        return value
 
     @property
     def resolved_database_url(self) -> str:
