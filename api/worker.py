@@ -25,6 +25,8 @@ from activities.events.interceptor import EventsInterceptor
 from activities.events.outbox import Outbox
 from activities.events.relay import EventActivities, OutboxRelay
 from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
+from activities.log_budget import run_log_sweeper
+from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -74,6 +76,7 @@ def topic_for(settings: Settings) -> dict[str, str] | str | TopicFn:
 
 
 def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None) -> Worker:
+    configure_task_logs(settings)  # this worker's log cap and per-type mask rules
     restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
     acts = activities(settings, client)
     interceptors = []
@@ -104,11 +107,13 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
+    sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
     async with worker:
         log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
         await stop.wait()
     if relay:
         await relay
+    await sweeper
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:

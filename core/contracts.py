@@ -7,7 +7,7 @@ converter. Keep them small: they land in every run's history.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,6 +25,8 @@ from model.states import TaskState, WorkflowState
 
 TASK_QUEUE = "porpoise"
 WORKFLOW_TYPE = "DsWorkflow"
+# A workflow task may need a full replay of a long history on a busy worker: give it room.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
 class TaskRequest(BaseModel):

@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    Priority,
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -28,7 +34,15 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
-    from core.contracts import CarriedState, InstanceStatus, NodeStatus, RunInput, TaskRequest, TaskResult
+    from core.contracts import (
+        WORKFLOW_TASK_TIMEOUT,
+        CarriedState,
+        InstanceStatus,
+        NodeStatus,
+        RunInput,
+        TaskRequest,
+        TaskResult,
+    )
     from model import dependent as ds_dependent
     from model import params as ds_params
     from model.clock import in_zone
@@ -47,7 +61,9 @@ with workflow.unsafe.imports_passed_through():
         task_group_key,
     )
 
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+MAX_HISTORY_EVENTS = 3500
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
 CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 mapping, §4.9)
     WorkflowState.SUCCESS: TaskState.SUCCESS,
@@ -62,6 +78,14 @@ _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 class DsWorkflow:
     @workflow.init
     def __init__(self, input: RunInput) -> None:
+        # A Temporal Schedule starts runs with fixed arguments: the instance id is the workflow id it
+        # made, and the business time is the scheduled fire time (DS scheduleTime, §4.18).
+        info = workflow.info()
+        if not input.instance_id:
+            input = input.model_copy(update={"instance_id": info.workflow_id})
+        if input.schedule_time is None and input.command_type == "SCHEDULER":
+            fired = info.typed_search_attributes.get(SCHEDULED_START_TIME)
+            input = input.model_copy(update={"schedule_time": fired or workflow.now()})
         self._input: RunInput | None = input
         self._dag: DagScheduler | None = None
         self._state = WorkflowState.SUBMITTED_SUCCESS
@@ -77,9 +101,14 @@ class DsWorkflow:
         self._semaphores = SemaphoreClient()  # task groups and executionType (workflows/semaphore.py)
         self._dependent_started: dict[int, datetime] = {}  # DEPENDENT node -> first start (business date)
         self.created_status: InstanceStatus | None = None
+        self._progress = 0  # nodes finished by this run
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
+        assert self._input is not None
+        input = self._input  # as completed by __init__
+        if input.command_type == "SCHEDULER" and input.schedule_time is not None and input.carried is None:
+            workflow.upsert_search_attributes([sa.DS_SCHEDULE_TIME.value_set(input.schedule_time)])
         if input.definition is None:
             definition = await workflow.execute_activity(
                 "load_definition", args=[input.definition_code, input.definition_version],
@@ -116,7 +145,7 @@ class DsWorkflow:
             watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout, elapsed))
         while True:
             self._kill_running()
-            if workflow.info().is_continue_as_new_suggested():
+            if self._history_is_long():
                 dag.draining = True  # let running tasks finish, then continue in a fresh history
             for code in dag.ready(input.max_parallel_tasks - len(dag.running())):
                 node_task = asyncio.create_task(self._run_node(code))
@@ -299,6 +328,16 @@ class DsWorkflow:
     def _must_die(self, code: int) -> bool:
         return code in self._killed
 
+    def _history_is_long(self) -> bool:
+        """Continue-as-new well before Temporal's suggestion (4,096 events / 4 MiB): a worker that lost
+        its cache must replay the whole history inside one workflow task, and a Python replay of 4,000
+        events takes seconds on a busy 2-core machine (measured: ~5 s idle). Only a run that got work
+        done continues, so a continuation can never loop."""
+        info = workflow.info()
+        if self._progress == 0:
+            return False
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_HISTORY_EVENTS
+
     async def _continue_as_new(self) -> None:
         """Carry the DAG's state into a fresh run of the same instance (history budget, B8)."""
         assert self._input is not None and self._dag is not None and self._start is not None
@@ -311,7 +350,8 @@ class DsWorkflow:
         assert inp.definition is not None
         workflow.continue_as_new(inp.model_copy(update={
             "definition": None, "definition_code": inp.definition.code,
-            "definition_version": inp.definition.version, "carried": carried, "prior_nodes": []}))
+            "definition_version": inp.definition.version, "carried": carried, "prior_nodes": []}),
+            task_timeout=WORKFLOW_TASK_TIMEOUT)
 
     async def _workflow_timeout(self, minutes: int, elapsed_seconds: float = 0.0) -> None:
         """3.2 only warns on a workflow timeout; nothing is killed (§4.5)."""
@@ -354,6 +394,7 @@ class DsWorkflow:
         except Exception as e:
             self._bug = e
         finally:
+            self._progress += 1
             if task.task_group_id > 0 and self._semaphores.held(task_group_key(task.task_group_id), tag=str(code)):
                 await self._semaphores.release(task_group_key(task.task_group_id), tag=str(code))
             self._handles.pop(code, None)
@@ -559,7 +600,7 @@ class DsWorkflow:
         dag.nodes[code].sub_instance_id = child_id
         handle = await workflow.start_child_workflow(
             "DsWorkflow", child_input, id=child_id, result_type=InstanceStatus,
-            task_queue=workflow.info().task_queue,
+            task_queue=workflow.info().task_queue, task_timeout=WORKFLOW_TASK_TIMEOUT,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.DS_PROJECT, child_def.project_code),
                 SearchAttributePair(sa.DS_DEFINITION_CODE, child_def.code),

@@ -29,7 +29,7 @@ from core.contracts import TaskRequest, TaskResult
 from core.events import EventTask, EventType, LifecycleEvent
 from model.states import TaskState
 
-from .outbox import Outbox
+from .outbox import GroupCommit, Outbox
 
 log = logging.getLogger("porpoise.events")
 
@@ -68,6 +68,7 @@ class TaskEvents(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, outbox: Outbox, bound_seconds: float) -> None:
         super().__init__(next)
         self.outbox, self.bound = outbox, bound_seconds
+        self.writer = GroupCommit(outbox)
 
     def init(self, outbound: ActivityOutboundInterceptor) -> None:
         super().init(_HeartbeatTap(outbound))
@@ -122,6 +123,6 @@ class TaskEvents(ActivityInboundInterceptor):
 
     async def _record(self, events: list[LifecycleEvent]) -> None:
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.outbox.append, events), self.bound)
+            await asyncio.wait_for(self.writer.append(events), self.bound)
         except Exception:
             log.warning("task events %s not recorded", [e.event_id for e in events], exc_info=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import uuid
@@ -9,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, create_engine, delete, or_, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from activities.store import Base
+from activities.store import Base, open_engine
 from core.events import LifecycleEvent
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -51,12 +52,7 @@ class Pending:
 
 class Outbox:
     def __init__(self, url: str | Engine) -> None:
-        if isinstance(url, str):
-            kwargs: dict[str, object] = {"pool_pre_ping": True}
-            if url.startswith("sqlite"):
-                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            url = create_engine(url, **kwargs)  # type: ignore[arg-type]
-        self.engine = url
+        self.engine = open_engine(url) if isinstance(url, str) else url
         Base.metadata.create_all(self.engine, tables=[OutboxRow.__table__, LeaseRow.__table__])  # type: ignore[list-item]
         self.owner = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
@@ -118,3 +114,41 @@ class Outbox:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class GroupCommit:
+    """Batches concurrent appends into one transaction (group commit), in the caller's event loop.
+
+    Hundreds of activities recording events at once would otherwise each pay a commit; here each
+    caller still returns only after *its* events are committed, so nothing is acknowledged early.
+    """
+
+    def __init__(self, outbox: Outbox, max_batch: int = 500) -> None:
+        self.outbox, self.max_batch = outbox, max_batch
+        self._queue: asyncio.Queue[tuple[Sequence[LifecycleEvent], asyncio.Future[None]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, events: Sequence[LifecycleEvent]) -> None:
+        if self._queue is None or self._writer is None or self._writer.done():
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop(self._queue))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((events, done))
+        await done
+
+    async def _write_loop(self, queue: asyncio.Queue[tuple[Sequence[LifecycleEvent], asyncio.Future[None]]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < self.max_batch:
+                batch.append(queue.get_nowait())
+            events = [e for evs, _ in batch for e in evs]
+            try:
+                await asyncio.to_thread(self.outbox.append, events)
+            except Exception as e:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)

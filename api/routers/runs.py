@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import (
     Client,
@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import DefinitionStore
 from core import search_attributes as sa
-from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
+from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
 from core.temporal import ui_run_url
 from model.clock import is_zone
@@ -110,6 +110,7 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
         search_attributes=TypedSearchAttributes(pairs),
         static_summary=f"{definition.name} v{definition.version} ({run_input.command_type}, run {run_input.run_times})",
         priority=Priority(priority_key=run_input.instance_priority.rank + 1),
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
     )
     return RunCreated(
         instance_id=instance_id, workflow_id=instance_id, run_id=handle.result_run_id,
@@ -222,29 +223,68 @@ async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
 
 
 @router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
-            summary="A task instance's log (the last attempt unless one is named)")
+            summary="A task instance's log (the last attempt unless one is named); follow=true streams it")
 async def task_log(instance_id: str, task_code: int, request: Request, client: ClientDep,
                    settings: SettingsDep, attempt: int | None = Query(None, ge=1),
-                   offset: int = Query(0, ge=0), tail: int | None = Query(None, ge=1)) -> PlainTextResponse:
+                   offset: int = Query(0, ge=0), tail: int | None = Query(None, ge=1),
+                   lines: int | None = Query(None, ge=1, description="the last N lines"),
+                   follow: bool = Query(False, description="stream until the attempt ends")) -> Response:
+    """The attempt's log as stored (masked when written), masked again with the task type's rules as
+    served. ``offset`` (file bytes), ``tail`` (last bytes) or ``lines`` (last lines) choose where to
+    start; ``X-Log-Next-Offset`` says where to continue. A tail of a task past its output cap includes
+    its live tail. ``follow=true`` streams from there, complete lines at a time, until the footer is
+    written or the task is over."""
+    import asyncio
+
+    from fastapi.responses import StreamingResponse
+
+    from activities.logs import follow_log, read_log
+    from activities.masking import rules_for
+
     status, _ = await instance_status(client, instance_id)
     node = next((n for n in status.nodes if n.code == task_code), None)
     if node is None:
         raise ProblemError(404, "Not found", f"task {task_code} is not a node of {instance_id}")
-    if not node.state.has_instance or node.state is TaskState.SUBMITTED_SUCCESS:
+    no_instance = not node.state.has_instance or node.state is TaskState.SUBMITTED_SUCCESS
+    may_start = follow and not node.state.is_finished and status.state is WorkflowState.RUNNING_EXECUTION
+    if no_instance and not may_start:
         raise ProblemError(404, "No log", f"task {node.name!r} is {node.state.value}: it has no task instance")
     n = attempt or max(node.attempts, 1)
     path = Path(settings.resolved_log_dir) / instance_id / f"{task_code}.{n}.log"
+    rules = rules_for(node.task_type, settings.log_mask_rules)
+
+    async def still_running() -> bool:
+        try:
+            current, tstatus = await instance_status(client, instance_id)
+        except ProblemError as e:
+            return e.status == 503  # the workflow is busy: ask again later
+        except Exception:  # Temporal unreachable for a moment: the footer still ends the stream
+            return True
+        now = next((c for c in current.nodes if c.code == task_code), None)
+        return (tstatus == "RUNNING" and now is not None and not now.state.is_finished
+                and (attempt is None or now.attempts <= n))
+
+    if follow:  # the attempt may not have started writing yet
+        for _ in range(100):
+            if path.is_file() or not await still_running():
+                break
+            await asyncio.sleep(0.2)
     if not path.is_file():
         raise ProblemError(404, "No log", f"no log for task {node.name!r} attempt {n} on this host")
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if tail is not None:
-            f.seek(max(0, size - tail))
-        else:
-            f.seek(min(offset, size))
-        data = f.read(8 * 1024 * 1024)
-    return PlainTextResponse(data.decode("utf-8", "replace"),
-                             headers={"X-Log-Size": str(size), "X-Log-Path": str(path)})
+    part = await run_in_threadpool(read_log, path, offset=offset, tail=tail, lines=lines)
+    headers = {"X-Log-Size": str(part.size), "X-Log-Path": str(path), "X-Log-Next-Offset": str(part.next_offset)}
+    if part.live_tail:
+        headers["X-Log-Live-Tail"] = str(part.live_tail)
+    if not follow:
+        return PlainTextResponse(rules.mask_bytes(part.data).decode("utf-8", "replace"), headers=headers)
+
+    async def stream() -> Any:
+        if part.data:
+            yield rules.mask_bytes(part.data)
+        async for chunk in follow_log(path, part.next_offset, still_running):
+            yield rules.mask_bytes(chunk)
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8", headers=headers)
 
 
 async def _definition_of(store: Any, run_input: RunInput) -> WorkflowDefinition:
