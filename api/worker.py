@@ -30,6 +30,7 @@ from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
 
@@ -87,7 +88,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[DsWorkflow, SemaphoreWorkflow],
+        workflows=[DsWorkflow, SemaphoreWorkflow, ComplementWorkflow],
         activities=acts,
         interceptors=interceptors,
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
