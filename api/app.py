@@ -11,7 +11,7 @@ from core.settings import Settings, get_settings
 
 from . import problems
 from .deps import AppState
-from .routers import datasources, definitions, runs, task_groups
+from .routers import complements, datasources, definitions, runs, schedules, task_groups
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(definitions.router)
     app.include_router(runs.router)
     app.include_router(task_groups.router)
+    app.include_router(schedules.router)
+    app.include_router(complements.router)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
 
     @app.get("/health", tags=["health"])

@@ -499,3 +499,226 @@ def events_schema(
     path = out_dir / f"lifecycle-event.v{SCHEMA_VERSION}.schema.json"
     path.write_text(json.dumps(LifecycleEvent.model_json_schema(), indent=2) + "\n")
     out.print(f"wrote {path}")
+# -- schedules and complement data (docs/schedules.md) ------------------------------------------------
+
+schedule_app = typer.Typer(help="DS schedules (Temporal Schedules): create, update, online/offline, runs.",
+                           no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+complement_app = typer.Typer(help="Complement data (backfill): one instance per business date.",
+                             no_args_is_help=True)
+app.add_typer(complement_app, name="complement")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _schedule_print(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="schedules")
+    for col in ("id", "definition", "version", "crontab", "timezone", "state", "misfire", "overlap", "next fire"):
+        table.add_column(col)
+    for s in rows:
+        upcoming = (s.get("temporal") or {}).get("nextFireTimes") or [""]
+        table.add_row(str(s["id"]), f"{s['processDefinitionName']} ({s['processDefinitionCode']})",
+                      str(s["processDefinitionVersion"]), s["crontab"], s["timezoneId"], s["releaseState"],
+                      s["misfirePolicy"], s["overlapPolicy"], upcoming[0])
+    out.print(table)
+
+
+def _schedule_body(crontab: str | None, timezone: str | None, start: str | None, end: str | None,
+                   failure_strategy: str | None, warning_type: str | None, priority: str | None,
+                   misfire: str | None, threshold: int | None, overlap: str | None) -> dict[str, Any]:
+    fields = {"crontab": crontab, "timezoneId": timezone, "startTime": start, "endTime": end,
+              "failureStrategy": failure_strategy, "warningType": warning_type, "processInstancePriority": priority,
+              "misfirePolicy": misfire, "misfireThresholdSeconds": threshold, "overlapPolicy": overlap}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+CrontabOpt = Annotated[str | None, typer.Option(help="Quartz crontab, e.g. '0 0 2 * * ? *'")]
+TimezoneOpt = Annotated[str | None, typer.Option("--timezone", help="IANA zone (timezoneId)")]
+StartOpt = Annotated[str | None, typer.Option("--start", help="startTime 'yyyy-MM-dd HH:mm:ss'")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="endTime 'yyyy-MM-dd HH:mm:ss'")]
+FailureOpt = Annotated[str | None, typer.Option(help="CONTINUE or END")]
+WarningOpt = Annotated[str | None, typer.Option(help="NONE, SUCCESS, FAILURE or ALL")]
+PriorityOpt = Annotated[str | None, typer.Option("--priority", help="HIGHEST .. LOWEST")]
+MisfireOpt = Annotated[str | None, typer.Option(help="FIRE_ALL_MISSED, FIRE_ONCE_NOW or SKIP_MISSED")]
+ThresholdOpt = Annotated[int | None, typer.Option("--misfire-threshold", help="seconds late that still count as "
+                                                                            "on time (default 60)")]
+OverlapOpt = Annotated[str | None, typer.Option(help="ALLOW_ALL, SKIP, BUFFER_ONE, BUFFER_ALL, CANCEL_OTHER, "
+                                                     "TERMINATE_OTHER")]
+
+
+@schedule_app.command("create")
+def schedule_create(
+    definition_code: int,
+    crontab: Annotated[str, typer.Option(help="Quartz crontab, e.g. '0 0 2 * * ? *'")],
+    timezone: TimezoneOpt = None, start: StartOpt = None, end: EndOpt = None, failure_strategy: FailureOpt = None,
+    warning_type: WarningOpt = None, priority: PriorityOpt = None, misfire: MisfireOpt = None,
+    misfire_threshold: ThresholdOpt = None, overlap: OverlapOpt = None,
+    online: Annotated[bool, typer.Option("--online", help="put it online at once (default: offline, as DS)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the schedule of a definition (offline unless --online)."""
+    body = _schedule_body(crontab, timezone, start, end, failure_strategy, warning_type, priority, misfire,
+                          misfire_threshold, overlap) | {"processDefinitionCode": definition_code}
+    if online:
+        body["releaseState"] = "ONLINE"
+    _schedule_print([_request("POST", "/schedules", json=body)], as_json)
+
+
+@schedule_app.command("update")
+def schedule_update(
+    schedule_id: int, crontab: CrontabOpt = None, timezone: TimezoneOpt = None, start: StartOpt = None,
+    end: EndOpt = None, failure_strategy: FailureOpt = None, warning_type: WarningOpt = None,
+    priority: PriorityOpt = None, misfire: MisfireOpt = None, misfire_threshold: ThresholdOpt = None,
+    overlap: OverlapOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a schedule; what is not given stays. It also moves to the definition's current version."""
+    body = _schedule_body(crontab, timezone, start, end, failure_strategy, warning_type, priority, misfire,
+                          misfire_threshold, overlap)
+    _schedule_print([_request("PUT", f"/schedules/{schedule_id}", json=body)], as_json)
+
+
+@schedule_app.command("list")
+def schedule_list(definition_code: Annotated[int | None, typer.Option("--definition")] = None,
+                  as_json: JsonOpt = False) -> None:
+    """List schedules."""
+    params = {"definitionCode": definition_code} if definition_code is not None else {}
+    _schedule_print(_request("GET", "/schedules", params=params), as_json)
+
+
+@schedule_app.command("get")
+def schedule_get(schedule_id: int, as_json: JsonOpt = False) -> None:
+    """One schedule with its next fire times."""
+    _schedule_print([_request("GET", f"/schedules/{schedule_id}")], as_json)
+
+
+@schedule_app.command("online")
+def schedule_online(schedule_id: int) -> None:
+    """Put a schedule online: it fires."""
+    out.print(_request("POST", f"/schedules/{schedule_id}/online")["releaseState"])
+
+
+@schedule_app.command("offline")
+def schedule_offline(schedule_id: int) -> None:
+    """Take a schedule offline: it stops firing."""
+    out.print(_request("POST", f"/schedules/{schedule_id}/offline")["releaseState"])
+
+
+@schedule_app.command("delete")
+def schedule_delete(schedule_id: int) -> None:
+    """Delete an offline schedule."""
+    _request("DELETE", f"/schedules/{schedule_id}")
+    out.print(f"deleted schedule {schedule_id}")
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(schedule_id: int) -> None:
+    """Fire a schedule once now."""
+    _request("POST", f"/schedules/{schedule_id}/trigger")
+    out.print(f"triggered schedule {schedule_id}")
+
+
+@schedule_app.command("runs")
+def schedule_runs(schedule_id: int, limit: Annotated[int, typer.Option()] = 20, as_json: JsonOpt = False) -> None:
+    """The instances a schedule started, newest business time first."""
+    rows = _request("GET", f"/schedules/{schedule_id}/runs", params={"limit": limit})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"runs of schedule {schedule_id}")
+    for col in ("instance", "scheduleTime", "state", "start", "end"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["instanceId"], r["scheduleTime"] or "", r["state"] or "", r["startTime"] or "",
+                      r["closeTime"] or "")
+    out.print(table)
+
+
+@schedule_app.command("preview")
+def schedule_preview(crontab: str, timezone: Annotated[str, typer.Option("--timezone")] = "UTC",
+                     count: Annotated[int, typer.Option()] = 5) -> None:
+    """The next fire times of a Quartz crontab."""
+    for t in _request("POST", "/schedules/preview", json={"crontab": crontab, "timezoneId": timezone,
+                                                          "count": count})["fireTimes"]:
+        out.print(t)
+
+
+def _complement_print(st: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(st))
+        return
+    table = Table(title=f"{st['definitionName']} — {st['complementId']}: {st['state']} "
+                        f"({st['runMode']}, {st['chains']} chain{'s' if st['chains'] > 1 else ''})")
+    for col in ("scheduleTime", "chain", "state", "instance"):
+        table.add_column(col)
+    for d in st["dates"]:
+        table.add_row(d["scheduleTime"], str(d["chain"]), d["state"], d["instanceId"] or "")
+    err.print(table)
+
+
+@complement_app.command("start")
+def complement_start(
+    definition_code: int,
+    start: Annotated[str | None, typer.Option("--start", help="complementStartDate 'yyyy-MM-dd HH:mm:ss'")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="complementEndDate")] = None,
+    dates: Annotated[str | None, typer.Option("--dates", help="complementScheduleDateList: d1,d2,...")] = None,
+    parallel: Annotated[int, typer.Option("--parallel", help="RUN_MODE_PARALLEL with this many chains "
+                                                             "(0: serial)")] = 0,
+    ascending: Annotated[bool, typer.Option("--asc", help="oldest date first (default newest first)")] = False,
+    continue_on_failure: Annotated[bool, typer.Option("--continue-on-failure")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="start param k=v")] = None,
+    failure_strategy: Annotated[str, typer.Option(help="CONTINUE or END")] = "CONTINUE",
+    timezone: Annotated[str | None, typer.Option("--timezone")] = None,
+    dry_run: Annotated[bool, typer.Option(help="DS dry run")] = False,
+    wait: Annotated[bool, typer.Option(help="wait for the end")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Complement data: run the definition once per business date (a range or a list)."""
+    if dates:
+        schedule_time: dict[str, Any] = {"complementScheduleDateList": dates}
+    elif start and end:
+        schedule_time = {"complementStartDate": start, "complementEndDate": end}
+    else:
+        _fail("give --start and --end, or --dates")
+        return
+    params = {}
+    for p in param or []:
+        if "=" not in p:
+            _fail(f"--param {p!r} is not k=v")
+        k, v = p.split("=", 1)
+        params[k] = v
+    body: dict[str, Any] = {"scheduleTime": schedule_time, "startParams": params, "failureStrategy": failure_strategy,
+                            "dryRun": dry_run, "executionOrder": "ASC_ORDER" if ascending else "DESC_ORDER",
+                            "continueOnFailure": continue_on_failure,
+                            "runMode": "RUN_MODE_PARALLEL" if parallel else "RUN_MODE_SERIAL"}
+    if parallel:
+        body["expectedParallelismNumber"] = parallel
+    if timezone:
+        body["timezone"] = timezone
+    created = _request("POST", f"/definitions/{definition_code}/complements", json=body)
+    err.print(f"started {created['complementId']} — {len(created['dates'])} dates — {created['temporalUiUrl']}")
+    if not wait:
+        if as_json:
+            out.print_json(json.dumps(created))
+        return
+    while True:
+        st = _request("GET", f"/complements/{created['complementId']}")
+        if st["temporalStatus"] != "RUNNING":
+            break
+        time.sleep(1.0)
+    _complement_print(st, as_json)
+    raise typer.Exit(0 if st["state"] == "SUCCESS" else 1)
+
+
+@complement_app.command("status")
+def complement_status(complement_id: str, as_json: JsonOpt = False) -> None:
+    """Every date of a complement with its instance and state."""
+    _complement_print(_request("GET", f"/complements/{complement_id}"), as_json)
+
+
+@complement_app.command("stop")
+def complement_stop(complement_id: str) -> None:
+    """Stop a complement: running dates are stopped, no new date starts."""
+    out.print(_request("POST", f"/complements/{complement_id}/stop"))

@@ -198,7 +198,8 @@ class ComplementWorkflow:
                 self._draining = True  # let running children end, then continue as new
                 return
             self._started_here += 1
-            self._states[i] = WorkflowState.RUNNING_EXECUTION
+            # SUBMITTED until the server has the child: a status reader may look the instance up at once.
+            self._states[i] = WorkflowState.SUBMITTED_SUCCESS
             self._states[i] = await self._run_date(i)
 
     async def _run_date(self, i: int) -> WorkflowState:
@@ -229,6 +230,7 @@ class ComplementWorkflow:
             workflow.logger.warning("complement date %s could not start: %s", date, e)
             return WorkflowState.FAILURE
         self._running[i] = cid
+        self._states[i] = WorkflowState.RUNNING_EXECUTION
         if self._stopping:  # a stop that raced the start
             asyncio.create_task(self._signal_stop(cid))
         try:

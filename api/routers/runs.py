@@ -298,8 +298,13 @@ async def _original_input(client: Client, instance_id: str) -> RunInput:
     handle = _handle(client, instance_id)
     async for event in handle.fetch_history_events():
         attrs = event.workflow_execution_started_event_attributes
-        values = client.data_converter.payload_converter.from_payloads(attrs.input.payloads, [RunInput])
-        return values[0]  # type: ignore[no-any-return]
+        (run_input,) = client.data_converter.payload_converter.from_payloads(attrs.input.payloads, [RunInput])
+        if not run_input.instance_id:  # started by a Temporal Schedule (api/routers/schedules.py)
+            desc = await handle.describe()
+            run_input = run_input.model_copy(update={
+                "instance_id": instance_id,
+                "schedule_time": run_input.schedule_time or desc.typed_search_attributes.get(sa.DS_SCHEDULE_TIME)})
+        return run_input  # type: ignore[no-any-return]
     raise ProblemError(404, "Not found", f"workflow instance {instance_id} has no history")
 
 
