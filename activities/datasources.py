@@ -40,6 +40,8 @@ from sqlalchemy.pool import NullPool
 
 from core.settings import Settings
 
+from .store import open_engine
+
 # --------------------------------------------------------------------------------------------------
 # Types
 # --------------------------------------------------------------------------------------------------
@@ -549,10 +551,7 @@ class DatasourceStore:
     """CRUD on the registry. Passwords go in encrypted and only come out through :meth:`resolve`."""
 
     def __init__(self, url: str, cipher: Cipher) -> None:
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
+        self.engine: Engine = open_engine(url)
         self.cipher = cipher
         RegistryBase.metadata.create_all(self.engine)
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ from core.settings import Settings, get_settings
 
 from . import problems
 from .deps import AppState
-from .routers import complements, datasources, definitions, runs, schedules, task_groups
+from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(complements.router)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
+    alerts.install(app, settings)  # channel secrets use the same key
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

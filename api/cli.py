@@ -47,7 +47,7 @@ def _check(resp: httpx.Response) -> Any:
             who = f" (task {p['task']!r})" if p.get("task") else ""
             lines.append(f"  {p.get('pointer') or '/'}{who}: {p['message']}")
         _fail("\n".join(lines))
-    return resp.json()
+    return resp.json() if resp.content else None  # 204 No Content (deletes)
 
 
 def _request(method: str, path: str, **kwargs: Any) -> Any:
@@ -56,6 +56,17 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
             return _check(c.request(method, path, **kwargs))
     except httpx.ConnectError:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
+
+
+def _key_values(items: list[str] | None) -> dict[str, str]:
+    """Repeated ``--param k=v`` options as a dict (the last value of a key wins)."""
+    values: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            _fail(f"--param {item!r} is not k=v")
+        k, v = item.split("=", 1)
+        values[k] = v
+    return values
 
 
 @app.command()
@@ -195,12 +206,7 @@ def run(
     name: Annotated[str | None, typer.Option(help="which definition of a multi-definition file")] = None,
 ) -> None:
     """Submit FILE, start it, show progress, and print the final instance state with every node."""
-    params = {}
-    for p in param or []:
-        if "=" not in p:
-            _fail(f"--param {p!r} is not k=v")
-        k, v = p.split("=", 1)
-        params[k] = v
+    params = _key_values(param)
     saved = _request("POST", "/definitions", content=_read(file), headers={"content-type": "application/json"})
     target = next((d for d in saved if name in (None, d["name"])), None) if name else saved[-1]
     if target is None:
@@ -323,15 +329,7 @@ def _ds_password(password: str | None, password_stdin: bool, ask_password: bool)
 
 
 def _ds_params(param: list[str] | None) -> dict[str, str] | None:
-    if param is None:
-        return None
-    out: dict[str, str] = {}
-    for p in param:
-        if "=" not in p:
-            _fail(f"--param {p!r} is not k=v")
-        k, v = p.split("=", 1)
-        out[k] = v
-    return out
+    return None if param is None else _key_values(param)
 
 
 def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -683,12 +681,7 @@ def complement_start(
     else:
         _fail("give --start and --end, or --dates")
         return
-    params = {}
-    for p in param or []:
-        if "=" not in p:
-            _fail(f"--param {p!r} is not k=v")
-        k, v = p.split("=", 1)
-        params[k] = v
+    params = _key_values(param)
     body: dict[str, Any] = {"scheduleTime": schedule_time, "startParams": params, "failureStrategy": failure_strategy,
                             "dryRun": dry_run, "executionOrder": "ASC_ORDER" if ascending else "DESC_ORDER",
                             "continueOnFailure": continue_on_failure,
@@ -722,3 +715,125 @@ def complement_status(complement_id: str, as_json: JsonOpt = False) -> None:
 def complement_stop(complement_id: str) -> None:
     """Stop a complement: running dates are stopped, no new date starts."""
     out.print(_request("POST", f"/complements/{complement_id}/stop"))
+
+
+# -- alerts (docs/alerts.md) -----------------------------------------------------------------------------
+
+alert_app = typer.Typer(help="Alert groups (DS warningGroupId), their channels and templates.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
+
+
+def _json_arg(value: str) -> Any:
+    """Inline JSON, or @FILE for JSON read from a file (channels hold templates: files are easier)."""
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(f"not JSON ({e.msg} at line {e.lineno} column {e.colno})")
+
+
+@alert_app.command("group-create")
+def alert_group_create(name: str, description: Annotated[str, typer.Option()] = "",
+                       group_id: Annotated[int | None, typer.Option("--id", help="keep a DS warningGroupId")] = None
+                       ) -> None:
+    """Create an alert group."""
+    body: dict[str, Any] = {"name": name, "description": description}
+    if group_id is not None:
+        body["id"] = group_id
+    out.print_json(json.dumps(_request("POST", "/alert-groups", json=body)))
+
+
+@alert_app.command("groups")
+def alert_groups() -> None:
+    """List alert groups and their channels (never a secret)."""
+    table = Table(title="alert groups")
+    for col in ("id", "name", "channels"):
+        table.add_column(col)
+    for g in _request("GET", "/alert-groups"):
+        table.add_row(str(g["id"]), g["name"], ", ".join(f"{c['name']} ({c['type']})" for c in g.get("channels", [])))
+    out.print(table)
+
+
+@alert_app.command("group")
+def alert_group(group_id: int) -> None:
+    """One alert group with its channels, as JSON."""
+    out.print_json(json.dumps(_request("GET", f"/alert-groups/{group_id}")))
+
+
+@alert_app.command("group-delete")
+def alert_group_delete(group_id: int) -> None:
+    """Delete an alert group and its channels."""
+    _request("DELETE", f"/alert-groups/{group_id}")
+    out.print(f"deleted alert group {group_id}")
+
+
+@alert_app.command("channel-add")
+def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
+        help='the channel as JSON or @file.json: {"name", "type", "params", "events"?, "templates"?}')]) -> None:
+    """Add a channel to a group; its templates are validated first."""
+    out.print_json(json.dumps(_request("POST", f"/alert-groups/{group_id}/channels", json=_json_arg(channel))))
+
+
+@alert_app.command("channel-update")
+def alert_channel_update(channel_id: int, changes: Annotated[str, typer.Argument(
+        help="the fields to change, as JSON or @file.json; an absent secret keeps the stored one")]) -> None:
+    """Change a channel."""
+    out.print_json(json.dumps(_request("PUT", f"/alert-channels/{channel_id}", json=_json_arg(changes))))
+
+
+@alert_app.command("channel-delete")
+def alert_channel_delete(channel_id: int) -> None:
+    """Delete a channel."""
+    _request("DELETE", f"/alert-channels/{channel_id}")
+    out.print(f"deleted alert channel {channel_id}")
+
+
+KindOpt = Annotated[str, typer.Option("--kind", help="WORKFLOW_END, TASK_FAILURE or TASK_TIMEOUT")]
+
+
+@alert_app.command("preview")
+def alert_preview(group_id: int, kind: KindOpt = "WORKFLOW_END",
+                  run_id: Annotated[str | None, typer.Option("--run", help="a finished run (default: a sample)")]
+                  = None,
+                  param: Annotated[list[str] | None, typer.Option("--param", "-p", help="business value k=v")] = None,
+                  ) -> None:
+    """Render the group's templates against a sample or a real finished run, without sending."""
+    body: dict[str, Any] = {"kind": kind, "runId": run_id}
+    if param:
+        body["startParams"] = _key_values(param)
+    for m in _request("POST", f"/alert-groups/{group_id}/preview", json=body)["messages"]:
+        out.rule(f"{m['channelName'] or m['format']} ({m['format']})")
+        if m["subject"]:
+            out.print(f"[bold]{m['subject']}[/bold]", highlight=False)
+        out.print(m["body"], markup=False, highlight=False)
+        if m["templateError"]:
+            err.print(f"template error, default used: {m['templateError']}")
+
+
+@alert_app.command("test")
+def alert_test(group_id: int, kind: KindOpt = "WORKFLOW_END") -> None:
+    """Send a test alert (a sample failed run) to the group's channels now."""
+    result = _request("POST", f"/alert-groups/{group_id}/test", json={"kind": kind})
+    out.print(result["summary"])
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@alert_app.command("deliveries")
+def alert_deliveries(instance_id: Annotated[str | None, typer.Option("--instance")] = None,
+                     group_id: Annotated[int | None, typer.Option("--group")] = None,
+                     limit: Annotated[int, typer.Option()] = 50) -> None:
+    """Alert delivery attempts, newest first, with their errors."""
+    params: dict[str, Any] = {"limit": limit}
+    if instance_id:
+        params["instanceId"] = instance_id
+    if group_id is not None:
+        params["groupId"] = group_id
+    rows = _request("GET", "/alerts/deliveries", params=params)
+    table = Table(title="alert deliveries")
+    for col in ("time", "instance", "kind", "channel", "attempt", "ok", "error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r.get(k) if r.get(k) is not None else "") for k in
+                        ("time", "instanceId", "kind", "channelName", "attempt", "ok", "error")))
+    out.print(table)

@@ -53,6 +53,9 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
 
     acts += [semaphore_signal_with_start, semaphore_dead_holders]
+    from activities.alerts.activity import alert_activities
+
+    acts += alert_activities(settings)  # like SQL: refuses to start without a secret key outside dev mode
     if client is not None:  # DEPENDENT reads other runs through Temporal visibility
         from activities.dependent import DependentActivities
 

@@ -85,6 +85,15 @@ class NodeStatus(BaseModel):
     branch: list[int] | None = None  # CONDITIONS/SWITCH: the targets chosen
 
 
+class AlertNote(BaseModel):
+    """How one alert of the run went (docs/alerts.md): a failing channel shows in the run's state."""
+
+    kind: str  # WORKFLOW_END, TASK_TIMEOUT, TASK_FAILURE
+    task_code: int | None = None
+    ok: bool
+    summary: str
+
+
 class InstanceStatus(BaseModel):
     """A workflow instance as DS shows it, with every node of the canvas."""
 
@@ -104,6 +113,7 @@ class InstanceStatus(BaseModel):
     var_pool: list[Property] = Field(default_factory=list)
     run_times: int = 1
     is_sub_process: bool = False
+    alerts: list[AlertNote] = Field(default_factory=list)
 
 
 class CarriedState(BaseModel):
@@ -116,6 +126,7 @@ class CarriedState(BaseModel):
     start_time: datetime
     timeout_warned: bool = False
     continued: int = 1
+    alerts: list[AlertNote] = Field(default_factory=list)
     dependent_started: dict[int, datetime] = Field(default_factory=dict)  # DEPENDENT code -> first start
 
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Pulsar when pulsar_url is set. Topic mode: single | per_kind | per_project.
     events_enabled: bool = True
     events_emit_bound_seconds: float = 30.0  # the longest the DAG waits on recording one event
+    # Alerts (docs/alerts.md): the business-placeholder resolver ("module:factory"; "" = the example
+    # resolver that reads the run's startParams).
+    alert_resolver: str = ""
     pulsar_url: str = ""
     events_topic: str = "persistent://public/default/porpoise-events"
     events_topic_mode: str = "single"

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from model.states import TaskState, WorkflowState
     from model.task_types import ACTIVITY_TYPES
 
+    from .alerting import Alerts
     from .scheduler import DagScheduler
     from .semaphore import (
         SIGNAL_GRANTED,
@@ -102,6 +103,7 @@ class DsWorkflow:
         self._dependent_started: dict[int, datetime] = {}  # DEPENDENT node -> first start (business date)
         self.created_status: InstanceStatus | None = None
         self._progress = 0  # nodes finished by this run
+        self._alerts: Alerts | None = None  # docs/alerts.md; set once the input is complete
 
     @workflow.run
     async def run(self, input: RunInput) -> InstanceStatus:
@@ -122,6 +124,7 @@ class DsWorkflow:
             input = input.model_copy(update={"definition": definition})
         assert input.definition is not None
         self._input = input
+        self._alerts = Alerts(input, input.carried.alerts if input.carried else None)
         self._dag = dag = DagScheduler(
             input.definition,
             failure_strategy=input.failure_strategy,
@@ -173,6 +176,8 @@ class DsWorkflow:
         dag.mark_unreached(self._state)
         self._end = workflow.now()
         workflow.upsert_search_attributes([sa.DS_STATE.value_set(self._state.value)])
+        self._alerts.workflow_end(self.status())
+        await self._alerts.drain()  # bounded: an alert channel never holds the run for long
         status = self.status()
         if self._state is WorkflowState.FAILURE:
             failed = [n.name for n in status.nodes if n.state in (TaskState.FAILURE, TaskState.KILL,
@@ -225,6 +230,7 @@ class DsWorkflow:
             var_pool=self._dag.instance_var_pool(),
             run_times=self._input.run_times,
             is_sub_process=self._input.is_sub_process,
+            alerts=list(self._alerts.notes) if self._alerts else [],
         )
 
     @workflow.update
@@ -342,11 +348,13 @@ class DsWorkflow:
         """Carry the DAG's state into a fresh run of the same instance (history budget, B8)."""
         assert self._input is not None and self._dag is not None and self._start is not None
         await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self._alerts is not None
+        await self._alerts.drain()
         inp = self._input
         previous = inp.carried.continued if inp.carried else 0
         carried = CarriedState(**self._dag.carry(), start_time=self._start,  # type: ignore[arg-type]
                                timeout_warned=self._timeout_warned, continued=previous + 1,
-                               dependent_started=self._dependent_started)
+                               dependent_started=self._dependent_started, alerts=self._alerts.notes)
         assert inp.definition is not None
         workflow.continue_as_new(inp.model_copy(update={
             "definition": None, "definition_code": inp.definition.code,
@@ -518,12 +526,16 @@ class DsWorkflow:
             message = str(e)
         self._dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=attempts, error=message,
                          log_path=log_path, host=details.get("host"), pid=details.get("pid"))
+        assert self._alerts is not None
+        self._alerts.task_failed(self.status, code)  # retries exhausted (§7): sent whatever warningType says
 
     async def _timeout_warning(self, code: int, minutes: int) -> None:
         await workflow.sleep(self._minutes(minutes))
         assert self._dag is not None
         self._dag.nodes[code].timeout_warned = True
         workflow.logger.warning("task %s timeout warning after %s minutes", code, minutes)
+        assert self._alerts is not None
+        self._alerts.task_timeout(self.status, code)
 
     # -- logic tasks -----------------------------------------------------------------------------
 
@@ -682,6 +694,8 @@ class DsWorkflow:
             if warns and not dag.nodes[code].timeout_warned and now >= deadline:
                 dag.nodes[code].timeout_warned = True
                 workflow.logger.warning("task %s timeout warning after %s minutes", code, task.timeout)
+                assert self._alerts is not None
+                self._alerts.task_timeout(self.status, code)
             if kills and now >= deadline:
                 dag.finish(code, TaskState.FAILURE, now, attempts=1,
                            error=f"task timed out after {task.timeout} minutes")

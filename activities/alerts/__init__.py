@@ -1,0 +1,30 @@
+"""Alerts: alert groups and their channels (email, WeCom app, WeCom group robot, HTTP webhook).
+
+The typed contract that crosses the Temporal boundary and the pure "should this alert be sent" rule
+live in :mod:`core.alerts` (workflow code uses them) and are re-exported here. The I/O lives in
+submodules:
+
+* :mod:`activities.alerts.store`: the alert group / channel tables; channel secrets are Fernet-encrypted
+  with the datasource key (``PORPOISE_SECRET_KEY``);
+* :mod:`activities.alerts.templates`: user templates in a sandboxed Jinja environment, rendered in a
+  separate, killable process; the default templates;
+* :mod:`activities.alerts.resolvers`: the pluggable business-placeholder resolver and an example;
+* :mod:`activities.alerts.channels`: the senders (smtplib, the WeCom APIs, webhooks);
+* :mod:`activities.alerts.activity`: the ``send_alerts`` activity.
+
+See docs/alerts.md.
+"""
+
+from core.alerts import (
+    MAX_ALERT_NODES,
+    AlertKind,
+    AlertRequest,
+    AlertResult,
+    ChannelOutcome,
+    ChannelType,
+    compact_status,
+    should_send,
+)
+
+__all__ = ["MAX_ALERT_NODES", "AlertKind", "AlertRequest", "AlertResult", "ChannelOutcome", "ChannelType",
+           "compact_status", "should_send"]
