@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from model.definition import WorkflowDefinition
@@ -14,9 +14,10 @@ from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from model.task_types import RUNNABLE
 
-from ..deps import SettingsDep, StoreDep
+from ..deps import AppState, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError
 from ..schemas import DefinitionSummary
+from .schedules import check_schedule_blocks, import_schedule
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
 
@@ -55,16 +56,23 @@ def summary(d: WorkflowDefinition, created: bool | None = None) -> dict[str, Any
 
 @router.post("", status_code=201, summary="Create a definition, or a new version of one")
 async def create(request: Request, settings: SettingsDep, store: StoreDep,
+                 state: Annotated[AppState, Depends(app_state)],
                  project_code: int | None = Query(None, alias="projectCode")) -> list[dict[str, Any]]:
     """Accepts a DS export (3.1/3.2/3.3, array or object), the create-API form (form-encoded or JSON)
-    or pydolphinscheduler output. Returns the stored code and version of each definition."""
+    or pydolphinscheduler output. Returns the stored code and version of each definition.
+
+    An export's ``schedule`` block becomes the definition's schedule, offline, as DS import does; a
+    new version of a scheduled definition moves its schedule to that version (docs/schedules.md).
+    """
     definitions = await read_definitions(request, settings.max_definition_bytes)
+    check_schedule_blocks(definitions)  # before anything is saved
     out = []
     for d in definitions:
         if project_code is not None and not d.project_code:
             d = d.model_copy(update={"project_code": project_code})
         saved = await run_in_threadpool(store.save, d)
-        out.append(summary(saved.definition, saved.created_version))
+        schedule = await import_schedule(state, saved.definition)
+        out.append(summary(saved.definition, saved.created_version) | {"schedule": schedule})
     return out
 
 

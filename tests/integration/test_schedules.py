@@ -243,10 +243,8 @@ async def test_import_from_the_shared_export_sample(sapi: httpx.AsyncClient, cli
              "tenantCode": "hadoop", "environmentCode": 11, "releaseState": "ONLINE", "userId": 1}
     doc = _sample_with_schedule(samples_dir, block)
     state = sapi._transport.app.state.porpoise  # type: ignore[attr-defined]
-    schedules.check_schedule_blocks(parse_document(doc))
     saved = await submit(sapi, doc)
-    definition = state.store.get(saved["code"])
-    imported = await schedules.import_schedule(state, definition)
+    imported = saved["schedule"]  # POST /definitions imported it
     assert imported is not None
     assert imported["releaseState"] == "OFFLINE"  # the export's ONLINE is not kept (DS import)
     assert (imported["crontab"], imported["timezoneId"], imported["failureStrategy"], imported["warningType"],
@@ -266,8 +264,8 @@ async def test_import_from_the_shared_export_sample(sapi: httpx.AsyncClient, cli
     doc[0]["schedule"] = block | {"crontab": "0 0 0 * * ?"}  # a re-import does not override the schedule
     saved2 = await submit(sapi, doc)
     assert saved2["version"] == 2
-    again = await schedules.import_schedule(state, state.store.get(saved2["code"]))
-    assert again is not None
+    again = saved2["schedule"]
+    assert again is not None and again["id"] == imported["id"]
     assert (again["processDefinitionVersion"], again["releaseState"], again["crontab"]) == (
         2, "ONLINE", "0 15 1 ? * MON,THU *")
     action = (await handle.describe()).schedule.action
@@ -282,12 +280,16 @@ async def test_import_from_the_shared_export_sample(sapi: httpx.AsyncClient, cli
     # no schedule block: nothing to import
     plain = _sample_with_schedule(samples_dir, None)
     saved3 = await submit(sapi, plain)
+    assert saved3["schedule"] is None
     assert await schedules.import_schedule(state, state.store.get(saved3["code"])) is None
     # a block that cannot be scheduled is refused before anything is saved
+    bad = _sample_with_schedule(samples_dir, block | {"crontab": "0 0 0 * * 6#3"})
     with pytest.raises(DefinitionError) as e:
-        schedules.check_schedule_blocks(parse_document(_sample_with_schedule(samples_dir, block | {
-            "crontab": "0 0 0 * * 6#3"})))
+        schedules.check_schedule_blocks(parse_document(bad))
     assert e.value.problems[0].pointer == "/schedule/crontab"
+    r = await sapi.post("/definitions", json=bad)
+    assert r.status_code == 422 and r.json()["problems"][0]["pointer"] == "/schedule/crontab", r.text
+    assert (await sapi.get(f"/definitions/{bad[0]['processDefinition']['code']}")).status_code == 404
 
 
 async def test_pydolphinscheduler_style_definition_and_schedule(sapi: httpx.AsyncClient, client: Client,
