@@ -38,6 +38,7 @@ log = logging.getLogger("porpoise.worker")
 
 
 def activities(settings: Settings, client: Client | None = None) -> list[Callable[..., Any]]:
+    from activities.datax.activity import datax_activities
     from activities.definitions import DefinitionActivities
     from activities.http_task import run_http
     from activities.python_task import run_python
@@ -49,7 +50,8 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)
     acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch,
-                                      definitions.load_definition, *sql_activities(settings)]
+                                      definitions.load_definition, *sql_activities(settings),
+                                      *datax_activities(settings)]
     from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
 
     acts += [semaphore_signal_with_start, semaphore_dead_holders]
@@ -60,6 +62,9 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
         from activities.dependent import DependentActivities
 
         acts.append(DependentActivities(client, forced_success=store.forced_success).check_dependent)
+        from activities.instances import InstanceActivities
+
+        acts.append(InstanceActivities(client).load_instance_status)  # recovering sub-processes
     return acts
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
+from .contracts import InstanceStatus
 from .settings import Settings
 
 
@@ -19,3 +21,21 @@ async def connect(settings: Settings) -> Client:
 def ui_run_url(settings: Settings, workflow_id: str, run_id: str | None = None) -> str:
     base = f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
     return f"{base}/{run_id}/history" if run_id else base
+
+
+async def final_status(client: Client, instance_id: str,
+                       status: WorkflowExecutionStatus | None) -> InstanceStatus | None:
+    """The DS status a finished instance ended with: its result, or the status its FAILURE carries
+    (DsWorkflow fails with the status as the error's details). None when it has none (terminated,
+    timed out, still running)."""
+    handle = client.get_workflow_handle(instance_id, result_type=InstanceStatus)
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    if status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError) and cause.details:
+                return InstanceStatus.model_validate(cause.details[0])
+    return None

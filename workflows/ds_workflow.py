@@ -72,6 +72,8 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
     WorkflowState.STOP: TaskState.KILL,
     WorkflowState.PAUSE: TaskState.PAUSE,
 }
+RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
+RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
@@ -580,8 +582,9 @@ class DsWorkflow:
         dag, inp = self._dag, self._input
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
         child_code = int(task.task_params.get("processDefinitionCode") or 0)
+        previous = await self._previous_child(code)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
-            "load_definition", args=[child_code, None],
+            "load_definition", args=[child_code, previous.definition_version if previous else None],
             result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
             summary=f"{task.name}: load definition {child_code}",
@@ -609,6 +612,10 @@ class DsWorkflow:
             minute_seconds=inp.minute_seconds, var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)),
             is_sub_process=True, parent_instance_id=inp.instance_id, command_type="START_PROCESS",
         )
+        if previous is not None:  # resume the child where it stopped: its successful nodes are kept
+            child_input = child_input.model_copy(update={
+                "prior_nodes": previous.nodes, "command_type": inp.command_type,
+                "run_times": previous.run_times + 1})
         dag.nodes[code].sub_instance_id = child_id
         handle = await workflow.start_child_workflow(
             "DsWorkflow", child_input, id=child_id, result_type=InstanceStatus,
@@ -644,6 +651,24 @@ class DsWorkflow:
                                        task.out_params, produced)
         dag.finish(code, state, workflow.now(), attempts=1, var_pool=pool,
                    error=None if state is TaskState.SUCCESS else f"sub-process ended {child.state.value}")
+
+    async def _previous_child(self, code: int) -> InstanceStatus | None:
+        """On recover (§4.14), the end status of the child this SUB_PROCESS node ran last time, when it
+        did not succeed: DS resumes that child instance rather than starting it over."""
+        assert self._input is not None
+        inp = self._input
+        if inp.command_type not in RECOVER_COMMANDS:
+            return None
+        old = next((n for n in inp.prior_nodes if n.code == code), None)
+        if old is None or not old.sub_instance_id or old.state not in RESUMABLE_CHILD:
+            return None
+        previous: InstanceStatus | None = await workflow.execute_activity(
+            "load_instance_status", old.sub_instance_id,
+            result_type=InstanceStatus | None,  # type: ignore[arg-type]
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=f"recover: the last state of {old.sub_instance_id}",
+        )
+        return previous
 
     async def _run_dependent(self, code: int, task: TaskDefinition) -> None:
         """DEPENDENT (§4.10): poll other definitions' instances every checkInterval seconds (durable

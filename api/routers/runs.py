@@ -15,19 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import DefinitionStore
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
-from core.temporal import ui_run_url
+from core.temporal import final_status, ui_run_url
 from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
@@ -143,15 +141,9 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
             raise ProblemError(404, "Not found", f"workflow instance {instance_id} does not exist") from e
         raise
     tstatus = desc.status.name if desc.status else "UNKNOWN"
-    if desc.status == WorkflowExecutionStatus.COMPLETED:
-        return await handle.result(), tstatus
-    if desc.status == WorkflowExecutionStatus.FAILED:
-        try:
-            await handle.result()
-        except WorkflowFailureError as e:
-            cause = e.cause
-            if isinstance(cause, ApplicationError) and cause.details:
-                return InstanceStatus.model_validate(cause.details[0]), tstatus
+    final = await final_status(client, instance_id, desc.status)
+    if final is not None:
+        return final, tstatus
     try:
         status = await handle.query("status", result_type=InstanceStatus)
     except WorkflowQueryFailedError as e:

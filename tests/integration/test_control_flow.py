@@ -163,6 +163,46 @@ async def test_pause_then_recover_resumes_from_the_paused_point(api: httpx.Async
     assert nodes(resumed)["a"]["end_time"] == nodes(paused)["a"]["end_time"]  # kept, not re-run
 
 
+async def test_recovering_a_paused_parent_resumes_its_paused_child(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """Pause goes down to the child; recover resumes that child where it stopped (its finished tasks
+    are kept, as DS does), and a failed child is resumed the same way on recover-failed."""
+    runs = tmp_path / "a-runs"
+    marker = tmp_path / "flaky-ok"
+    child = await submit(api, dsbuild.export("child-pausable", [
+        dsbuild.task("a", f"echo ran >> {runs}; sleep 3"),
+        dsbuild.task("flaky", f"[ -f {marker} ] || {{ touch {marker}; exit 1; }}"), dsbuild.task("b")],
+        [(None, "a"), ("a", "flaky"), ("flaky", "b")]))
+    doc = dsbuild.export("parent-pausable", [sub_task("sub", child["code"]), dsbuild.task("after")],
+                         [(None, "sub"), ("sub", "after")])
+    saved = await submit(api, doc)
+    instance = await start(api, saved["code"])
+    first = await wait(api, instance, until=lambda s: bool(nodes(s)["sub"].get("sub_instance_id")))
+    child1 = nodes(first)["sub"]["sub_instance_id"]
+    await wait(api, child1, until=lambda s: nodes(s)["a"]["state"] == "RUNNING_EXECUTION")
+    assert (await api.post(f"/runs/{instance}/pause")).status_code == 200
+    paused = await wait(api, instance)
+    assert paused["state"] == "PAUSE" and states(paused) == {"sub": "PAUSE", "after": "WAITING"}
+    child1_status = await wait(api, child1)
+    assert child1_status["state"] == "PAUSE" and states(child1_status)["a"] == "SUCCESS"
+
+    assert (await api.post(f"/runs/{instance}/recover")).status_code == 201
+    failed = await wait(api, instance)  # the resumed child runs flaky, which fails once
+    assert failed["state"] == "FAILURE" and states(failed) == {"sub": "FAILURE", "after": "DEPEND_FAILED"}
+    child2 = nodes(failed)["sub"]["sub_instance_id"]
+    assert child2 != child1
+    child2_status = (await api.get(f"/runs/{child2}")).json()
+    assert states(child2_status) == {"a": "SUCCESS", "flaky": "FAILURE", "b": "DEPEND_FAILED"}
+    assert nodes(child2_status)["a"]["end_time"] == nodes(child1_status)["a"]["end_time"]  # kept, not re-run
+    assert child2_status["run_times"] == 2
+
+    assert (await api.post(f"/runs/{instance}/recover")).status_code == 201
+    done = await wait(api, instance)
+    assert done["state"] == "SUCCESS" and states(done) == {"sub": "SUCCESS", "after": "SUCCESS"}
+    child3_status = (await api.get(f"/runs/{nodes(done)['sub']['sub_instance_id']}")).json()
+    assert states(child3_status) == {"a": "SUCCESS", "flaky": "SUCCESS", "b": "SUCCESS"}
+    assert runs.read_text().count("ran") == 1  # a ran once across the three runs of the child
+
+
 async def test_recover_failed_keeps_successful_nodes(api: httpx.AsyncClient, tmp_path: Path) -> None:
     marker = tmp_path / "second-time"
     doc = dsbuild.export("recoverable", [dsbuild.task("a", "echo ran >> " + str(tmp_path / "a-runs")),
