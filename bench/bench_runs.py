@@ -121,10 +121,40 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--dry-run", action="store_true", help="start DS dry runs: tasks start no process")
+    ap.add_argument("--events", default="default",
+                    help="lifecycle events: default (as configured), off, outbox (recorded, no broker), "
+                         "pulsar=URL, or a comma list (e.g. off,pulsar=pulsar://127.0.0.1:6650) to measure "
+                         "each in turn, in this one run, on a fresh stack each")
     args = ap.parse_args()
-    with Stack(workers=args.workers) as stack:
-        result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
-    print(json.dumps(result, indent=2))
+    results = []
+    for mode in args.events.split(","):
+        with Stack(workers=args.workers, extra_env=events_env(mode)) as stack:
+            result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
+        results.append({"events": mode} | result)
+    if len(results) == 1:
+        print(json.dumps(results[0], indent=2))
+        return
+    base = results[0]
+    for r in results[1:]:
+        r["vs_first"] = {
+            "workflows_per_s_ratio": round(r["workflows_per_s"] / base["workflows_per_s"], 3),
+            "cpu_ms_per_run_delta": {k: round(r["cpu_ms_per_run"][k] - base["cpu_ms_per_run"].get(k, 0.0), 1)
+                                     for k in r["cpu_ms_per_run"]},
+        }
+    print(json.dumps(results, indent=2))
+
+
+def events_env(mode: str) -> dict[str, str]:
+    """The worker's event settings for one ``--events`` mode (core/settings.py)."""
+    if mode == "default":
+        return {}
+    if mode == "off":
+        return {"PORPOISE_EVENTS_ENABLED": "false"}
+    if mode == "outbox":
+        return {"PORPOISE_EVENTS_ENABLED": "true", "PORPOISE_PULSAR_URL": ""}
+    if mode.startswith("pulsar="):
+        return {"PORPOISE_EVENTS_ENABLED": "true", "PORPOISE_PULSAR_URL": mode.split("=", 1)[1]}
+    raise SystemExit(f"--events: unknown mode {mode!r}")
 
 
 if __name__ == "__main__":

@@ -412,21 +412,29 @@ class DsWorkflow:
 
     async def _take_slot(self, code: int, task: TaskDefinition) -> bool:
         """Task groups (§4.17): wait in SUBMITTED_SUCCESS for a slot of the group's global semaphore,
-        higher taskGroupPriority first. False (the node ends KILL) when the node is killed meanwhile."""
+        higher taskGroupPriority first. False when the node is killed (it ends KILL) or the instance
+        pauses (it ends PAUSE, not started, and recover queues it again) while it waits."""
         if task.task_group_id <= 0:
             return True
         assert self._dag is not None and self._input is not None
-        self._dag.set_state(code, TaskState.SUBMITTED_SUCCESS)
+        dag = self._dag
+        dag.set_state(code, TaskState.SUBMITTED_SUCCESS)
         if await self._semaphores.acquire(
             task_group_key(task.task_group_id),
             capacity=self._input.task_group_sizes.get(task.task_group_id, 0),  # 0: keep the group's size
             priority=task.task_group_priority,
             tag=str(code),
-            abort=lambda: self._must_die(code),
+            abort=lambda: self._must_die(code) or dag.pausing,
         ):
             return True
-        self._dag.finish(code, TaskState.KILL, workflow.now())
+        self._not_started(code)
         return False
+
+    def _not_started(self, code: int) -> None:
+        """A node given up before it ran: KILL when killed, PAUSE when the instance pauses (§4.14:
+        running tasks finish, nothing new starts, so a node still waiting would hold the pause)."""
+        assert self._dag is not None
+        self._dag.finish(code, TaskState.KILL if self._must_die(code) else TaskState.PAUSE, workflow.now())
 
     async def _serial_gate(self) -> bool:
         """executionType (§4.12): at most one running instance per definition code and version.
@@ -451,13 +459,16 @@ class DsWorkflow:
             self._state = WorkflowState.RUNNING_EXECUTION
 
     async def _delay(self, code: int, task: TaskDefinition) -> bool:
-        """`delayTime` minutes in DELAY_EXECUTION before dispatch (§2). False when killed meanwhile."""
+        """`delayTime` minutes in DELAY_EXECUTION before dispatch (§2). False when killed or paused
+        meanwhile (see :meth:`_not_started`); a recovered node waits its whole delay again."""
         assert self._dag is not None
-        self._dag.set_state(code, TaskState.DELAY_EXECUTION)
+        dag = self._dag
+        dag.set_state(code, TaskState.DELAY_EXECUTION)
         with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(lambda: self._must_die(code), timeout=self._minutes(task.delay_time))
-        if self._must_die(code):
-            self._dag.finish(code, TaskState.KILL, workflow.now())
+            await workflow.wait_condition(lambda: self._must_die(code) or dag.pausing,
+                                          timeout=self._minutes(task.delay_time))
+        if self._must_die(code) or dag.pausing:
+            self._not_started(code)
             return False
         return True
 
