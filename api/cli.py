@@ -73,6 +73,9 @@ def _key_values(items: list[str] | None) -> dict[str, str]:
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="data directory (default: settings)")] = None,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    pulsar: Annotated[str | None, typer.Option(
+        "--pulsar", help="publish lifecycle events to this Pulsar broker, e.g. pulsar://127.0.0.1:6650 "
+                         "(default: PORPOISE_PULSAR_URL; none = events stay in the outbox)")] = None,
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
     from .devserver import devserver_command, wait_for_port
@@ -81,6 +84,9 @@ def up(
     data = (data_dir or settings.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PORPOISE_DATA_DIR=str(data))
+    if pulsar is not None:
+        env["PORPOISE_PULSAR_URL"] = pulsar
+    events_to = env.get("PORPOISE_PULSAR_URL") or settings.pulsar_url
     host, port = settings.temporal_address.rsplit(":", 1)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     logs = data / "process-logs"
@@ -122,6 +128,7 @@ def up(
         out.print(f"  API          {settings.resolved_api_url}")
         out.print(f"  OpenAPI docs {settings.resolved_api_url}/docs")
         out.print(f"  Temporal UI  {settings.temporal_ui_url}")
+        out.print(f"  Events       {'Pulsar ' + events_to if events_to else 'outbox only (porpoise events tail)'}")
         out.print("Press Ctrl-C to stop.")
         while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)

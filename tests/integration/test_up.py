@@ -23,7 +23,7 @@ async def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     tport, uiport, apiport = _free_port(), _free_port(), _free_port()
     env = dict(os.environ, PORPOISE_DATA_DIR=str(tmp_path / "data"), PORPOISE_TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
                PORPOISE_TEMPORAL_UI_PORT=str(uiport), PORPOISE_TEMPORAL_UI_URL=f"http://127.0.0.1:{uiport}",
-               PORPOISE_API_PORT=str(apiport))
+               PORPOISE_API_PORT=str(apiport), PORPOISE_PULSAR_URL="")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "api", "up", env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
@@ -35,6 +35,7 @@ async def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             banner += line
         text = banner.decode()
         assert f"http://127.0.0.1:{apiport}/docs" in text and f"http://127.0.0.1:{uiport}" in text
+        assert "Events       outbox only" in text  # no broker configured: events stay in the outbox
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3
         async with httpx.AsyncClient() as c:
