@@ -25,15 +25,14 @@ from temporalio import activity
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TYPE, InstanceStatus, NodeStatus
+from core.temporal import final_status
 from model.definition import Property
 from model.dependent import (
     ALL_TASKS,
@@ -239,15 +238,8 @@ class DependentActivities:
         status: InstanceStatus | None = None
         closed_from_outside = False
         try:
-            if desc.status == WorkflowExecutionStatus.COMPLETED:
-                status = await handle.result(follow_runs=False)
-            elif desc.status == WorkflowExecutionStatus.FAILED:
-                try:
-                    await handle.result(follow_runs=False)
-                except WorkflowFailureError as e:
-                    cause = e.cause
-                    if isinstance(cause, ApplicationError) and cause.details:
-                        status = InstanceStatus.model_validate(cause.details[0])
+            if desc.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+                status = await final_status(self.client, instance_id, desc.status, desc.run_id)
                 if status is None:  # failed before it had a DAG (definition gone, ...)
                     return _Instance(instance_id, WorkflowState.FAILURE, True, readable=False)
             elif desc.status == WorkflowExecutionStatus.RUNNING:

@@ -27,4 +27,4 @@ class InstanceActivities:
             if e.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
-        return await final_status(self.client, instance_id, desc.status)
+        return await final_status(self.client, instance_id, desc.status, desc.run_id)

@@ -23,17 +23,18 @@ def ui_run_url(settings: Settings, workflow_id: str, run_id: str | None = None) 
     return f"{base}/{run_id}/history" if run_id else base
 
 
-async def final_status(client: Client, instance_id: str,
-                       status: WorkflowExecutionStatus | None) -> InstanceStatus | None:
+async def final_status(client: Client, instance_id: str, status: WorkflowExecutionStatus | None,
+                       run_id: str | None = None) -> InstanceStatus | None:
     """The DS status a finished instance ended with: its result, or the status its FAILURE carries
     (DsWorkflow fails with the status as the error's details). None when it has none (terminated,
-    timed out, still running)."""
-    handle = client.get_workflow_handle(instance_id, result_type=InstanceStatus)
+    timed out, still running, or failed before it had a DAG). ``status`` and ``run_id`` come from the
+    caller's ``describe()``: the run it describes is the one read, never a later one."""
+    handle = client.get_workflow_handle(instance_id, run_id=run_id, result_type=InstanceStatus)
     if status == WorkflowExecutionStatus.COMPLETED:
-        return await handle.result()
+        return await handle.result(follow_runs=False)
     if status == WorkflowExecutionStatus.FAILED:
         try:
-            await handle.result()
+            await handle.result(follow_runs=False)
         except WorkflowFailureError as e:
             cause = e.cause
             if isinstance(cause, ApplicationError) and cause.details:

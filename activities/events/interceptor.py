@@ -32,6 +32,7 @@ from model.states import TaskState
 from .outbox import GroupCommit, Outbox
 
 log = logging.getLogger("porpoise.events")
+HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while an attempt waits on the outbox
 
 
 class EventsInterceptor(Interceptor):
@@ -40,9 +41,12 @@ class EventsInterceptor(Interceptor):
     def __init__(self, outbox: Outbox, bound_seconds: float = 30.0) -> None:
         self.outbox = outbox
         self.bound_seconds = bound_seconds
+        # One writer for the whole worker: the SDK builds the activity interceptor chain for every
+        # activity execution, and group commit only batches if every attempt shares the queue.
+        self.writer = GroupCommit(outbox)
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return TaskEvents(next, self.outbox, self.bound_seconds)
+        return TaskEvents(next, self.writer, self.bound_seconds)
 
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[_WorkflowInbound] | None:
         from datetime import timedelta
@@ -65,10 +69,9 @@ class _HeartbeatTap(ActivityOutboundInterceptor):
 
 
 class TaskEvents(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, outbox: Outbox, bound_seconds: float) -> None:
+    def __init__(self, next: ActivityInboundInterceptor, writer: GroupCommit, bound_seconds: float) -> None:
         super().__init__(next)
-        self.outbox, self.bound = outbox, bound_seconds
-        self.writer = GroupCommit(outbox)
+        self.writer, self.bound = writer, bound_seconds
 
     def init(self, outbound: ActivityOutboundInterceptor) -> None:
         super().init(_HeartbeatTap(outbound))
@@ -100,12 +103,12 @@ class TaskEvents(ActivityInboundInterceptor):
                 TaskState.KILL if killed else TaskState.FAILURE, attempt,
                 host=details.get("host"), pid=details.get("pid"), log_path=details.get("log_path"),
                 error="killed" if killed else (e.message if isinstance(e, ApplicationError) else type(e).__name__),
-            )])
+            )], seen)
             raise
         if isinstance(result, TaskResult):
             await self._record([self._event(request, EventType.TASK_INSTANCE_STATE_CHANGED,
                                              TaskState.RUNNING_EXECUTION, TaskState.SUCCESS, attempt,
-                                             host=result.host, pid=result.pid, log_path=result.log_path)])
+                                             host=result.host, pid=result.pid, log_path=result.log_path)], seen)
         return result
 
     def _event(self, r: TaskRequest, kind: EventType, old: TaskState | None, new: TaskState, attempt: int,
@@ -121,8 +124,25 @@ class TaskEvents(ActivityInboundInterceptor):
             task=EventTask(code=r.task_code, name=r.task_name, task_type=r.task_type, attempt=attempt, **task),
         )
 
-    async def _record(self, events: list[LifecycleEvent]) -> None:
+    async def _record(self, events: list[LifecycleEvent], heartbeat: dict[str, Any] | None = None) -> None:
+        """Commit the events, waiting at most the bound. The attempt keeps heartbeating meanwhile (with
+        its last details): a slow outbox must not look like a dead worker and time the task out."""
+        writing = asyncio.ensure_future(self.writer.append(events))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.bound
         try:
-            await asyncio.wait_for(self.writer.append(events), self.bound)
+            while True:
+                left = deadline - loop.time()
+                done, _ = await asyncio.wait({writing}, timeout=max(0.0, min(HEARTBEAT_EVERY, left)))
+                if done:
+                    writing.result()
+                    return
+                if left <= HEARTBEAT_EVERY:
+                    raise TimeoutError(f"the outbox did not commit within {self.bound:g}s")
+                activity.heartbeat(*([heartbeat] if heartbeat else []))
+        except asyncio.CancelledError:
+            writing.cancel()
+            raise
         except Exception:
+            writing.cancel()
             log.warning("task events %s not recorded", [e.event_id for e in events], exc_info=True)

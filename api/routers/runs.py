@@ -141,7 +141,7 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
             raise ProblemError(404, "Not found", f"workflow instance {instance_id} does not exist") from e
         raise
     tstatus = desc.status.name if desc.status else "UNKNOWN"
-    final = await final_status(client, instance_id, desc.status)
+    final = await final_status(client, instance_id, desc.status, desc.run_id)
     if final is not None:
         return final, tstatus
     try:
