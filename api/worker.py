@@ -90,9 +90,10 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     acts = activities(settings, client)
     interceptors = []
     if settings.events_enabled:
-        outbox = outbox or Outbox(settings.resolved_database_url)
-        acts.append(EventActivities(outbox).append_events)
-        interceptors.append(EventsInterceptor(outbox, settings.events_emit_bound_seconds))
+        events = EventsInterceptor(outbox or Outbox(settings.resolved_database_url),
+                                   settings.events_emit_bound_seconds)
+        acts.append(EventActivities(events.writer).append_events)
+        interceptors.append(events)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -105,6 +106,9 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # Heartbeats go out at least every 5 s when tasks beat (the default, 80 % of the heartbeat
+        # timeout, left 2 s of slack under load: tasks timed out on a busy machine).
+        max_heartbeat_throttle_interval=timedelta(seconds=5),
     )
 
 

@@ -63,7 +63,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# A worker that died is noticed after this long and its tasks are retried elsewhere. Tasks beat every
+# 5 s (activities/process.py), so a busy machine has 25 s of slack before a live task is taken for dead.
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 MAX_HISTORY_EVENTS = 3500
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
 CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 mapping, §4.9)

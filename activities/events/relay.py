@@ -11,20 +11,23 @@ from temporalio import activity
 
 from core.events import LifecycleEvent
 
-from .outbox import Outbox
+from .outbox import GroupCommit, Outbox
 from .sinks import EventSink
 
 log = logging.getLogger("porpoise.events")
 
 
 class EventActivities:
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
+    def __init__(self, writer: GroupCommit) -> None:
+        self.writer = writer
 
     @activity.defn(name="append_events")
-    def append_events(self, events: list[LifecycleEvent]) -> None:
-        """Commit instance events to the outbox (a local activity of the lifecycle interceptor)."""
-        self.outbox.append(events)
+    async def append_events(self, events: list[LifecycleEvent]) -> None:
+        """Commit instance events to the outbox (a local activity of the lifecycle interceptor).
+
+        Through the worker's one group-commit writer, shared with the task events: one SQLite writer
+        per worker instead of one per activity thread, which starved each other under load."""
+        await self.writer.append(events)
 
 
 class OutboxRelay:
