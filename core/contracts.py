@@ -62,6 +62,7 @@ class TaskResult(BaseModel):
     log_path: str
     exit_code: int | None = None
     var_pool: list[Property] = Field(default_factory=list)  # exported OUT params
+    stats: dict[str, Any] | None = None  # DATAX: records, bytes, failures, duration (activities/datax/stats.py)
 
 
 class NodeStatus(BaseModel):

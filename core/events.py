@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -50,6 +51,7 @@ class EventTask(BaseModel):
     pid: int | None = None
     log_path: str | None = None
     error: str | None = None
+    stats: dict[str, Any] | None = Field(default=None, description="DATAX: the run's statistics (docs/datax.md)")
 
 
 class LifecycleEvent(BaseModel):

@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     log_mask_rules: dict[str, list[str]] = Field(default_factory=dict)
     # Which resolved parameter names count as secret, their values masked in every log; "" = built in.
     log_secret_param_pattern: str = ""
+    # DataX tasks (docs/datax.md). Local runs: `<datax_python> <datax_launcher> --jvm=... job.json`.
+    datax_python: str = "python3"
+    datax_launcher: str = "/opt/datax/bin/datax.py"
+    # Routing: "auto" runs a task on Kubernetes when its xmx (GB) >= datax_k8s_min_xmx_gb, or when the
+    # task says runOn=k8s; "local"/"k8s" force this worker's default (one worker group = one setting).
+    # With no cluster configured (datax_k8s_namespace empty) everything runs locally.
+    datax_run_on: str = "auto"
+    datax_k8s_min_xmx_gb: int = Field(default=4, ge=1)
+    datax_k8s_namespace: str = ""
+    datax_k8s_host: str = ""  # API server URL (no kubeconfig); else datax_k8s_kubeconfig, else in-cluster
+    datax_k8s_kubeconfig: Path | None = None
+    datax_k8s_image: str = "porpoise/datax:3.0-jdk8"
+    datax_k8s_launcher: str = "/opt/datax/bin/datax.py"  # datax.py inside the image
+    datax_k8s_service_account: str = "porpoise-datax"
+    datax_k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    datax_k8s_ttl_seconds: int = Field(default=300, ge=0)  # ttlSecondsAfterFinished
+    datax_k8s_active_deadline_seconds: int = Field(default=0, ge=0)  # when the task has no timeout; 0 = none
+    datax_k8s_cpu_request: str = "1"
+    datax_k8s_watch_seconds: float = Field(default=300.0, gt=0)  # one watch call; resumed after
+    datax_k8s_poll_seconds: float = Field(default=2.0, gt=0)  # pod phase checks while Pending
+    datax_k8s_unschedulable_seconds: float = Field(default=300.0, ge=0)  # Unschedulable this long fails
 
     @field_validator("log_mask_rules")
     @classmethod
@@ -85,6 +106,13 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as e:
             raise ValueError(f"log_secret_param_pattern {value!r} is not a valid regex: {e}") from None
+        return value
+
+    @field_validator("datax_run_on")
+    @classmethod
+    def _run_on(cls, value: str) -> str:
+        if value not in ("auto", "local", "k8s"):
+            raise ValueError(f"datax_run_on must be auto, local or k8s, got {value!r}")
         return value
 
     @property

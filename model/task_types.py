@@ -13,14 +13,14 @@ from .definition import TaskDefinition
 from .problems import Problem
 
 # Types executed by activities (I/O) vs. decided inside the workflow (logic tasks).
-ACTIVITY_TYPES = frozenset({"SHELL", "PYTHON", "HTTP", "SQL"})
+ACTIVITY_TYPES = frozenset({"SHELL", "PYTHON", "HTTP", "SQL", "DATAX"})
 LOGIC_TYPES = frozenset({"CONDITIONS", "SWITCH", "SUB_PROCESS", "DEPENDENT"})
 RUNNABLE = ACTIVITY_TYPES | LOGIC_TYPES
 
 # DS task types that parse and validate but do not run here yet (docs/compatibility.md).
 RECOGNISED = frozenset(
     {
-        "DATAX", "PROCEDURE", "SPARK", "FLINK", "FLINK_STREAM",
+        "PROCEDURE", "SPARK", "FLINK", "FLINK_STREAM",
         "MR", "HIVECLI", "SQOOP", "SEATUNNEL", "K8S", "DYNAMIC", "JUPYTER", "MLFLOW", "OPENMLDB", "PYTORCH",
         "DVC", "SAGEMAKER", "DATASYNC", "DMS", "DATA_FACTORY", "EMR", "ZEPPELIN", "CHUNJUN", "DINKY",
         "LINKIS", "REMOTESHELL", "ALIYUN_SERVERLESS_SPARK", "DATA_QUALITY", "BLOCKING",
@@ -77,13 +77,23 @@ def _sql(_: TaskDefinition, p: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+# DataX sides that are not JDBC datasources (activities/datax/builders.py): configured by the task's
+# sourceConfig/targetConfig instead of a datasource id, and a reader of these needs no SQL.
+DATAX_NON_JDBC = frozenset({"HDFS", "HBASE", "HTTP", "TXTFILE", "STREAM"})
+
+
 def _datax(_: TaskDefinition, p: Mapping[str, Any]) -> list[tuple[str, str]]:
     if str(p.get("customConfig", 0)) == "1":
         return [] if _non_empty_str(p, "json") else [("json", "customConfig 1 needs the DataX job in json")]
-    out = [(k, f"{k} is required in UI mode (customConfig 0)") for k in ("sql", "targetTable")
-           if not _non_empty_str(p, k)]
-    for k in ("dataSource", "dataTarget"):
-        if not p.get(k):
+    source_jdbc = str(p.get("dsType") or "").upper() not in DATAX_NON_JDBC
+    target_jdbc = str(p.get("dtType") or "").upper() not in DATAX_NON_JDBC
+    out = []
+    if source_jdbc and not _non_empty_str(p, "sql"):
+        out.append(("sql", "sql is required in UI mode (customConfig 0)"))
+    if target_jdbc and not _non_empty_str(p, "targetTable"):
+        out.append(("targetTable", "targetTable is required in UI mode (customConfig 0)"))
+    for k, jdbc in (("dataSource", source_jdbc), ("dataTarget", target_jdbc)):
+        if jdbc and not p.get(k):
             out.append((k, f"{k} datasource id is required in UI mode (customConfig 0)"))
     return out
 

@@ -108,7 +108,8 @@ class TaskEvents(ActivityInboundInterceptor):
         if isinstance(result, TaskResult):
             await self._record([self._event(request, EventType.TASK_INSTANCE_STATE_CHANGED,
                                              TaskState.RUNNING_EXECUTION, TaskState.SUCCESS, attempt,
-                                             host=result.host, pid=result.pid, log_path=result.log_path)], seen)
+                                             host=result.host, pid=result.pid, log_path=result.log_path,
+                                             stats=result.stats)], seen)
         return result
 
     def _event(self, r: TaskRequest, kind: EventType, old: TaskState | None, new: TaskState, attempt: int,

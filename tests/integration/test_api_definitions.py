@@ -103,10 +103,11 @@ async def test_bad_run_requests_are_4xx(api: httpx.AsyncClient) -> None:
 
 
 async def test_not_yet_runnable_types_are_stored_but_refused_at_start(api: httpx.AsyncClient) -> None:
-    body = (SAMPLES / "ds-pyds-task_datax_example.create-api.json").read_bytes()
+    # DATAX runs now (docs/datax.md): the same sample with its tasks turned into SPARK, still recognised only.
+    body = (SAMPLES / "ds-pyds-task_datax_example.create-api.json").read_bytes().replace(b"DATAX", b"SPARK")
     r = await api.post("/definitions", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 201
     saved = r.json()[0]
     assert saved["runnable"] is False and saved["notRunnableTasks"]
     r = await api.post(f"/definitions/{saved['code']}/runs", json={})
-    assert r.status_code == 422 and "DATAX" in r.json()["detail"]
+    assert r.status_code == 422 and "SPARK" in r.json()["detail"]
