@@ -94,8 +94,14 @@ async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -
             await asyncio.sleep(0.5)
         drained = time.monotonic() - t0
         closed = (await client.count_workflows(f"DsDefinitionCode = {saved['code']}")).count
-        succeeded = (await client.count_workflows(
-            f"DsDefinitionCode = {saved['code']} AND DsState = 'SUCCESS'")).count
+        # DsState is upserted just before a run completes; visibility may lag behind the close.
+        succeeded = 0
+        for _ in range(30):
+            succeeded = (await client.count_workflows(
+                f"DsDefinitionCode = {saved['code']} AND DsState = 'SUCCESS'")).count
+            if succeeded >= closed:
+                break
+            await asyncio.sleep(1.0)
         sampler.stop.set()
         cpu1 = cpu_now(stack)
         cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
