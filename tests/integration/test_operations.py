@@ -79,14 +79,20 @@ async def _release_holder(api: httpx.AsyncClient, tmp: Path) -> None:
         await wait(api, holder.read_text())
 
 
+async def _start_in(api: httpx.AsyncClient, tmp: Path, situation: str) -> str:
+    """Start an instance and return once its task `t` is in the situation."""
+    prepare, shown = SITUATIONS[situation]
+    doc, settle = await prepare(api, tmp)
+    instance = await start(api, (await submit(api, doc))["code"])
+    await wait(api, instance, until=lambda s: nodes(s)["t"]["state"] == shown)
+    await settle()
+    return instance
+
+
 @pytest.mark.parametrize("situation", sorted(SITUATIONS))
 async def test_stop(api: httpx.AsyncClient, tmp_path: Path, situation: str) -> None:
-    prepare, shown = SITUATIONS[situation]
-    doc, settle = await prepare(api, tmp_path)
     try:
-        instance = await start(api, (await submit(api, doc))["code"])
-        await wait(api, instance, until=lambda s: nodes(s)["t"]["state"] == shown)
-        await settle()
+        instance = await _start_in(api, tmp_path, situation)
         asked = time.monotonic()
         r = await api.post(f"/runs/{instance}/stop")
         assert r.status_code == 200 and r.json()["state"] == "READY_STOP", r.text
@@ -99,12 +105,8 @@ async def test_stop(api: httpx.AsyncClient, tmp_path: Path, situation: str) -> N
 
 @pytest.mark.parametrize("situation", sorted(SITUATIONS))
 async def test_pause_then_recover(api: httpx.AsyncClient, tmp_path: Path, situation: str) -> None:
-    prepare, shown = SITUATIONS[situation]
-    doc, settle = await prepare(api, tmp_path)
     try:
-        instance = await start(api, (await submit(api, doc))["code"])
-        await wait(api, instance, until=lambda s: nodes(s)["t"]["state"] == shown)
-        await settle()
+        instance = await _start_in(api, tmp_path, situation)
         r = await api.post(f"/runs/{instance}/pause")
         assert r.status_code == 200 and r.json()["state"] == "READY_PAUSE", r.text
         paused = await wait(api, instance, timeout=30)
