@@ -7,8 +7,9 @@
   image, service account and node selector from settings.
 * A **ConfigMap** with ``job.json`` (passwords are ``${porpoise_ds_<id>_password}`` placeholders),
   mounted at ``/etc/datax``.
-* A **Secret** with the passwords; each reaches datax.py as ``-p "-Dporpoise_ds_<id>_password='$(ENV)'"``,
-  the kubelet expanding ``$(ENV)`` from ``env.valueFrom.secretKeyRef``: the value is in no manifest.
+* A **Secret** with the passwords, in the container's environment (``env.valueFrom.secretKeyRef``);
+  each reaches DataX as ``-p '-Dporpoise_ds_<id>_password="${ENV}"'``, which datax.py's shell command
+  line expands. The value is in no manifest, and any character in it is safe (no quoting to break).
 
 The Job's name is a hash of the workflow run, the activity and the attempt: the same attempt always
 names the same Job, so a replayed activity finds it (409) instead of starting a second one.
@@ -17,6 +18,7 @@ names the same Job, so a replayed activity finds it (409) instead of starting a 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -63,7 +65,10 @@ def memory_mi(xmx: int) -> int:
 def job_manifest(names: Names, settings: Settings, *, labels: dict[str, str], xms: int, xmx: int,
                  secret_props: list[str], deadline_seconds: int | None) -> client.V1Job:
     ns = settings.datax_k8s_namespace
-    props = " ".join(f"-D{p}='$({env_name(p)})'" for p in secret_props)
+    # datax.py pastes -p into a shell command line, so the shell expands "${VAR}" from the container's
+    # environment (the Secret): the value is never re-parsed, whatever quotes or $ it holds, and it is
+    # neither in the pod spec nor in datax.py's own argv.
+    props = " ".join(f'-D{p}="${{{env_name(p)}}}"' for p in secret_props)
     args = [settings.datax_k8s_launcher, f"--jvm=-Xms{xms}G -Xmx{xmx}G"]
     if props:
         args += ["-p", props]
@@ -111,7 +116,14 @@ def secret_manifest(names: Names, ns: str, job: client.V1Job, labels: dict[str, 
                     secrets: dict[str, str]) -> client.V1Secret:
     return client.V1Secret(metadata=client.V1ObjectMeta(name=names.secret, namespace=ns, labels=labels,
                                                         owner_references=owner(job)),
-                           type="Opaque", string_data={env_name(k): v for k, v in secrets.items()})
+                           type="Opaque", string_data={env_name(k): json_string_body(v) for k, v in secrets.items()})
+
+
+def json_string_body(value: str) -> str:
+    """The value as it must appear between the quotes of a JSON string. DataX substitutes ``${k}`` into
+    the job *text* before parsing it, and the placeholders sit inside JSON strings: a password with a
+    ``"`` or ``\\`` would otherwise break the job."""
+    return json.dumps(value)[1:-1]
 
 
 def job_state(job: client.V1Job) -> tuple[str, str]:

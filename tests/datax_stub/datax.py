@@ -31,8 +31,8 @@ import json
 import optparse
 import os
 import re
-import shlex
 import signal
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -69,9 +69,18 @@ def parse_args(argv: list[str]) -> tuple[Any, list[str]]:
     return options, args
 
 
+def shell_words(params: str) -> list[str]:
+    """The words the JVM gets from ``-p``: datax.py pastes it into a shell command line (shell=True), so
+    a real shell parses it, quotes and ``$VAR`` from the environment included (the Kubernetes path)."""
+    if not params.strip():
+        return []
+    done = subprocess.run(["sh", "-c", "printf '%s\\0' " + params], capture_output=True, check=True)
+    return [w.decode() for w in done.stdout.split(b"\0")[:-1]]
+
+
 def substitute(text: str, params: str) -> str:
     values = {}
-    for item in shlex.split(params):
+    for item in shell_words(params):
         if item.startswith("-D") and "=" in item:
             k, v = item[2:].split("=", 1)
             values[k] = v

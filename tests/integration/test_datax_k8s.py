@@ -281,7 +281,8 @@ async def test_a_changed_password_applies_on_kubernetes(controller: FakeControll
     """One database is enough here: the local test covers both; this one covers the Secret path."""
     own, api = k8s_stack
     db = "postgres"
-    first, second = f"K1x{uuid.uuid4().hex}", f"K2x{uuid.uuid4().hex}"
+    # The new one holds what a shell or a quoting scheme could trip on: ' " $HOME and a space.
+    first, second = f"K1x{uuid.uuid4().hex}", f"""K2'x"$HOME {uuid.uuid4().hex}"""
     src, dst = unique("dxk_src"), unique("dxk_dst")
     with db_user(db, first) as user, tables(db, src, dst):
         grant_tables(db, user, src, dst)
@@ -314,7 +315,8 @@ async def test_a_changed_password_applies_on_kubernetes(controller: FakeControll
         assert fresh["state"] == "SUCCESS", errors(fresh)
         secrets = [s.secret["string_data"] for s in controller.seen.values()]
         assert secrets[0] == {f"PORPOISE_DS_{ds['id']}_PASSWORD": first}
-        assert secrets[-1] == {f"PORPOISE_DS_{ds['id']}_PASSWORD": second}  # the new password, in the Secret
+        # the new password, in the Secret, escaped for the JSON string its placeholder sits in
+        assert secrets[-1] == {f"PORPOISE_DS_{ds['id']}_PASSWORD": second.replace('"', '\\"')}
         for run_status in (status, fresh):
             await assert_run_keeps_secrets(client, own, run_status["instance_id"], [first, second])
 

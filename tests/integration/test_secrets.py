@@ -38,15 +38,20 @@ from tests.integration.conftest_sql import (
 from tests.integration.helpers import nodes, run, start, submit, wait
 
 
+def _literal(password: str) -> str:
+    """A SQL string literal (test passwords may hold quotes)."""
+    return "'" + password.replace("'", "''") + "'"
+
+
 @contextmanager
 def db_user(db: str, password: str) -> Iterator[str]:
     """A throwaway login on the test server, so its password can be changed freely."""
     user = unique("sec")
     with admin(db) as engine, engine.connect() as c:
         if db == "postgres":
-            c.execute(text(f"create role {user} login password '{password}'"))
+            c.execute(text(f"create role {user} login password {_literal(password)}"))
         else:
-            c.execute(text(f"create user '{user}'@'%' identified by '{password}'"))
+            c.execute(text(f"create user '{user}'@'%' identified by {_literal(password)}"))
             c.execute(text(f"grant select on porpoise.* to '{user}'@'%'"))
     try:
         yield user
@@ -59,9 +64,9 @@ def db_user(db: str, password: str) -> Iterator[str]:
 def set_password(db: str, user: str, password: str) -> None:
     with admin(db) as engine, engine.connect() as c:
         if db == "postgres":
-            c.execute(text(f"alter role {user} password '{password}'"))
+            c.execute(text(f"alter role {user} password {_literal(password)}"))
         else:
-            c.execute(text(f"alter user '{user}'@'%' identified by '{password}'"))
+            c.execute(text(f"alter user '{user}'@'%' identified by {_literal(password)}"))
 
 
 def kick(db: str, user: str) -> None:
