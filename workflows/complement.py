@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import Priority
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -214,14 +214,8 @@ class ComplementWorkflow:
                 task_queue=inp.child_task_queue or workflow.info().task_queue,
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(sa.DS_PROJECT, inp.project_code),
-                    SearchAttributePair(sa.DS_DEFINITION_CODE, inp.definition_code),
-                    SearchAttributePair(sa.DS_DEFINITION_NAME, inp.definition_name),
-                    SearchAttributePair(sa.DS_DEFINITION_VERSION, inp.definition_version),
-                    SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
-                    SearchAttributePair(sa.DS_SCHEDULE_TIME, date),
-                ]),
+                search_attributes=sa.of_instance(inp.project_code, inp.definition_code, inp.definition_name,
+                                                 inp.definition_version, schedule_time=date),
                 static_summary=f"{inp.definition_name} v{inp.definition_version} ({COMMAND_TYPE} "
                                f"{date.isoformat()}, date {i + 1} of {len(inp.dates)})",
                 priority=Priority(priority_key=inp.template.instance_priority.rank + 1),

@@ -20,8 +20,6 @@ from temporalio.common import (
     Priority,
     RetryPolicy,
     SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
 )
 from temporalio.exceptions import (
     ActivityError,
@@ -633,14 +631,8 @@ class DsWorkflow:
         handle = await workflow.start_child_workflow(
             "DsWorkflow", child_input, id=child_id, result_type=InstanceStatus,
             task_queue=workflow.info().task_queue, task_timeout=WORKFLOW_TASK_TIMEOUT,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.DS_PROJECT, child_def.project_code),
-                SearchAttributePair(sa.DS_DEFINITION_CODE, child_def.code),
-                SearchAttributePair(sa.DS_DEFINITION_NAME, child_def.name),
-                SearchAttributePair(sa.DS_DEFINITION_VERSION, child_def.version),
-                SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
-                SearchAttributePair(sa.DS_SCHEDULE_TIME, child_input.schedule_time or workflow.now()),
-            ]),
+            search_attributes=sa.of_instance(child_def.project_code, child_def.code, child_def.name, child_def.version,
+                                             schedule_time=child_input.schedule_time or workflow.now()),
             static_summary=f"sub-process of {self._definition.name}: {child_def.name} v{child_def.version}",
         )
         self._children[code] = child_id

@@ -22,7 +22,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import Priority as TemporalPriority
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -198,13 +197,8 @@ async def start_complement(code: int, body: StartComplement, client: ClientDep, 
     )
     handle = await client.start_workflow(
         COMPLEMENT_WORKFLOW_TYPE, inp, id=complement_id, task_queue=settings.task_queue,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.DS_PROJECT, definition.project_code),
-            SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
-            SearchAttributePair(sa.DS_DEFINITION_NAME, definition.name),
-            SearchAttributePair(sa.DS_DEFINITION_VERSION, definition.version),
-            SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
-        ]),
+        search_attributes=sa.of_instance(definition.project_code, definition.code, definition.name,
+                                         definition.version),
         static_summary=(f"complement of {definition.name} v{definition.version}: {len(dates)} dates, "
                         f"{body.run_mode.value} ({chains} chain{'s' if chains > 1 else ''})"),
         priority=TemporalPriority(priority_key=body.instance_priority.rank + 1),

@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import DefinitionStore
@@ -91,21 +91,13 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
                  definition: WorkflowDefinition) -> RunCreated:
     """Start a run of the generic workflow, findable by project, definition and state."""
     instance_id = run_input.instance_id
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.DS_PROJECT, definition.project_code),
-        SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
-        SearchAttributePair(sa.DS_DEFINITION_NAME, definition.name),
-        SearchAttributePair(sa.DS_DEFINITION_VERSION, definition.version),
-        SearchAttributePair(sa.DS_STATE, WorkflowState.RUNNING_EXECUTION.value),
-    ]
-    if run_input.schedule_time:
-        pairs.append(SearchAttributePair(sa.DS_SCHEDULE_TIME, run_input.schedule_time))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         run_input,
         id=instance_id,
         task_queue=settings.task_queue,
-        search_attributes=TypedSearchAttributes(pairs),
+        search_attributes=sa.of_instance(definition.project_code, definition.code, definition.name,
+                                         definition.version, schedule_time=run_input.schedule_time),
         static_summary=f"{definition.name} v{definition.version} ({run_input.command_type}, run {run_input.run_times})",
         priority=Priority(priority_key=run_input.instance_priority.rank + 1),
         task_timeout=WORKFLOW_TASK_TIMEOUT,

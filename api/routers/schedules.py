@@ -36,7 +36,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.common import Priority as TemporalPriority
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeKey, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.schedules_store import OFFLINE, ONLINE, ScheduleExists, ScheduleRecord, ScheduleStore
@@ -315,15 +315,8 @@ def run_input(rec: ScheduleRecord, definition: WorkflowDefinition, settings: Set
 
 
 def _search_attributes(definition: WorkflowDefinition, state: str | None = None) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.DS_PROJECT, definition.project_code),
-        SearchAttributePair(sa.DS_DEFINITION_CODE, definition.code),
-        SearchAttributePair(sa.DS_DEFINITION_NAME, definition.name),
-        SearchAttributePair(sa.DS_DEFINITION_VERSION, definition.version),
-    ]
-    if state:
-        pairs.append(SearchAttributePair(sa.DS_STATE, state))
-    return TypedSearchAttributes(pairs)
+    return sa.of_instance(definition.project_code, definition.code, definition.name, definition.version,
+                          state=state)
 
 
 def temporal_schedule(rec: ScheduleRecord, definition: WorkflowDefinition, settings: Settings,
