@@ -11,7 +11,6 @@ datasources do), or on first use when only the router was included.
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -57,7 +56,6 @@ from ..problems import ProblemError
 from .runs import instance_status
 
 router = APIRouter(tags=["alerts"])
-_LOCK = threading.Lock()
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -69,17 +67,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 
 def get_sender(request: Request) -> AlertSender:
-    state = request.app.state
-    with _LOCK:
-        if getattr(state, "alert_sender", None) is None:
-            settings: Settings = state.porpoise.settings
-            try:
-                store = AlertStore.from_settings(settings)
-            except SecretKeyError as e:
-                raise ProblemError(503, "No secret key", str(e)) from None
-            state.alerts = store
-            state.alert_sender = AlertSender(store, settings)
-    sender: AlertSender = state.alert_sender
+    sender: AlertSender = request.app.state.alert_sender  # set by install(), at app creation
     return sender
 
 

@@ -40,7 +40,6 @@ from activities.alerts.activity import RETRY_ERROR_TYPE, AlertActivities, AlertS
 from activities.alerts.channels import forget_wecom_tokens
 from activities.alerts.store import AlertStore, ChannelSpec, GroupSpec
 from api.app import create_app
-from api.routers import alerts as alerts_router
 from core.contracts import InstanceStatus, NodeStatus
 from core.settings import Settings
 from model.definition import FailureStrategy, Property, WarningType
@@ -527,8 +526,6 @@ async def test_a_broken_template_falls_back_and_is_reported(wecom: tuple[WeCom, 
 @pytest.fixture(scope="module")
 async def alerts_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    if not any(getattr(r, "path", "") == "/alert-groups" for r in app.routes):
-        app.include_router(alerts_router.router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise") as c:
         yield c
 
