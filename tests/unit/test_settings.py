@@ -1,0 +1,19 @@
+"""Bad settings are refused at start with the setting named, not at first use."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import Settings
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("datax_run_on", "cloud", "datax_run_on must be auto, local or k8s"),
+    ("datax_k8s_min_xmx_gb", 0, "datax_k8s_min_xmx_gb"),
+    ("log_secret_param_pattern", "([", "not a valid regex"),
+])
+def test_a_bad_setting_names_itself(field: str, value: object, says: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        Settings(**{field: value})  # type: ignore[arg-type]
+    assert field in str(e.value) and says in str(e.value)
