@@ -19,6 +19,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,10 @@ from activities.masking import http_secrets
 from activities.process import TASK_FAILED, ds_substitute, heartbeat_every, heartbeat_interval
 from core.contracts import TaskRequest, TaskResult
 from model.definition import DataType, Direct, Property
+from model.task_params import HttpParams, TaskParamsError
+from model.task_params.http import METHODS
 
 INVALID_PARAMS = "InvalidTaskParams"  # non-retryable: a retry cannot fix the definition
-METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE")
 DEFAULT_TIMEOUT_MS = 60_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # read at most this much of a response: memory, not semantics
 LOG_BODY_BYTES = 64 * 1024
@@ -61,40 +63,36 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=INVALID_PARAMS, non_retryable=True)
 
 
-def _millis(value: Any, default: float | None) -> float | None:
+def _seconds(ms: float | None, default: float | None) -> float | None:
     """DS timeouts are milliseconds; 0 or less means "no limit" (Apache HttpClient's convention)."""
-    if value is None or value == "":
+    if ms is None:
         return default
-    try:
-        ms = float(value)
-    except (TypeError, ValueError):
-        raise _invalid(f"HTTP timeout must be a number of milliseconds, got {value!r}") from None
     return ms / 1000 if ms > 0 else None
 
 
-def build_spec(task_params: dict[str, Any], params: dict[str, str], timezone: str = "UTC") -> HttpSpec:
-    """Read either key set; substitute ``${...}`` and ``$[...]`` in url, parameter names/values and body."""
+def build_spec(task_params: Mapping[str, Any] | HttpParams, params: dict[str, str], timezone: str = "UTC") -> HttpSpec:
+    """Read either key set (:class:`HttpParams`); substitute ``${...}`` and ``$[...]`` in url, parameter
+    names/values and body."""
+    try:
+        p = HttpParams.of(task_params)
+    except TaskParamsError as e:
+        raise _invalid(str(e)) from None
 
     def sub(value: Any) -> str:
         return ds_substitute("" if value is None else str(value), params, timezone)
 
-    url = sub(task_params.get("url")).strip()
+    url = sub(p.url).strip()
     if not url:
         raise _invalid("HTTP task has no url")
-    method = str(task_params.get("httpRequestMethod") or task_params.get("httpMethod") or "GET").upper()
+    method = p.method
     if method not in METHODS:
         raise _invalid(f"HTTP method {method!r} is not one of {', '.join(METHODS)}")
 
-    raw_props = task_params.get("httpRequestParams")
-    if raw_props is None:
-        raw_props = task_params.get("httpParams")
     spec = HttpSpec(method=method, url=url)
     body_fields: dict[str, str] = {}
-    for item in raw_props or []:
-        if not isinstance(item, dict):
-            raise _invalid(f"HTTP parameter must be an object, got {type(item).__name__}")
-        name, value = sub(item.get("prop")), sub(item.get("value"))
-        kind = str(item.get("httpParametersType") or "PARAMETER").upper()
+    for item in p.parameters:
+        name, value = sub(item.prop), sub(item.value)
+        kind = item.kind
         if not name:
             continue
         if kind == "PARAMETER":
@@ -106,9 +104,7 @@ def build_spec(task_params: dict[str, Any], params: dict[str, str], timezone: st
         else:
             raise _invalid(f"HTTP parameter type {kind!r} is not PARAMETER, BODY or HEADERS")
 
-    raw_body = task_params.get("httpRequestBody")
-    if raw_body is None:
-        raw_body = task_params.get("httpBody")
+    raw_body = p.body
     if isinstance(raw_body, dict | list):  # a hand-written definition may inline the JSON body
         raw_body = json.dumps(raw_body, ensure_ascii=False)
     body = sub(raw_body) if raw_body not in (None, "") else ""
@@ -119,11 +115,11 @@ def build_spec(task_params: dict[str, Any], params: dict[str, str], timezone: st
     if spec.body is not None and not any(k.lower() == "content-type" for k, _ in spec.headers):
         spec.headers.append(("Content-Type", "application/json; charset=utf-8"))
 
-    spec.check = str(task_params.get("httpCheckCondition") or "STATUS_CODE_DEFAULT").upper()
-    spec.condition = "" if task_params.get("condition") is None else str(task_params["condition"])
-    spec.connect_timeout = _millis(task_params.get("connectTimeout"), DEFAULT_TIMEOUT_MS / 1000)
+    spec.check = p.check_condition
+    spec.condition = p.condition or ""
+    spec.connect_timeout = _seconds(p.connect_timeout, DEFAULT_TIMEOUT_MS / 1000)
     # 3.3 dropped socketTimeout: its one connectTimeout bounds the whole exchange.
-    spec.read_timeout = _millis(task_params.get("socketTimeout"), spec.connect_timeout)
+    spec.read_timeout = _seconds(p.socket_timeout, spec.connect_timeout)
     return spec
 
 

@@ -344,6 +344,7 @@ async def run_script_task(
     logs and returns success without running anything and without a varPool, as the DS worker does.
     """
     from model.params import export_out_params
+    from model.task_params import ScriptParams
 
     attempt = activity.info().attempt
     host = socket.gethostname()
@@ -359,7 +360,7 @@ async def run_script_task(
         workdir = ensure_dir(attempt_path(request.log_dir, request.task_code, attempt, ".work"))
         # The execute path is only known here, per attempt (reference §6.3 system.task.execute.path).
         params = dict(request.params) | {"system.task.execute.path": str(workdir)}
-        raw = str(request.task_params.get("rawScript") or "")
+        raw = ScriptParams.of(request.task_params).script
         script = ds_substitute(raw.replace("\r\n", "\n"), params, request.timezone)
         script_path = attempt_path(request.log_dir, request.task_code, attempt, suffix)
         write_private_file(script_path, script, 0o700)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import threading
 import time
@@ -67,6 +66,7 @@ from model.sql import (
     substitute_raw,
     update_count_out,
 )
+from model.task_params import SqlParams, TaskParamsError
 from model.timeexpr import replace_time_placeholders
 
 INVALID = "InvalidTaskParams"  # not retried (the workflow's RetryPolicy lists it as non-retryable)
@@ -98,48 +98,18 @@ class Plan:
     ignored: int = 0  # query type: main statements after the first, not run (as in DS)
 
 
-def _int_param(params: Mapping[str, Any], key: str, default: int) -> int:
-    value = params.get(key)
-    if value in (None, ""):
-        return default
+def sql_params(request: TaskRequest) -> SqlParams:
+    """The task's :class:`SqlParams`; a field of the wrong type is InvalidTaskParams naming it."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApplicationError(f"{key} must be a number, got {value!r}", type=INVALID, non_retryable=True) from None
-
-
-def _sql_type_is_query(value: Any) -> bool:
-    """DS sqlType: 0 (or "0", "QUERY") is a query, 1 (or "1", "NON_QUERY") is not."""
-    text = str(value if value is not None else "0").strip().upper()
-    if text in ("0", "QUERY"):
-        return True
-    if text in ("1", "NON_QUERY"):
-        return False
-    raise ApplicationError(f"sqlType must be 0 (query) or 1 (non-query), got {value!r}", type=INVALID,
-                           non_retryable=True)
-
-
-def _statements(value: Any, key: str) -> list[str]:
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):  # some exports carry the list as a JSON string
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApplicationError(f"{key} must be a list of SQL strings", type=INVALID, non_retryable=True)
-    return [v for v in value if v.strip()]
+        return SqlParams.of(request.task_params)
+    except TaskParamsError as e:
+        raise ApplicationError(str(e), type=INVALID, non_retryable=True) from None
 
 
 def param_types(request: TaskRequest) -> dict[str, DataType]:
     """The DS type of each parameter, for binding: the request's own map when the workflow sends
     one, else what the task itself declares (localParams), so LIST and numeric locals bind right."""
-    types: dict[str, DataType] = {}
-    for raw in request.task_params.get("localParams") or []:
-        if isinstance(raw, Mapping) and raw.get("prop") and raw.get("type"):
-            with contextlib.suppress(ValueError):
-                types[str(raw["prop"])] = DataType(str(raw["type"]).upper())
+    types = sql_params(request).declared_types()
     sent: Mapping[str, Any] = getattr(request, "param_types", None) or {}
     for name, t in sent.items():
         with contextlib.suppress(ValueError):
@@ -156,8 +126,8 @@ def _base_time(params: Mapping[str, str], timezone: str) -> datetime:
 
 def build_plan(request: TaskRequest, db_type: str, paramstyle: Paramstyle) -> Plan:
     """Split, substitute and bind every statement (raises ApplicationError INVALID on bad input)."""
-    tp = request.task_params
-    sql = str(tp.get("sql") or "")
+    tp = sql_params(request)
+    sql = tp.sql or ""
     if not sql.strip():
         raise ApplicationError("sql is empty", type=INVALID, non_retryable=True)
     dialect = dialect_for(db_type)
@@ -178,7 +148,7 @@ def build_plan(request: TaskRequest, db_type: str, paramstyle: Paramstyle) -> Pl
                 raise ApplicationError(f"{name}: {e}", type=INVALID, non_retryable=True) from None
         return out
 
-    query = _sql_type_is_query(tp.get("sqlType"))
+    query = tp.is_query
     main = steps([sql], "statement")
     if not main:
         raise ApplicationError("sql holds no statement (only comments or blanks)", type=INVALID, non_retryable=True)
@@ -186,12 +156,12 @@ def build_plan(request: TaskRequest, db_type: str, paramstyle: Paramstyle) -> Pl
     if query and len(main) > 1:
         ignored = len(main) - 1
         main = main[:1]
-    limit = _int_param(tp, "limit", 0)
-    display = _int_param(tp, "displayRows", DISPLAY_ROWS)
+    limit = tp.limit or 0
+    display = DISPLAY_ROWS if tp.display_rows is None else tp.display_rows
     return Plan(
-        pre=steps(_statements(tp.get("preStatements"), "preStatements"), "pre-statement"),
+        pre=steps(tp.pre_statements, "pre-statement"),
         main=main,
-        post=steps(_statements(tp.get("postStatements"), "postStatements"), "post-statement"),
+        post=steps(tp.post_statements, "post-statement"),
         query=query,
         limit=limit if limit > 0 else QUERY_LIMIT,
         display_rows=display if display > 0 else DISPLAY_ROWS,
@@ -458,12 +428,14 @@ class SqlTask:
 
     async def _run(self, request: TaskRequest, log: TaskLog, details: Mapping[str, Any]) -> dict[str, str]:
         label = f"SQL task {request.task_name!r}"
-        raw_id = request.task_params.get("datasource")
         try:
-            datasource_id = int(raw_id)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise self._fail(f"{label}: datasource must be a datasource id, got {raw_id!r}", log, details,
-                             invalid=True) from None
+            task = SqlParams.of(request.task_params)
+        except TaskParamsError as e:
+            raise self._fail(f"{label}: {e}", log, details, invalid=True) from None
+        if task.datasource is None:
+            raise self._fail(f"{label}: datasource must be a datasource id, got None", log, details,
+                             invalid=True)
+        datasource_id = task.datasource
         try:
             info: ConnectionInfo = await self._blocking(resolve_datasource, self.store, datasource_id)
         except DatasourceNotFound:
@@ -481,7 +453,7 @@ class SqlTask:
                              f"{', '.join(sorted(EXECUTABLE))}", log, details, invalid=True)
         log.add_secret(info.password)  # masked by the log itself too, whatever path forgets info.mask
         slog = SafeLog(log, info.mask)
-        declared = str(request.task_params.get("type") or "").upper()
+        declared = task.db_type or ""
         if declared and declared != info.type and not (declared in MYSQL_LIKE and info.type in MYSQL_LIKE):
             slog.note(f"task says type {declared}, the registry says {info.type}: using {info.type}")
         slog.note(f"{info.label} at {info.where()}, datasource version {info.version}")

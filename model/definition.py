@@ -9,9 +9,12 @@ timeout and delay (reference §2).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .task_params import TaskParams
 
 
 class Frozen(BaseModel):
@@ -96,7 +99,9 @@ class TaskDefinition(Frozen):
     name: str
     version: int = 1
     task_type: str  # taskType, upper-case; SUB_WORKFLOW is normalised to SUB_PROCESS
-    task_params: dict[str, Any] = Field(default_factory=dict)  # type-specific, DS keys kept
+    # Type-specific, DS keys kept as stored: the form that travels in workflow inputs and activity
+    # requests, so recorded histories replay. Read it through :attr:`params` (model/task_params).
+    task_params: dict[str, Any] = Field(default_factory=dict)
     local_params: tuple[Property, ...] = ()
     description: str = ""
     enabled: bool = True  # flag: YES = True, NO = forbidden (reference §4.6)
@@ -115,6 +120,13 @@ class TaskDefinition(Frozen):
     memory_max: int = -1
     is_cache: bool = False
     task_execute_type: str = "BATCH"
+
+    @property
+    def params(self) -> TaskParams:
+        """The typed parameters of this task's type; TaskParamsError naming a field of a wrong type."""
+        from .task_params import parse_params  # model.task_params imports this module
+
+        return parse_params(self.task_type, self.task_params)
 
     @property
     def out_params(self) -> tuple[Property, ...]:

@@ -34,6 +34,7 @@ from .definition import (
     WorkflowDefinition,
 )
 from .problems import DefinitionError, Problem, pointer
+from .task_params import TaskParams
 from .validation import validate
 
 E = TypeVar("E", bound=StrEnum)
@@ -177,8 +178,9 @@ def _task(c: _Collector, raw: Any, ptr: str) -> TaskDefinition | None:
         params = {}
     params = dict(params)
     if "workflowDefinitionCode" in params and "processDefinitionCode" not in params:
+        # 3.3 SUB_WORKFLOW: stored under the 3.2 key too, so workers of every version read it.
         params["processDefinitionCode"] = params["workflowDefinitionCode"]
-    local = c.properties(params.get("localParams"), ptr + "/taskParams/localParams", task)
+    local = c.properties(TaskParams.of(params).local_params, ptr + "/taskParams/localParams", task)
     timeout_enabled = c.yes_no(raw.get("timeoutFlag"), ptr + "/timeoutFlag", False, "OPEN", task)
     return TaskDefinition(
         code=code,

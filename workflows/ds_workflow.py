@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from model.clock import in_zone
     from model.definition import DataType, Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
     from model.states import TaskState, WorkflowState
+    from model.task_params import DependentParams, SubProcessParams, TaskParamsError
     from model.task_types import ACTIVITY_TYPES
 
     from .alerting import Alerts
@@ -592,7 +593,9 @@ class DsWorkflow:
         assert self._dag is not None and self._input is not None
         dag, inp = self._dag, self._input
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
-        child_code = int(task.task_params.get("processDefinitionCode") or 0)
+        sub_params = task.params
+        assert isinstance(sub_params, SubProcessParams)
+        child_code = sub_params.definition_code
         previous = await self._previous_child(code)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
             "load_definition", args=[child_code, previous.definition_version if previous else None],
@@ -688,9 +691,13 @@ class DsWorkflow:
         started = self._dependent_started.setdefault(code, workflow.now())
         dag.set_state(code, TaskState.RUNNING_EXECUTION, started)
         try:
-            dependence = ds_dependent.parse_dependence(task.task_params)
-        except ValueError as e:
-            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=f"invalid dependence: {e}")
+            dep_params = task.params
+            assert isinstance(dep_params, DependentParams)
+            if dep_params.dependence is None:
+                raise TaskParamsError([("dependence", "dependence: dependence is required")])
+            dependence = dep_params.dependence
+        except TaskParamsError as e:  # the message names the field: "invalid dependence: relation must be ..."
+            dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=f"invalid {e}")
             return
         business = inp.schedule_time or started
         kills = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (

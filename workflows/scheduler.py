@@ -8,7 +8,7 @@ unit-testable without a server and keeps the workflow small.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from core.contracts import NodeStatus
 from model.definition import FailureStrategy, Property, TaskDefinition, TaskDependType, WorkflowDefinition
 from model.graph import Dag
 from model.states import TaskState, WorkflowState
-from model.task_types import branch_targets
+from model.task_params import ConditionsParams, SwitchParams
 
 RUNNING_STATES = {
     TaskState.SUBMITTED_SUCCESS,
@@ -222,24 +222,17 @@ class DagScheduler:
 
     def evaluate_conditions(self, code: int) -> bool:
         """CONDITIONS (§4.7): compare dependItem states, combine with AND/OR; skip the other branch."""
-        params = self.tasks[code].task_params
-        dependence = params.get("dependence") if isinstance(params.get("dependence"), Mapping) else {}
-        groups = [g for g in (dependence or {}).get("dependTaskList") or [] if isinstance(g, Mapping)]
+        params = self.tasks[code].params
+        assert isinstance(params, ConditionsParams)
         results = []
-        for g in groups:
-            items = [i for i in g.get("dependItemList") or [] if isinstance(i, Mapping)]
+        for g in params.dependence.depend_task_list:
             item_results = []
-            for item in items:
-                try:
-                    dep = int(item.get("depTaskCode") or 0)
-                except (TypeError, ValueError):
-                    dep = 0
-                node = self.nodes.get(dep)
-                want = str(item.get("status") or "SUCCESS").upper()
-                item_results.append(node is not None and node.state.has_instance and node.state.value == want)
-            results.append(_combine(str(g.get("relation") or "AND"), item_results))
-        ok = _combine(str((dependence or {}).get("relation") or "AND"), results)
-        targets = branch_targets(self.tasks[code])
+            for item in g.depend_item_list:
+                node = self.nodes.get(item.dep_task_code)
+                item_results.append(node is not None and node.state.has_instance and node.state.value == item.status)
+            results.append(_combine(g.relation, item_results))
+        ok = _combine(params.dependence.relation, results)
+        targets = params.branch_targets()
         chosen = targets.get("conditionResult/successNode" if ok else "conditionResult/failedNode", [])
         other = targets.get("conditionResult/failedNode" if ok else "conditionResult/successNode", [])
         self.nodes[code].branch = chosen
@@ -252,18 +245,14 @@ class DagScheduler:
 
     def switch_branches(self, code: int) -> list[tuple[str, int | None]]:
         """SWITCH conditions in order, then the default branch with condition None (§4.8)."""
-        result = self.tasks[code].task_params.get("switchResult")
-        out: list[tuple[str, int | None]] = []
-        if not isinstance(result, Mapping):
-            return out
-        for item in result.get("dependTaskList") or []:
-            if isinstance(item, Mapping):
-                out.append((str(item.get("condition") or ""), _first_code(item.get("nextNode"))))
-        return out
+        params = self.tasks[code].params
+        assert isinstance(params, SwitchParams)
+        return params.branches()
 
     def default_branch(self, code: int) -> int | None:
-        result = self.tasks[code].task_params.get("switchResult")
-        return _first_code(result.get("nextNode")) if isinstance(result, Mapping) else None
+        params = self.tasks[code].params
+        assert isinstance(params, SwitchParams)
+        return params.default_branch()
 
     def choose_switch(self, code: int, chosen: int | None) -> None:
         """Skip the branches a SWITCH did not take, after PR #14563 (§4.8).
@@ -339,18 +328,6 @@ class DagScheduler:
             if n.state.is_success and n.var_pool:
                 out.append((n.end_time or datetime.min.replace(tzinfo=UTC), list(n.var_pool)))
         return out
-
-
-def _first_code(value: object) -> int | None:
-    """SWITCH nextNode: a code, or a list of one in 3.2 (§3)."""
-    items = value if isinstance(value, list) else [value]
-    for v in items:
-        try:
-            if v not in (None, ""):
-                return int(str(v))
-        except (TypeError, ValueError):
-            continue
-    return None
 
 
 def _combine(relation: str, results: list[bool]) -> bool:

@@ -34,9 +34,10 @@ from activities.sql_task import INVALID
 from core.contracts import TaskRequest, TaskResult
 from core.settings import Settings
 from model.params import export_out_params
+from model.task_params import DataxParams
 
 from .builders import BuildError, PasswordFn
-from .job import BuiltJob, build_job
+from .job import BuiltJob, build_job, datax_params
 from .local import DataxLog, run_local
 from .routing import memory_gb, route
 
@@ -97,7 +98,7 @@ class DataxTask:
         return ApplicationError(f"{message}; log: {log.path} on {details['host']}", info,
                                 type=INVALID if invalid else TASK_FAILED, non_retryable=invalid)
 
-    async def _build(self, request: TaskRequest, password: PasswordFn, label: str, log: DataxLog,
+    async def _build(self, request: TaskRequest, task: DataxParams, password: PasswordFn, label: str, log: DataxLog,
                      details: Mapping[str, Any]) -> BuiltJob:
         def resolve(datasource_id: int) -> ConnectionInfo:
             info = resolve_datasource(self.store, datasource_id)
@@ -105,7 +106,7 @@ class DataxTask:
             return info
 
         try:
-            return await asyncio.to_thread(build_job, request.task_params, request.params, request.timezone,
+            return await asyncio.to_thread(build_job, task, request.params, request.timezone,
                                            resolve, password, describe_columns)
         except BuildError as e:
             raise self._fail(f"{label}: {e}", log, details, invalid=True) from None
@@ -123,14 +124,15 @@ class DataxTask:
                    details: dict[str, Any]) -> TaskResult:
         label = f"DATAX task {request.task_name!r}"
         try:
-            xms, xmx = memory_gb(request.task_params)
-            where = route(request.task_params, xmx, self.settings)
+            task = datax_params(request.task_params)
+            xms, xmx = memory_gb(task)
+            where = route(task, xmx, self.settings)
         except BuildError as e:
             raise self._fail(f"{label}: {e}", log, details, invalid=True) from None
         log.note(f"runs {where.where}: {where.why}")
         placeholders = SecretPlaceholders()
         password: PasswordFn = placeholders if where.where == "k8s" else (lambda info: info.password)
-        built = await self._build(request, password, label, log, details)
+        built = await self._build(request, task, password, label, log, details)
         for note in built.notes:
             log.note(note)
         log.note(f"{built.mode} mode job: {built.summary()}; -Xms{xms}G -Xmx{xmx}G")

@@ -24,6 +24,7 @@ from typing import Any
 
 from activities.datasources import ConnectionInfo
 from activities.process import ds_substitute
+from model.task_params import DataxParams, TaskParamsError
 
 from .builders import BuildError, PasswordFn, ReadSpec, Side, WriteSpec, builder_for
 from .columns import ColumnError, select_columns
@@ -53,55 +54,31 @@ class BuiltJob:
         return ", ".join(parts)
 
 
-def int_param(params: Mapping[str, Any], key: str, default: int = 0) -> int:
-    """A whole-number task param (DS sends numbers or strings); BuildError naming it otherwise."""
-    value = params.get(key)
-    if value in (None, ""):
-        return default
+Params = Mapping[str, Any] | DataxParams  # a raw taskParams dict, or one already parsed
+
+
+def datax_params(task_params: Params) -> DataxParams:
+    """The task's :class:`DataxParams`; BuildError naming the field that has the wrong type."""
     try:
-        return int(str(value).strip())
-    except ValueError:
-        raise BuildError(f"{key} must be a whole number, got {value!r}") from None
+        return DataxParams.of(task_params)
+    except TaskParamsError as e:
+        raise BuildError(str(e)) from None
 
 
-def custom_mode(task_params: Mapping[str, Any]) -> bool:
-    value = int_param(task_params, "customConfig", 0)
+def custom_mode(task_params: Params) -> bool:
+    value = datax_params(task_params).custom_config or 0
     if value not in (0, 1):
         raise BuildError(f"customConfig must be 0 (built from datasources) or 1 (custom json), got {value}")
     return value == 1
 
 
-def _statements(task_params: Mapping[str, Any], key: str) -> list[str]:
-    value = task_params.get(key)
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BuildError(f"{key} must be a list of SQL strings")
-    return [v for v in value if v.strip()]
-
-
-def _config(task_params: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = task_params.get(key) or {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise BuildError(f"{key} must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise BuildError(f"{key} must be a JSON object")
-    return value
-
-
-def speed_blocks(task_params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def speed_blocks(task_params: Params) -> tuple[dict[str, Any], dict[str, Any]]:
     """DS's ``setting`` and ``core`` blocks: channel 1, byte/record limits when > 0, errorLimit 0/0."""
+    p = datax_params(task_params)
     speed: dict[str, Any] = {"channel": CHANNELS}
-    for key, name in (("jobSpeedByte", "byte"), ("jobSpeedRecord", "record")):
-        value = int_param(task_params, key)
+    limits = (("jobSpeedByte", "byte", p.job_speed_byte), ("jobSpeedRecord", "record", p.job_speed_record))
+    for key, name, given in limits:
+        value = given or 0
         if value < 0:
             raise BuildError(f"{key} must be 0 (no limit) or more, got {value}")
         if value > 0:
@@ -111,17 +88,13 @@ def speed_blocks(task_params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return setting, core
 
 
-def _side(task_params: Mapping[str, Any], type_key: str, id_key: str, config_key: str,
+def _side(declared: str, datasource_id: int | None, config: dict[str, Any], type_key: str, id_key: str,
           resolve: Resolve, notes: list[str]) -> tuple[Side, ConnectionInfo | None]:
-    declared = str(task_params.get(type_key) or "").strip().upper()
     builder = builder_for(declared, type_key)
     if not builder.jdbc:
-        return Side(declared, None, _config(task_params, config_key), id_key), None
-    raw = task_params.get(id_key)
-    try:
-        datasource_id = int(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise BuildError(f"{id_key} must be a datasource id, got {raw!r}") from None
+        return Side(declared, None, config, id_key), None
+    if datasource_id is None:
+        raise BuildError(f"{id_key} must be a datasource id, got None")
     if datasource_id <= 0:
         raise BuildError(f"{id_key} datasource id is required for a {declared} side")
     info = resolve(datasource_id)
@@ -129,22 +102,25 @@ def _side(task_params: Mapping[str, Any], type_key: str, id_key: str, config_key
     if builder_for(info.type, type_key) is not builder:
         notes.append(f"{type_key} says {declared}, datasource {info.id} is {info.type}: using {info.type}")
         kind = info.type
-    return Side(kind, info, _config(task_params, config_key), id_key), info
+    return Side(kind, info, config, id_key), info
 
 
-def build_ui_job(task_params: Mapping[str, Any], params: Mapping[str, str], timezone: str, resolve: Resolve,
+def build_ui_job(task_params: Params, params: Mapping[str, str], timezone: str, resolve: Resolve,
                  password: PasswordFn, describe: Describe | None = None) -> BuiltJob:
+    p = datax_params(task_params)
     notes: list[str] = []
-    source, source_info = _side(task_params, "dsType", "dataSource", "sourceConfig", resolve, notes)
-    target, target_info = _side(task_params, "dtType", "dataTarget", "targetConfig", resolve, notes)
+    source, source_info = _side(p.ds_type or "", p.data_source, p.source_config, "dsType", "dataSource",
+                                resolve, notes)
+    target, target_info = _side(p.dt_type or "", p.data_target, p.target_config, "dtType", "dataTarget",
+                                resolve, notes)
     reader_builder = builder_for(source.type, "dsType")
     writer_builder = builder_for(target.type, "dtType")
 
     def sub(text: str) -> str:
         return ds_substitute(text.replace("\r\n", "\n"), params, timezone)
 
-    sql = sub(str(task_params.get("sql") or ""))
-    table = sub(str(task_params.get("targetTable") or "")).strip()
+    sql = sub(p.sql or "")
+    table = sub(p.target_table or "").strip()
     try:
         if sql.strip():
             fallback = None
@@ -159,11 +135,11 @@ def build_ui_job(task_params: Mapping[str, Any], params: Mapping[str, str], time
     if writer_builder.jdbc and not columns:
         raise BuildError("sql is required (the writer's columns come from its SELECT list), or, for a reader "
                          "without SQL, targetConfig.column with the column names")
-    pre = [sub(s) for s in _statements(task_params, "preStatements")]
-    post = [sub(s) for s in _statements(task_params, "postStatements")]
+    pre = [sub(s) for s in p.pre_statements]
+    post = [sub(s) for s in p.post_statements]
     reader = reader_builder.reader(source, ReadSpec(sql), password)
     writer = writer_builder.writer(target, WriteSpec(table, columns, pre, post), password)
-    setting, core = speed_blocks(task_params)
+    setting, core = speed_blocks(p)
     job = {"job": {"content": [{"reader": reader, "writer": writer}], "setting": setting}, "core": core}
     datasources = [i for i in (source_info, target_info) if i is not None]
     return BuiltJob(job, "ui", _unique(datasources), notes)
@@ -183,9 +159,9 @@ def _unique(infos: list[ConnectionInfo]) -> list[ConnectionInfo]:
     return list(seen.values())
 
 
-def build_custom_job(task_params: Mapping[str, Any], params: Mapping[str, str], timezone: str, resolve: Resolve,
+def build_custom_job(task_params: Params, params: Mapping[str, str], timezone: str, resolve: Resolve,
                      password: PasswordFn) -> BuiltJob:
-    template = str(task_params.get("json") or "")
+    template = datax_params(task_params).job_json or ""
     if not template.strip():
         raise BuildError("json is required in custom mode (customConfig 1)")
     text = ds_substitute(template.replace("\r\n", "\n"), params, timezone)
@@ -222,9 +198,10 @@ def build_custom_job(task_params: Mapping[str, Any], params: Mapping[str, str], 
     return BuiltJob(job, "custom", _unique(infos), notes)
 
 
-def build_job(task_params: Mapping[str, Any], params: Mapping[str, str], timezone: str, resolve: Resolve,
+def build_job(task_params: Params, params: Mapping[str, str], timezone: str, resolve: Resolve,
               password: PasswordFn, describe: Describe | None = None) -> BuiltJob:
     """The job of one attempt. Raises :class:`BuildError` naming the bad parameter."""
+    task_params = datax_params(task_params)
     if custom_mode(task_params):
         return build_custom_job(task_params, params, timezone, resolve, password)
     return build_ui_job(task_params, params, timezone, resolve, password, describe)

@@ -12,14 +12,12 @@ The rule, first match wins:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from core.settings import Settings
 
 from .builders import BuildError
-from .job import int_param
+from .job import Params, datax_params
 
 MODES = ("", "auto", "local", "k8s")
 
@@ -30,9 +28,10 @@ class Route:
     why: str
 
 
-def memory_gb(task_params: Mapping[str, Any]) -> tuple[int, int]:
+def memory_gb(task_params: Params) -> tuple[int, int]:
     """DS ``xms``/``xmx`` in GB (default 1, minimum 1; reference §3 DATAX)."""
-    xms, xmx = int_param(task_params, "xms", 1), int_param(task_params, "xmx", 1)
+    p = datax_params(task_params)
+    xms, xmx = (1 if p.xms is None else p.xms), (1 if p.xmx is None else p.xmx)
     for key, value in (("xms", xms), ("xmx", xmx)):
         if value < 1:
             raise BuildError(f"{key} must be at least 1 (GB), got {value}")
@@ -41,8 +40,8 @@ def memory_gb(task_params: Mapping[str, Any]) -> tuple[int, int]:
     return xms, xmx
 
 
-def route(task_params: Mapping[str, Any], xmx: int, settings: Settings) -> Route:
-    asked = str(task_params.get("runOn") or "").strip().lower()
+def route(task_params: Params, xmx: int, settings: Settings) -> Route:
+    asked = (datax_params(task_params).run_on or "").strip().lower()
     if asked not in MODES:
         raise BuildError(f"runOn must be local, k8s or auto, got {asked!r}")
     if not settings.datax_k8s_namespace:
