@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from core.contracts import Activities
 from model.definition import WorkflowDefinition
 
 from .store import DefinitionStore
@@ -13,7 +14,7 @@ class DefinitionActivities:
     def __init__(self, store: DefinitionStore) -> None:
         self.store = store
 
-    @activity.defn(name="load_definition")
+    @activity.defn(name=Activities.LOAD_DEFINITION)
     def load_definition(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
         """Definition `code` at `version`, or its latest version when None (a child runs its target's
         current version, §4.9; a continued or by-reference run loads its pinned version)."""

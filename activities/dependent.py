@@ -31,14 +31,13 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
-from core.contracts import WORKFLOW_TYPE, InstanceStatus, NodeStatus
+from core.contracts import WORKFLOW_TYPE, Activities, InstanceStatus, NodeStatus
+from core.contracts.dependent import DependentCheckRequest, DependentCheckResponse
 from core.temporal import final_status
 from model.definition import Property
 from model.dependent import (
     ALL_TASKS,
     WORKFLOW,
-    DependentCheckRequest,
-    DependentCheckResponse,
     DependItem,
     DependResult,
     ItemCheck,
@@ -116,7 +115,7 @@ class DependentActivities:
         self.forced_success = forced_success
         self.workflow_type = workflow_type
 
-    @activity.defn(name="check_dependent")
+    @activity.defn(name=Activities.CHECK_DEPENDENT)
     async def check_dependent(self, request: DependentCheckRequest) -> DependentCheckResponse:
         zone = _zone(request.timezone)
         business = request.business_date

@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.contracts import InstanceStatus
+from core.contracts import Activities, InstanceStatus
 from core.temporal import final_status
 
 
@@ -18,7 +18,7 @@ class InstanceActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @activity.defn(name="load_instance_status")
+    @activity.defn(name=Activities.LOAD_INSTANCE_STATUS)
     async def load_instance_status(self, instance_id: str) -> InstanceStatus | None:
         """The status the instance ended with; None when it does not exist or ended without one."""
         try:

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.semaphore import (
+from core.contracts.semaphore import (
     ACTIVITY_DEAD_HOLDERS,
     ACTIVITY_SIGNAL_WITH_START,
     SIGNAL_ACQUIRE,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import quickjs
 from temporalio import activity
 
+from core.contracts import Activities
+
 TIME_LIMIT_SECONDS = 1
 MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
 
@@ -30,7 +32,7 @@ def evaluate(expression: str) -> bool:
         return False
 
 
-@activity.defn(name="evaluate_switch")
+@activity.defn(name=Activities.EVALUATE_SWITCH)
 def evaluate_switch(expressions: list[str | None]) -> int | None:
     """The index of the first condition that is true, or None for the default branch."""
     for i, expression in enumerate(expressions):

@@ -21,7 +21,6 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.events.interceptor import EventsInterceptor
 from activities.events.outbox import Outbox
 from activities.events.relay import EventActivities, OutboxRelay
 from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
@@ -33,6 +32,8 @@ from core.temporal import connect
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
+
+from .interceptors import EventsInterceptor
 
 log = logging.getLogger("porpoise.worker")
 

@@ -14,8 +14,8 @@ Ported from DS:
 
 No clock and no I/O: the workflow calls :func:`decide` and :func:`parse_dependence` directly, the
 ``check_dependent`` activity (:mod:`activities.dependent`) calls :func:`date_intervals` and
-:func:`instance_result`. The request and response models of that activity live here so the workflow
-can import them without importing activity code.
+:func:`instance_result`. That activity's request and response are :mod:`core.contracts.dependent`;
+:class:`ItemCheck`, one item's outcome, is domain data and stays here.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ __all__ = [
     "DependItem",
     "DependResult",
     "Dependence",
-    "DependentCheckRequest",
-    "DependentCheckResponse",
     "FailurePolicy",
     "ItemCheck",
     "Relation",
@@ -116,21 +114,7 @@ class Dependence(_Frozen):
         return list(seen.values())
 
 
-# -- the check_dependent activity's contract ------------------------------------------------------
-
-
-class DependentCheckRequest(BaseModel):
-    """One poll of the items that have no final result yet. Small: it lands in history every poll."""
-
-    business_date: datetime  # the requester's schedule time, or "now" at task start for a manual run
-    timezone: str = "UTC"  # the run's timezone: day, week and month boundaries are taken there
-    items: list[DependItem]
-    # The requester, for DS's self-dependency rule (first instance of a definition depending on itself).
-    instance_id: str = ""
-    definition_code: int = 0
-    task_code: int = 0
-    scheduled: bool = False  # the requester has a schedule time (DsScheduleTime)
-    started: datetime | None = None  # the requester's start time
+# -- one item's check (the check_dependent activity's answer, core.contracts.dependent) -----------
 
 
 class ItemCheck(BaseModel):
@@ -140,10 +124,6 @@ class ItemCheck(BaseModel):
     end_time: datetime | None = None  # when the matched instance (or task) finished, for varPool order
     var_pool: list[Property] = Field(default_factory=list)  # OUT entries, only with parameterPassing
     detail: str = ""
-
-
-class DependentCheckResponse(BaseModel):
-    items: list[ItemCheck] = Field(default_factory=list)
 
 
 # -- parsing ---------------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from core.alerts import AlertKind, AlertRequest, AlertResult, compact_status, should_send
-from core.contracts import AlertNote, InstanceStatus, RunInput
+from core.alerts import compact_status, should_send
+from core.contracts import Activities, AlertNote, InstanceStatus, RunInput
+from core.contracts.alerts import AlertKind, AlertRequest, AlertResult
 
-ACTIVITY = "send_alerts"
+ACTIVITY = Activities.SEND_ALERTS
 MAX_ATTEMPTS = 3  # the activity itself returns the outcome on its last attempt
 TASK_ALERT_NODES = 50  # a task alert names its task and the failures; the canvas is for the end alert
 DRAIN = timedelta(minutes=2)  # the longest the end of a run (or a continue-as-new) waits for alerts

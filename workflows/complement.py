@@ -24,77 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import Priority
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
-    from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, RunInput
+    from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, Signals
+    from core.contracts.complement import (  # the contract; re-exported for the API and tests
+        COMMAND_TYPE,
+        COMPLEMENT_WORKFLOW_TYPE,
+        PROGRESS_QUERY,
+        ComplementInput,
+        ComplementStatus,
+        ExecutionOrder,
+        RunMode,
+        child_id,
+    )
     from model.states import WorkflowState
-
-COMPLEMENT_WORKFLOW_TYPE = "Complement"
-PROGRESS_QUERY = "progress"
-COMMAND_TYPE = "COMPLEMENT_DATA"
-
-
-class RunMode(StrEnum):
-    RUN_MODE_SERIAL = "RUN_MODE_SERIAL"
-    RUN_MODE_PARALLEL = "RUN_MODE_PARALLEL"
-
-
-class ExecutionOrder(StrEnum):
-    DESC_ORDER = "DESC_ORDER"  # newest date first (DS default)
-    ASC_ORDER = "ASC_ORDER"
-
-
-class ComplementInput(BaseModel):
-    """One complement command. ``dates`` are aware datetimes, already in execution order."""
-
-    complement_id: str  # = the workflow id
-    definition_code: int
-    definition_version: int
-    definition_name: str = ""
-    project_code: int = 0
-    template: RunInput  # each date's run: definition by reference, instance id and schedule time set per date
-    dates: list[datetime]
-    run_mode: RunMode = RunMode.RUN_MODE_SERIAL
-    chains: int = 1
-    execution_order: ExecutionOrder = ExecutionOrder.DESC_ORDER
-    continue_on_failure: bool = False
-    child_task_queue: str = ""  # "" = this workflow's task queue
-    max_children_per_run: int = 500  # children started per Temporal run before continue-as-new
-    # Carried over continue-as-new.
-    states: list[WorkflowState | None] = Field(default_factory=list)  # per date; None = not started
-    started_at: datetime | None = None
-    continued: int = 0
-
-
-class ComplementStatus(BaseModel):
-    complement_id: str
-    definition_code: int
-    definition_version: int
-    definition_name: str
-    project_code: int
-    state: WorkflowState  # RUNNING_EXECUTION, READY_STOP, then SUCCESS, FAILURE or STOP
-    run_mode: RunMode
-    chains: int
-    execution_order: ExecutionOrder
-    continue_on_failure: bool
-    dates: list[datetime]
-    states: list[WorkflowState | None]  # per date, same order; None = not started (yet)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    continued: int = 0
-
-
-def child_id(complement_id: str, date: datetime) -> str:
-    """The workflow instance id of one date's run."""
-    return f"{complement_id}.{date.astimezone(UTC):%Y%m%d%H%M%S}"
 
 
 def deal(n: int, chains: int) -> list[list[int]]:
@@ -253,7 +202,8 @@ class ComplementWorkflow:
         # DsWorkflow's stop signal (a parent's stop): running tasks are killed, the instance ends STOP.
         # A child that already ended cannot be signalled, and keeps its state.
         with contextlib.suppress(Exception):
-            await workflow.get_external_workflow_handle(cid).signal("stop_signal")
+            await workflow.get_external_workflow_handle(cid).signal(Signals.STOP)
 
 
-__all__ = ["ComplementInput", "ComplementStatus", "ComplementWorkflow", "ExecutionOrder", "RunMode", "child_id", "deal"]
+__all__ = ["COMMAND_TYPE", "COMPLEMENT_WORKFLOW_TYPE", "PROGRESS_QUERY", "ComplementInput", "ComplementStatus",
+           "ComplementWorkflow", "ExecutionOrder", "RunMode", "child_id", "deal"]

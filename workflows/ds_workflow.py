@@ -34,13 +34,17 @@ with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from core.contracts import (
         WORKFLOW_TASK_TIMEOUT,
+        Activities,
         CarriedState,
         InstanceStatus,
         NodeStatus,
         RunInput,
+        Signals,
         TaskRequest,
         TaskResult,
+        WorkflowTypes,
     )
+    from core.contracts.dependent import DependentCheckRequest, DependentCheckResponse
     from model import dependent as ds_dependent
     from model import params as ds_params
     from model.clock import in_zone
@@ -78,7 +82,7 @@ RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL}
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
-@workflow.defn(name="DsWorkflow")
+@workflow.defn(name=WorkflowTypes.DS)
 class DsWorkflow:
     @workflow.init
     def __init__(self, input: RunInput) -> None:
@@ -116,7 +120,7 @@ class DsWorkflow:
             workflow.upsert_search_attributes([sa.DS_SCHEDULE_TIME.value_set(input.schedule_time)])
         if input.definition is None:
             definition = await workflow.execute_activity(
-                "load_definition", args=[input.definition_code, input.definition_version],
+                Activities.LOAD_DEFINITION, args=[input.definition_code, input.definition_version],
                 result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=10),
                 summary=f"load definition {input.definition_code} v{input.definition_version}",
@@ -260,7 +264,7 @@ class DsWorkflow:
         if self._dag.stopping:
             raise ValueError("the workflow instance is already stopping")
 
-    @workflow.signal
+    @workflow.signal(name=Signals.STOP)
     def stop_signal(self) -> None:
         """Stop pushed down by a parent instance; signals need no answer."""
         self._request_stop()
@@ -270,7 +274,7 @@ class DsWorkflow:
         """Answers from semaphore workflows (task groups, executionType)."""
         self._semaphores.on_grant(grant)
 
-    @workflow.signal
+    @workflow.signal(name=Signals.PAUSE)
     def pause_signal(self) -> None:
         self._request_pause()
 
@@ -282,7 +286,7 @@ class DsWorkflow:
         if self._dag is None or self._state.is_finished or self._dag.stopping:
             return
         self._dag.request_stop()
-        self._push_to_children("stop_signal")
+        self._push_to_children(Signals.STOP)
         workflow.upsert_search_attributes([sa.DS_STATE.value_set(WorkflowState.READY_STOP.value)])
         self._wake = True
 
@@ -290,7 +294,7 @@ class DsWorkflow:
         if self._dag is None or self._state.is_finished or self._dag.stopping or self._dag.pausing:
             return
         self._dag.request_pause()
-        self._push_to_children("pause_signal")
+        self._push_to_children(Signals.PAUSE)
         workflow.upsert_search_attributes([sa.DS_STATE.value_set(WorkflowState.READY_PAUSE.value)])
         self._wake = True
 
@@ -331,7 +335,7 @@ class DsWorkflow:
             if handle is not None and not handle.done():
                 handle.cancel()
             if code in self._children:  # a child instance is stopped, never cancelled blindly
-                asyncio.create_task(self._signal_child(self._children[code], "stop_signal"))
+                asyncio.create_task(self._signal_child(self._children[code], Signals.STOP))
             self._wake = True
 
     def _must_die(self, code: int) -> bool:
@@ -573,7 +577,7 @@ class DsWorkflow:
         index: int | None = None
         if any(s is not None for s in scripts):
             index = await workflow.execute_local_activity(
-                "evaluate_switch", scripts, result_type=int | None,  # type: ignore[arg-type]
+                Activities.EVALUATE_SWITCH, scripts, result_type=int | None,  # type: ignore[arg-type]
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"{task.name}: evaluate {len(scripts)} conditions",
@@ -598,7 +602,7 @@ class DsWorkflow:
         child_code = sub_params.definition_code
         previous = await self._previous_child(code)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
-            "load_definition", args=[child_code, previous.definition_version if previous else None],
+            Activities.LOAD_DEFINITION, args=[child_code, previous.definition_version if previous else None],
             result_type=WorkflowDefinition | None,  # type: ignore[arg-type]
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
             summary=f"{task.name}: load definition {child_code}",
@@ -632,7 +636,7 @@ class DsWorkflow:
                 "run_times": previous.run_times + 1})
         dag.nodes[code].sub_instance_id = child_id
         handle = await workflow.start_child_workflow(
-            "DsWorkflow", child_input, id=child_id, result_type=InstanceStatus,
+            WorkflowTypes.DS, child_input, id=child_id, result_type=InstanceStatus,
             task_queue=workflow.info().task_queue, task_timeout=WORKFLOW_TASK_TIMEOUT,
             search_attributes=sa.of_instance(child_def.project_code, child_def.code, child_def.name, child_def.version,
                                              schedule_time=child_input.schedule_time or workflow.now()),
@@ -640,7 +644,7 @@ class DsWorkflow:
         )
         self._children[code] = child_id
         if self._must_die(code) or dag.pausing:  # a kill or pause that raced the child's start
-            asyncio.create_task(self._signal_child(child_id, "pause_signal" if dag.pausing else "stop_signal"))
+            asyncio.create_task(self._signal_child(child_id, Signals.PAUSE if dag.pausing else Signals.STOP))
         try:
             child: InstanceStatus = await handle
         except ChildWorkflowError as e:
@@ -671,7 +675,7 @@ class DsWorkflow:
         if old is None or not old.sub_instance_id or old.state not in RESUMABLE_CHILD:
             return None
         previous: InstanceStatus | None = await workflow.execute_activity(
-            "load_instance_status", old.sub_instance_id,
+            Activities.LOAD_INSTANCE_STATUS, old.sub_instance_id,
             result_type=InstanceStatus | None,  # type: ignore[arg-type]
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5),
             summary=f"recover: the last state of {old.sub_instance_id}",
@@ -710,14 +714,14 @@ class DsWorkflow:
         while True:
             pending = [i for i in dependence.items if i.key not in checks or checks[i.key].result is not ok]
             if pending:
-                response: ds_dependent.DependentCheckResponse = await workflow.execute_activity(
-                    "check_dependent",
-                    ds_dependent.DependentCheckRequest(
+                response: DependentCheckResponse = await workflow.execute_activity(
+                    Activities.CHECK_DEPENDENT,
+                    DependentCheckRequest(
                         business_date=business, timezone=inp.timezone, items=pending,
                         instance_id=inp.instance_id, definition_code=self._definition.code, task_code=code,
                         scheduled=inp.schedule_time is not None, started=self._start,
                     ),
-                    result_type=ds_dependent.DependentCheckResponse,
+                    result_type=DependentCheckResponse,
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
                     summary=f"{task.name}: check {len(pending)} dependencies",

@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import ExecuteWorkflowInput, WorkflowInboundInterceptor
 
 with workflow.unsafe.imports_passed_through():
-    from core.contracts import InstanceStatus, RunInput
+    from core.contracts import Activities, InstanceStatus, RunInput, WorkflowTypes
     from core.events import EventNode, EventType, LifecycleEvent
     from model.states import WorkflowState
 
@@ -36,7 +36,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
     emit_bound = timedelta(seconds=30)
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        if workflow.info().workflow_type != "DsWorkflow" or not input.args:
+        if workflow.info().workflow_type != WorkflowTypes.DS or not input.args:
             return await super().execute_workflow(input)
         run_input: RunInput = input.args[0]
         self._seq = 0
@@ -105,7 +105,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
             )
             try:
                 await workflow.execute_local_activity(
-                    "append_events", [event], schedule_to_close_timeout=self.emit_bound,
+                    Activities.APPEND_EVENTS, [event], schedule_to_close_timeout=self.emit_bound,
                     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                              maximum_interval=timedelta(seconds=5)),
                     summary=f"event {kind.value} {new}",

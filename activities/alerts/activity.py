@@ -32,7 +32,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.contracts import InstanceStatus
+from core.contracts import Activities, InstanceStatus
 from core.settings import Settings
 from core.temporal import ui_run_url
 from model.definition import WarningType
@@ -219,7 +219,7 @@ class AlertActivities:
     def __init__(self, sender: AlertSender) -> None:
         self.sender = sender
 
-    @activity.defn(name="send_alerts")
+    @activity.defn(name=Activities.SEND_ALERTS)
     def send_alerts(self, request: AlertRequest) -> AlertResult:
         """Send an alert to every channel of the run's warning group (see the module doc for retries)."""
         info = activity.info()

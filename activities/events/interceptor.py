@@ -1,5 +1,8 @@
 """Task-instance events from an activity inbound interceptor, one set per attempt.
 
+The worker's :class:`api.interceptors.EventsInterceptor` installs it, next to the workflow
+interceptor for instance events (:mod:`workflows.lifecycle`): activities never import workflows.
+
 Around every task activity (a TaskRequest argument) it records TASK_INSTANCE_CREATED on the first
 attempt, RUNNING_EXECUTION when the attempt starts, and the attempt's end state (SUCCESS, FAILURE or
 KILL, with host, PID and log location). Writes go to the durable outbox, bounded in time: a slow or
@@ -20,40 +23,16 @@ from temporalio.worker import (
     ActivityInboundInterceptor,
     ActivityOutboundInterceptor,
     ExecuteActivityInput,
-    Interceptor,
-    WorkflowInterceptorClassInput,
 )
-from temporalio.worker import WorkflowInboundInterceptor as _WorkflowInbound
 
 from core.contracts import TaskRequest, TaskResult
 from core.events import EventTask, EventType, LifecycleEvent
 from model.states import TaskState
 
-from .outbox import GroupCommit, Outbox
+from .outbox import GroupCommit
 
 log = logging.getLogger("porpoise.events")
 HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while an attempt waits on the outbox
-
-
-class EventsInterceptor(Interceptor):
-    """Worker interceptor: task events here, instance events through the workflow interceptor."""
-
-    def __init__(self, outbox: Outbox, bound_seconds: float = 30.0) -> None:
-        self.outbox = outbox
-        self.bound_seconds = bound_seconds
-        # One writer for the whole worker: the SDK builds the activity interceptor chain for every
-        # activity execution, and group commit only batches if every attempt shares the queue.
-        self.writer = GroupCommit(outbox)
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return TaskEvents(next, self.writer, self.bound_seconds)
-
-    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[_WorkflowInbound] | None:
-        from datetime import timedelta
-
-        from workflows.lifecycle import lifecycle_interceptor
-
-        return lifecycle_interceptor(timedelta(seconds=self.bound_seconds))
 
 
 # The attempt's last heartbeat details (pid, host, log_path), so a killed attempt's event says where.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
+from core.contracts import Activities
 from core.events import LifecycleEvent
 
 from .outbox import GroupCommit, Outbox
@@ -21,7 +22,7 @@ class EventActivities:
     def __init__(self, writer: GroupCommit) -> None:
         self.writer = writer
 
-    @activity.defn(name="append_events")
+    @activity.defn(name=Activities.APPEND_EVENTS)
     async def append_events(self, events: list[LifecycleEvent]) -> None:
         """Commit instance events to the outbox (a local activity of the lifecycle interceptor).
 

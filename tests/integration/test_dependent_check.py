@@ -17,7 +17,8 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.dependent import DependentActivities
-from model.dependent import ALL_TASKS, WORKFLOW, DependentCheckRequest, DependItem, DependResult, ItemCheck
+from core.contracts.dependent import DependentCheckRequest
+from model.dependent import ALL_TASKS, WORKFLOW, DependItem, DependResult, ItemCheck
 from tests import dsbuild
 from tests.integration.helpers import nodes, run, start, submit, wait
 

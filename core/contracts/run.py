@@ -1,4 +1,4 @@
-"""The typed inputs and outputs that cross the Temporal boundary.
+"""The DS workflow instance's contract: its input, its status, and the task activities' request/result.
 
 The API starts :class:`RunInput` workflows; the workflow sends :class:`TaskRequest` to activities,
 which answer :class:`TaskResult`. All are pydantic models, serialised by temporalio's pydantic data
@@ -23,8 +23,9 @@ from model.definition import (
 )
 from model.states import TaskState, WorkflowState
 
-TASK_QUEUE = "porpoise"
-WORKFLOW_TYPE = "DsWorkflow"
+from .names import WorkflowTypes
+
+WORKFLOW_TYPE = WorkflowTypes.DS
 # A workflow task may need a full replay of a long history on a busy worker: give it room.
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
