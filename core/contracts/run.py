@@ -37,7 +37,7 @@ class TaskRequest(BaseModel):
     task_code: int
     task_name: str
     task_type: str
-    task_params: dict[str, Any]
+    task_params: dict[str, Any]  # raw DS taskParams; read with model.task_params (e.g. SqlParams.of(...))
     params: dict[str, str] = Field(default_factory=dict)  # prepared parameters (reference §6.2)
     param_types: dict[str, DataType] = Field(default_factory=dict)  # non-VARCHAR types, for SQL binding
     out_params: list[Property] = Field(default_factory=list)  # declared OUT localParams
