@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from core.settings import Settings, get_settings
 
-from . import problems
+from . import ds_rest, problems
 from .deps import AppState
 from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(task_groups.router)
     app.include_router(schedules.router)
     app.include_router(complements.router)
+    app.include_router(ds_rest.router)  # DS's REST API under /dolphinscheduler (docs/ds-rest.md)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
     alerts.install(app, settings)  # channel secrets use the same key
 

@@ -1,0 +1,1 @@
+"""Porpoise's own tables."""
