@@ -37,11 +37,11 @@ class Params:
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             if "multipart/form-data" in ctype:
                 form = await request.form()
-                for k, v in form.multi_items():
-                    if isinstance(v, UploadFile):
-                        files.setdefault(k, v)
+                for k, item in form.multi_items():
+                    if isinstance(item, UploadFile):
+                        files.setdefault(k, item)
                     else:
-                        values.setdefault(k, str(v))
+                        values.setdefault(k, str(item))
             elif "application/json" in ctype:  # v2 routes and lenient clients
                 body = await request.body()
                 try:

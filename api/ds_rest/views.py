@@ -122,7 +122,8 @@ def task_instance(n: NodeStatus, ds_id: int, st: InstanceStatus, instance_ds_id:
     """DS ``TaskInstance`` for one attempt of one node."""
     return {
         "id": ds_id, "name": n.name, "taskType": n.task_type, "processInstanceId": instance_ds_id,
-        "workflowInstanceId": instance_ds_id, "processInstanceName": f"{st.definition_name}-{st.run_times}-{instance_ds_id}",
+        "workflowInstanceId": instance_ds_id,
+        "processInstanceName": f"{st.definition_name}-{st.run_times}-{instance_ds_id}",
         "projectCode": st.project_code, "taskCode": n.code, "taskDefinitionVersion": st.definition_version,
         "processDefinitionName": st.definition_name, "state": n.state.value,
         "firstSubmitTime": ds_time(n.start_time, zone), "submitTime": ds_time(n.start_time, zone),

@@ -178,7 +178,8 @@ async def _release(pp: Porpoise, project_code: int, schedule_id: int, online: bo
     try:
         await pp.release_schedule(rec.id, online)
     except ProblemError as e:
-        raise _porpoise_error(e, Status.PUBLISH_SCHEDULE_ONLINE_ERROR if online else Status.OFFLINE_SCHEDULE_ERROR) from e
+        status = Status.PUBLISH_SCHEDULE_ONLINE_ERROR if online else Status.OFFLINE_SCHEDULE_ERROR
+        raise _porpoise_error(e, status) from e
     return ok(None)
 
 
