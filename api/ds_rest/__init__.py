@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .routers import definitions, health, instances, projects, schedules
+from .routers import definitions, health, instances, projects, resources, schedules
 
 PREFIX = "/dolphinscheduler"
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["dolphinscheduler"])
-    for module in (health, projects, definitions, instances, schedules):
+    for module in (health, projects, definitions, instances, schedules, resources):
         router.include_router(module.router)
     return router
 

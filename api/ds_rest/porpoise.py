@@ -38,8 +38,9 @@ _ids: weakref.WeakKeyDictionary[AppState, DsIds] = weakref.WeakKeyDictionary()
 class Porpoise:
     """Porpoise as the DS routes see it, for one request."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, app: Any = None) -> None:
         self.state = state
+        self.request_app = app
         self.settings: Settings = state.settings
         self.store: DefinitionStore = state.store
         found = _ids.get(state)
@@ -211,11 +212,32 @@ class Porpoise:
 
     async def put_task_group(self, group_id: int, name: str, size: int, project_code: int,
                              description: str) -> None:
-        await run_in_threadpool(self.store.put_task_group, group_id, name, size, project_code, description)
+        """Create or resize; a live task group semaphore takes the new size at once."""
+        from ..routers import task_groups as task_groups_router
+
+        body = task_groups_router.TaskGroup.model_validate(
+            {"name": name, "groupSize": size, "projectCode": project_code, "description": description})
+        await task_groups_router.put(group_id, body, self.store, await self.client())
+
+    # -- datasources and alert groups (their stores are opened by the app at start) -------------------
+
+    @property
+    def datasources(self) -> Any:
+        return self.request_app.state.datasources
+
+    @property
+    def alerts(self) -> Any:
+        return self.request_app.state.alerts
+
+    @staticmethod
+    def check_datasource(info: Any) -> Any:
+        from activities.datasources import check_connection
+
+        return check_connection(info)
 
 
 def porpoise(request: Request) -> Porpoise:
-    return Porpoise(request.app.state.porpoise)
+    return Porpoise(request.app.state.porpoise, request.app)
 
 
 def first(xs: Sequence[Any]) -> Any:
