@@ -20,7 +20,7 @@ from activities.logs import read_log
 from activities.schedules_store import ScheduleStore
 from activities.store import DefinitionRow, DefinitionStore, DefinitionVersionRow, Saved
 from core import search_attributes as sa
-from core.contracts import WORKFLOW_TYPE, InstanceStatus
+from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
 from model.definition import WorkflowDefinition
 from model.formats import parse_document, parse_text
@@ -102,6 +102,13 @@ class Porpoise:
                 if n.code in forced:
                     n.state = TaskState.FORCED_SUCCESS
         return status, tstatus
+
+    async def run_input(self, workflow_id: str) -> RunInput | None:
+        """The latest run's start input (command, warning settings, priority), or None when unreadable."""
+        try:
+            return await runs_router._original_input(await self.client(), workflow_id)
+        except Exception:  # a vanished history is not worth failing a read for
+            return None
 
     async def stop(self, workflow_id: str) -> Any:
         return await runs_router.stop(workflow_id, await self.client())

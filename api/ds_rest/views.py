@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from core.contracts import InstanceStatus, NodeStatus
+from core.contracts import InstanceStatus, NodeStatus, RunInput
 from model.definition import Property, TaskDefinition, WorkflowDefinition
 from model.states import TaskState
 from storage.ds_ids import DefinitionMeta, Project
@@ -39,7 +39,7 @@ def definition(d: WorkflowDefinition, meta: DefinitionMeta, zone: str, project_n
         "projectCode": d.project_code, "description": d.description, "globalParams": json.dumps(gp),
         "globalParamList": gp, "globalParamMap": {p["prop"]: p["value"] for p in gp},
         "createTime": ds_time(meta.created_at, zone), "updateTime": ds_time(updated or meta.created_at, zone),
-        "flag": "YES", "userId": 1, "userName": user_name, "projectName": project_name or d.project_name,
+        "flag": "YES", "userId": 1, "userName": user_name or "porpoise", "projectName": project_name or d.project_name,
         "locations": meta.locations or None,
         "scheduleReleaseState": schedule.get("releaseState") if schedule else None, "schedule": schedule,
         "timeout": d.timeout, "modifyBy": user_name, "warningGroupId": d.warning_group_id or None,
@@ -96,21 +96,28 @@ def _duration(start: datetime | None, end: datetime | None) -> str | None:
     return f"{h}h {m}m {s}s" if h else (f"{m}m {s}s" if m else f"{s}s")
 
 
-def instance(st: InstanceStatus, ds_id: int, zone: str, *, command_type: str = "START_PROCESS",
-             host: str | None = None, name: str | None = None) -> dict[str, Any]:
-    """DS ``ProcessInstance``."""
+def instance_name(definition_name: str, ds_id: int) -> str:
+    return f"{definition_name}-{ds_id}"
+
+
+def instance(st: InstanceStatus, ds_id: int, zone: str, run: RunInput | None = None) -> dict[str, Any]:
+    """DS ``ProcessInstance``; the start settings come from the run's input when it could be read."""
+    host = next((n.host for n in st.nodes if n.host), None)
     return {
         "id": ds_id, "processDefinitionCode": st.definition_code, "processDefinitionVersion": st.definition_version,
         "workflowDefinitionCode": st.definition_code, "workflowDefinitionVersion": st.definition_version,
         "projectCode": st.project_code, "state": st.state.value, "recovery": "NO",
         "startTime": ds_time(st.start_time, zone), "endTime": ds_time(st.end_time, zone), "runTimes": st.run_times,
-        "name": name or f"{st.definition_name}-{st.run_times}-{ds_id}", "host": host,
-        "commandType": command_type, "taskDependType": "TASK_POST", "maxTryTimes": 0,
-        "failureStrategy": st.failure_strategy.value, "warningType": "NONE", "warningGroupId": None,
+        "name": instance_name(st.definition_name, ds_id), "host": host,
+        "commandType": run.command_type if run else "START_PROCESS",
+        "taskDependType": run.task_depend_type.value if run else "TASK_POST", "maxTryTimes": 0,
+        "failureStrategy": st.failure_strategy.value, "warningType": run.warning_type.value if run else "NONE",
+        "warningGroupId": (run.warning_group_id or None) if run else None,
         "scheduleTime": ds_time(st.schedule_time, zone), "commandStartTime": ds_time(st.start_time, zone),
         "globalParams": None, "executorId": 1, "executorName": "porpoise", "tenantCode": "default",
         "isSubProcess": "YES" if st.is_sub_process else "NO",
-        "duration": _duration(st.start_time, st.end_time), "processInstancePriority": "MEDIUM",
+        "duration": _duration(st.start_time, st.end_time),
+        "processInstancePriority": run.instance_priority.value if run else "MEDIUM",
         "workerGroup": "default", "environmentCode": -1, "timeout": 0,
         "varPool": json.dumps(_props(tuple(st.var_pool))), "dryRun": 1 if st.dry_run else 0, "testFlag": 0,
         "restartTime": ds_time(st.start_time, zone), "processDefinitionName": st.definition_name,
@@ -122,8 +129,7 @@ def task_instance(n: NodeStatus, ds_id: int, st: InstanceStatus, instance_ds_id:
     """DS ``TaskInstance`` for one attempt of one node."""
     return {
         "id": ds_id, "name": n.name, "taskType": n.task_type, "processInstanceId": instance_ds_id,
-        "workflowInstanceId": instance_ds_id,
-        "processInstanceName": f"{st.definition_name}-{st.run_times}-{instance_ds_id}",
+        "workflowInstanceId": instance_ds_id, "processInstanceName": instance_name(st.definition_name, instance_ds_id),
         "projectCode": st.project_code, "taskCode": n.code, "taskDefinitionVersion": st.definition_version,
         "processDefinitionName": st.definition_name, "state": n.state.value,
         "firstSubmitTime": ds_time(n.start_time, zone), "submitTime": ds_time(n.start_time, zone),

@@ -10,6 +10,9 @@ from typing import Any
 
 import httpx
 
+from api.app import create_app
+from core.settings import Settings
+
 DS = "/dolphinscheduler"
 TOKEN = {"token": "test-token"}
 
@@ -187,7 +190,7 @@ async def test_import_a_ds_export_file(api: httpx.AsyncClient, samples_dir: Any)
     envelope_err(await form(api, "POST", f"/projects/{project}/process-definition/import", {}), 10001)
 
 
-async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient) -> None:
+async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Settings) -> None:
     stamp = time.time_ns()
     project = await new_project(api, f"e2e-{stamp}")
     d = await create_definition(api, project, f"e2e-{stamp}")
@@ -258,6 +261,19 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient) -> None:
             break
         assert time.monotonic() < deadline, inst2
         await asyncio.sleep(0.3)
+    inst2_tasks = envelope_ok(await form(api, "GET", f"/projects/{project}/process-instances/{instance_id}/tasks"))[
+        "taskList"]
+    assert {t["name"] for t in inst2_tasks} == {"first", "second"}
+    # a rerun is a new run: its task instances are new ids (DS makes new task instance rows)
+    assert not {t["id"] for t in inst2_tasks} & {t["id"] for t in tasks["taskList"]}
+    # ids are durable: a new API process (same database) answers the same ids
+    fresh = create_app(settings)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url="http://other") as other:
+            again2 = envelope_ok(await form(other, "GET", f"/projects/{project}/process-instances/{instance_id}/tasks"))
+            assert {t["id"]: t["name"] for t in again2["taskList"]} == {t["id"]: t["name"] for t in inst2_tasks}
+    finally:
+        fresh.state.porpoise.store.dispose()
     # schedules: create → list → preview → online → offline → delete
     sched = {"processDefinitionCode": code, "schedule": json.dumps({
         "startTime": "2024-01-01 00:00:00", "endTime": "2099-12-31 00:00:00", "crontab": "0 0 2 * * ? *",

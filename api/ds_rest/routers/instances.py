@@ -180,7 +180,7 @@ def _visibility_row(wf: Any, ds_id: int, zone: str) -> dict[str, Any]:
         "id": ds_id, "processDefinitionCode": a.get(sa.DS_DEFINITION_CODE),
         "workflowDefinitionCode": a.get(sa.DS_DEFINITION_CODE),
         "processDefinitionVersion": a.get(sa.DS_DEFINITION_VERSION), "projectCode": a.get(sa.DS_PROJECT),
-        "state": state, "name": f"{name}-{ds_id}", "processDefinitionName": name,
+        "state": state, "name": views.instance_name(name, ds_id), "processDefinitionName": name,
         "startTime": ds_time(start, zone), "endTime": ds_time(end, zone),
         "scheduleTime": ds_time(a.get(sa.DS_SCHEDULE_TIME), zone), "host": None,
         "commandType": "SCHEDULER" if wf.id.startswith(f"ds-{a.get(sa.DS_DEFINITION_CODE)}-sched") else "START_PROCESS",
@@ -218,8 +218,8 @@ async def list_instances(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Res
 
 async def get_instance(projectCode: str, id: str, pp: PorpoiseDep) -> Response:
     ds_id = path_int(id, "id")
-    _, st, _ = await _instance(pp, path_int(projectCode, "projectCode"), ds_id)
-    return ok(views.instance(st, ds_id, pp.zone))
+    wid, st, _ = await _instance(pp, path_int(projectCode, "projectCode"), ds_id)
+    return ok(views.instance(st, ds_id, pp.zone, await pp.run_input(wid)))
 
 
 async def _task_rows(pp: Porpoise, st: InstanceStatus, instance_ds_id: int) -> list[dict[str, Any]]:
