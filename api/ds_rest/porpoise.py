@@ -92,6 +92,15 @@ class Porpoise:
         created = await runs_router.start_run(await self.client(), self.settings, definition, body, self.store)
         return created.instance_id
 
+    async def start_complement(self, code: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """DS ``execType=COMPLEMENT_DATA``: Porpoise's complement (one Complement workflow, one
+        instance per business date). ``fields`` are DS's start parameters."""
+        from ..routers import complements as complements_router
+
+        body = complements_router.StartComplement.model_validate(fields)
+        return await complements_router.start_complement(code, body, await self.client(), self.settings,
+                                                         self.store, self.schedules)
+
     async def status(self, workflow_id: str) -> tuple[InstanceStatus, str]:
         """The instance's DS status with every node, and Temporal's status name; forced-success marks
         on a finished instance are shown as DS shows them."""

@@ -86,3 +86,28 @@ async def test_failure_then_start_failure_task_process(api: httpx.AsyncClient, t
     done = await _until(api, project, instance_id, lambda i, s: i["state"] == "SUCCESS" and i["runTimes"] == 2)
     assert done["tasks"] == {"first": "SUCCESS", "second": "SUCCESS"}
     assert done["instance"]["commandType"] == "START_FAILURE_TASK_PROCESS"
+
+
+async def test_complement_data_through_start(api: httpx.AsyncClient) -> None:
+    project = await new_project(api, f"complement-{time.time_ns()}")
+    d = await create_definition(api, project, "backfill", script="echo biz=${system.biz.date}")
+    envelope_ok(await form(api, "POST", f"/projects/{project}/process-definition/{d['code']}/release",
+                           {"releaseState": "ONLINE"}))
+    start = {"processDefinitionCode": d["code"], "execType": "COMPLEMENT_DATA", "failureStrategy": "CONTINUE",
+             "warningType": "NONE", "runMode": "RUN_MODE_SERIAL", "complementDependentMode": "OFF_MODE",
+             "scheduleTime": '{"complementStartDate":"2024-01-01 00:00:00","complementEndDate":"2024-01-02 00:00:00"}'}
+    envelope_err(await form(api, "POST", f"/projects/{project}/executors/start-process-instance",
+                            {**start, "scheduleTime": "not json"}), 10001)
+    envelope_err(await form(api, "POST", f"/projects/{project}/executors/start-process-instance",
+                            {**start, "runMode": "SIDEWAYS"}), 10001)
+    assert isinstance(envelope_ok(await form(api, "POST", f"/projects/{project}/executors/start-process-instance",
+                                             start)), int)
+    deadline = time.monotonic() + 60
+    while True:
+        page = envelope_ok(await form(api, "GET", f"/projects/{project}/process-instances",
+                                      params={"pageNo": 1, "pageSize": 10, "stateType": "SUCCESS"}))
+        if page["total"] == 2:
+            break
+        assert time.monotonic() < deadline, page
+        await asyncio.sleep(0.5)
+    assert sorted(i["scheduleTime"] for i in page["totalList"]) == ["2024-01-01 00:00:00", "2024-01-02 00:00:00"]

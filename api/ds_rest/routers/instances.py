@@ -41,7 +41,7 @@ PROJECT_INSTANCE_SCAN = 200  # a task-instance list without an instance looks at
 # -- start and execute ---------------------------------------------------------------------------------
 
 
-def _start_body(p: Params, version: int | None) -> StartRun:
+def _start_fields(p: Params, version: int | None) -> dict[str, Any]:
     failure = p.enum("failureStrategy", FailureStrategy, required=True)
     warning = p.enum("warningType", WarningType, required=True)
     depend = p.enum("taskDependType", TaskDependType, TaskDependType.TASK_POST)
@@ -57,20 +57,44 @@ def _start_body(p: Params, version: int | None) -> StartRun:
             fields["startParams"] = json.loads(raw)
         except ValueError:
             raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "startParams") from None
-    when = (p.text("scheduleTime") or "").strip()
-    if when and not when.startswith("{"):  # a complement range is JSON; a plain start names one time
-        try:
-            fields["scheduleTime"] = datetime.strptime(when, DS_TIME)
-        except ValueError:
-            raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "scheduleTime") from None
+    return fields
+
+
+def _validated(kind: Any, fields: dict[str, Any]) -> Any:
     try:
-        return StartRun.model_validate(fields)
+        return kind.model_validate(fields)
     except ValidationError as e:
         names = ",".join(str(err["loc"][0]) for err in e.errors() if err.get("loc"))
         raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, names or "startParams") from None
 
 
-async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int]:
+def _start_body(p: Params, version: int | None) -> StartRun:
+    fields = _start_fields(p, version)
+    when = (p.text("scheduleTime") or "").strip()
+    if when and not when.startswith("{"):  # 3.2 UI sends a JSON object even for a plain start
+        try:
+            fields["scheduleTime"] = datetime.strptime(when, DS_TIME)
+        except ValueError:
+            raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "scheduleTime") from None
+    body: StartRun = _validated(StartRun, fields)
+    return body
+
+
+def _complement_fields(p: Params, version: int | None) -> dict[str, Any]:
+    fields = _start_fields(p, version)
+    fields["scheduleTime"] = p.req("scheduleTime")
+    for name in ("runMode", "executionOrder", "complementDependentMode"):
+        if (p.text(name) or "").strip():
+            fields[name] = p.req(name).strip()
+    parallelism = p.integer("expectedParallelismNumber")
+    if parallelism is not None:
+        fields["expectedParallelismNumber"] = parallelism
+    return fields
+
+
+async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int | None]:
+    """Start as DS does: (trigger code, DS instance id; None for a complement, whose instances
+    start one per date and appear in the instance list as they do)."""
     project_code = path_int(projectCode, "projectCode")
     await check_project(pp, project_code)
     code = p.req_int("processDefinitionCode", alias=("workflowDefinitionCode",))
@@ -82,10 +106,21 @@ async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int]:
     if meta.release_state != ONLINE:
         raise DsError(Status.PROCESS_DEFINE_NOT_RELEASE, code, d.version)
     exec_type = (p.text("execType") or "START_PROCESS").strip() or "START_PROCESS"
+    if exec_type == "COMPLEMENT_DATA":
+        missing = [c for c in p.codes("startNodeList") if c not in {t.code for t in d.tasks}]
+        if missing:
+            raise DsError(Status.START_NODE_NOT_EXIST_IN_LAST_PROCESS, ",".join(map(str, missing)))
+        try:
+            await pp.start_complement(code, _complement_fields(p, version))
+        except ValidationError as e:
+            names = ",".join(str(err["loc"][0]) for err in e.errors() if err.get("loc"))
+            raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, names or "scheduleTime") from None
+        except ProblemError as e:
+            raise DsError(Status.START_PROCESS_INSTANCE_ERROR,
+                          msg=f"{Status.START_PROCESS_INSTANCE_ERROR.msg()}: {_detail(e)}") from e
+        return new_code(), None
     if exec_type not in ("START_PROCESS", "0"):
-        raise DsError(Status.START_PROCESS_INSTANCE_ERROR,
-                      msg=f"execType {exec_type} is not supported on this route by Porpoise: use "
-                          f"POST /definitions/{code}/complements for COMPLEMENT_DATA")
+        raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "execType")
     body = _start_body(p, version)
     missing = [c for c in body.start_node_list if c not in {t.code for t in d.tasks}]
     if missing:
@@ -95,9 +130,15 @@ async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int]:
         workflow_id = await pp.start(d, body)
     except ProblemError as e:
         raise DsError(Status.START_PROCESS_INSTANCE_ERROR,
-                      msg=f"{Status.START_PROCESS_INSTANCE_ERROR.msg()}: {e.detail or e.title}") from e
+                      msg=f"{Status.START_PROCESS_INSTANCE_ERROR.msg()}: {_detail(e)}") from e
     ds_id = await run_in_threadpool(pp.ids.instance_id, workflow_id, d.project_code, d.code, trigger)
     return trigger, ds_id
+
+
+def _detail(e: ProblemError) -> str:
+    if e.problems:
+        return "; ".join(f"{pr.pointer or '/'}: {pr.message}" for pr in e.problems)
+    return e.detail or e.title
 
 
 @router.post("/projects/{projectCode}/executors/start-process-instance",
@@ -113,7 +154,7 @@ async def start_process_instance(projectCode: str, pp: PorpoiseDep, p: ParamsDep
 async def start_workflow_instance(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     """3.3: the answer's data is the list of workflow instance ids started."""
     _, ds_id = await _start(projectCode, pp, p)
-    return ok([ds_id])
+    return ok([ds_id] if ds_id is not None else [])
 
 
 async def _instance(pp: Porpoise, project_code: int, ds_id: int) -> tuple[str, InstanceStatus, str]:
