@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,14 @@ class Porpoise:
 
     async def definition(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
         return await run_in_threadpool(self.store.get, code, version)
+
+    async def version_time(self, code: int, version: int) -> datetime | None:
+        """When this version was saved (DS's updateTime of the definition at that version)."""
+        rows = await run_in_threadpool(self.store.versions, code)
+        found = next((r["created_at"] for r in rows if r["version"] == version), None)
+        if isinstance(found, datetime) and found.tzinfo is None:
+            found = found.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+        return found if isinstance(found, datetime) else None
 
     async def definitions(self, project_code: int) -> list[DefinitionRow]:
         return await run_in_threadpool(self.store.list, project_code, 1_000_000, 0)

@@ -45,12 +45,8 @@ async def render(pp: Porpoise, d: WorkflowDefinition, *, as_dag: bool = False) -
         from ...routers.schedules import view as schedule_view  # Porpoise's view, as DS's Schedule
         sched = views.schedule(schedule_view(rec, pp.settings), pp.zone)
     kw: dict[str, Any] = {"project_name": project.name if project else "", "schedule": sched,
-                          "updated": _updated(pp, d)}
+                          "updated": await pp.version_time(d.code, d.version)}
     return views.dag(d, meta, pp.zone, **kw) if as_dag else views.definition(d, meta, pp.zone, **kw)
-
-
-def _updated(pp: Porpoise, d: WorkflowDefinition) -> datetime | None:
-    return None
 
 
 def _form(p: Params, project_code: int) -> dict[str, Any]:
