@@ -203,11 +203,21 @@ class DsIds:
             q = select(InstanceIdRow).where(InstanceIdRow.trigger_code == trigger_code, InstanceIdRow.deleted == 0)
             return [(r.id, r.workflow_id) for r in s.scalars(q.order_by(InstanceIdRow.id))]
 
-    def mark_deleted(self, instance_id: int) -> None:
+    def mark_deleted(self, instance_id: int, project_code: int | None = None) -> None:
         with Session(self.engine) as s, s.begin():
             row = s.get(InstanceIdRow, instance_id)
             if row is not None:
                 row.deleted = 1
+                if project_code:
+                    row.project_code = project_code
+
+    def deleted_workflow_ids(self, project_code: int, limit: int = 500) -> builtins.list[str]:
+        """The most recently deleted instances of a project (Temporal drops them from visibility later)."""
+        q = (select(InstanceIdRow.workflow_id)
+             .where(InstanceIdRow.deleted == 1, InstanceIdRow.project_code == project_code)
+             .order_by(InstanceIdRow.id.desc()).limit(limit))
+        with Session(self.engine) as s:
+            return list(s.scalars(q))
 
     def is_deleted(self, workflow_id: str) -> bool:
         with Session(self.engine) as s:

@@ -171,6 +171,10 @@ class Porpoise:
             query.append(f"StartTime >= '{start_after}'")
         if start_before:
             query.append(f"StartTime <= '{start_before}'")
+        if project_code is not None:  # Temporal deletes asynchronously: hide what DS clients deleted
+            gone = await run_in_threadpool(self.ids.deleted_workflow_ids, project_code)
+            if gone:
+                query.append("WorkflowId NOT IN (" + ", ".join("'" + w.replace("'", "") + "'" for w in gone) + ")")
         q = " AND ".join(query)
         client = await self.client()
         count = await client.count_workflows(q)

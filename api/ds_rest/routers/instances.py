@@ -285,7 +285,7 @@ async def delete_instance(projectCode: str, id: str, pp: PorpoiseDep) -> Respons
     if tstatus == "RUNNING" or not st.state.is_finished:
         raise DsError(Status.PROCESS_INSTANCE_STATE_OPERATION_ERROR, st.definition_name, st.state.value, "delete")
     await pp.delete_instance(wid)
-    await run_in_threadpool(pp.ids.mark_deleted, ds_id)
+    await run_in_threadpool(pp.ids.mark_deleted, ds_id, st.project_code)
     return ok(None)
 
 

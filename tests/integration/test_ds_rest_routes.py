@@ -1,0 +1,134 @@
+"""The DS routes the end-to-end flow does not cross: lookups, lists, updates, downloads, and their DS
+error codes on bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+
+from tests.integration.test_ds_rest import (
+    DS,
+    TOKEN,
+    create_definition,
+    envelope_err,
+    envelope_ok,
+    form,
+    new_project,
+    poll_instance,
+)
+
+
+async def test_definition_lookups(api: httpx.AsyncClient) -> None:
+    stamp = time.time_ns()
+    project = await new_project(api, f"lookups-{stamp}")
+    d = await create_definition(api, project, f"look-{stamp}")
+    base = f"/projects/{project}/workflow-definition"
+    by_name = envelope_ok(await form(api, "GET", base + "/query-by-name", params={"name": f"look-{stamp}"}))
+    assert by_name["processDefinition"]["code"] == d["code"]
+    envelope_err(await form(api, "GET", base + "/query-by-name", params={"name": "nope"}), 50003)
+    envelope_err(await form(api, "GET", base + "/verify-name", params={"name": f"look-{stamp}"}), 10168)
+    envelope_ok(await form(api, "GET", base + "/verify-name", params={"name": f"look-{stamp}",
+                                                                       "workflowDefinitionCode": d["code"]}))
+    envelope_ok(await form(api, "GET", base + "/verify-name", params={"name": "free"}))
+    listed = envelope_ok(await form(api, "GET", base + "/list"))
+    assert [x["processDefinition"]["code"] for x in listed] == [d["code"]]
+    assert len(listed[0]["taskDefinitionList"]) == 2
+    tasks = envelope_ok(await form(api, "GET", base + "/query-task-definition-list",
+                                   params={"workflowDefinitionCode": d["code"]}))
+    assert {t["name"] for t in tasks} == {"first", "second"}
+    envelope_err(await form(api, "GET", base + "/query-task-definition-list"), 10001)
+    envelope_err(await form(api, "GET", f"/projects/{project}/task-definition/gen-task-codes",
+                            params={"genNum": 0}), 10001)
+    envelope_err(await form(api, "GET", f"/projects/{project}/task-definition/gen-task-codes"), 10001)
+
+
+async def test_project_lists_and_v2_updates(api: httpx.AsyncClient) -> None:
+    stamp = time.time_ns()
+    code = await new_project(api, f"lists-{stamp}")
+    assert any(p["code"] == code for p in envelope_ok(await form(api, "GET", "/projects/list")))
+    page = envelope_ok(await form(api, "GET", "/v2/projects", params={"pageNo": 1, "pageSize": 5,
+                                                                       "searchVal": f"lists-{stamp}"}))
+    assert page["total"] == 1
+    r = await api.put(DS + f"/v2/projects/{code}", json={"projectName": f"lists-{stamp}-2"}, headers=TOKEN)
+    assert envelope_ok(r)["name"] == f"lists-{stamp}-2"
+    other = await new_project(api, f"lists-{stamp}-other")
+    envelope_err(await form(api, "PUT", f"/projects/{other}", {"projectName": f"lists-{stamp}-2"}), 10019)
+    await create_definition(api, other, "keeps-it")
+    envelope_err(await form(api, "DELETE", f"/projects/{other}"), 10137)
+    envelope_ok(await form(api, "DELETE", f"/v2/projects/{code}"))
+    envelope_err(await form(api, "DELETE", f"/v2/projects/{code}"), 10018)
+
+
+async def test_schedule_updates_and_lists(api: httpx.AsyncClient) -> None:
+    stamp = time.time_ns()
+    project = await new_project(api, f"sched-{stamp}")
+    d = await create_definition(api, project, f"sched-{stamp}")
+    sched = json.dumps({"startTime": "2024-01-01 00:00:00", "endTime": "2099-01-01 00:00:00",
+                        "crontab": "0 0 3 * * ? *", "timezoneId": "UTC"})
+    s = envelope_ok(await form(api, "POST", f"/projects/{project}/schedules",
+                               {"workflowDefinitionCode": d["code"], "schedule": sched}), 201)
+    assert s["failureStrategy"] == "CONTINUE"  # DS's default on create
+    moved = json.dumps({"startTime": "2024-01-01 00:00:00", "endTime": "2099-01-01 00:00:00",
+                        "crontab": "0 30 4 * * ? *", "timezoneId": "UTC"})
+    upd = envelope_ok(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}",
+                                 {"schedule": moved, "failureStrategy": "END", "warningType": "FAILURE"}))
+    assert upd["crontab"] == "0 30 4 * * ? *" and upd["failureStrategy"] == "END" and upd["warningType"] == "FAILURE"
+    upd2 = envelope_ok(await form(api, "PUT", f"/projects/{project}/schedules/update/{d['code']}",
+                                  {"schedule": sched, "warningGroupId": 0}))
+    assert upd2["crontab"] == "0 0 3 * * ? *"
+    envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}", {}), 10001)
+    envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}",
+                            {"schedule": json.dumps({"crontab": "0 0 3 * * ? *", "startTime": "yesterday"})}), 10001)
+    assert [x["id"] for x in envelope_ok(await form(api, "POST", f"/projects/{project}/schedules/list"))] == [s["id"]]
+    # online needs an online definition, as DS
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/online"), 50004)
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules/999999/online"), 10203)
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules/preview", {"schedule": "{"}), 10001)
+    # the definition answers its schedule
+    dag = envelope_ok(await form(api, "GET", f"/projects/{project}/process-definition/{d['code']}"))
+    assert dag["processDefinition"]["schedule"]["id"] == s["id"]
+    assert dag["processDefinition"]["scheduleReleaseState"] == "OFFLINE"
+
+
+async def test_log_download_and_project_task_list(api: httpx.AsyncClient) -> None:
+    stamp = time.time_ns()
+    project = await new_project(api, f"logs-{stamp}")
+    d = await create_definition(api, project, f"logs-{stamp}", script="echo line-one; echo line-two")
+    envelope_ok(await form(api, "POST", f"/projects/{project}/process-definition/{d['code']}/release",
+                           {"releaseState": "ONLINE"}))
+    ids = envelope_ok(await form(api, "POST", f"/projects/{project}/executors/start-workflow-instance", {
+        "workflowDefinitionCode": d["code"], "failureStrategy": "CONTINUE", "warningType": "NONE"}))
+    assert (await poll_instance(api, project, ids[0]))["state"] == "SUCCESS"
+    listed = envelope_ok(await form(api, "GET", f"/projects/{project}/task-instances",
+                                    params={"pageNo": 1, "pageSize": 10, "taskName": "first"}))
+    assert listed["total"] == 1
+    first = listed["totalList"][0]
+    assert first["processInstanceId"] == ids[0] and first["state"] == "SUCCESS"
+    r = await form(api, "GET", f"/log/{project}/download-log", params={"taskInstanceId": first["id"]})
+    assert r.status_code == 200 and "line-one" in r.text and "line-two" in r.text
+    assert "attachment" in r.headers["content-disposition"]
+    skipped = envelope_ok(await form(api, "GET", "/log/detail", params={
+        "taskInstanceId": first["id"], "skipLineNum": 10_000, "limit": 10}))
+    assert skipped == {"lineNum": 0, "message": ""}
+    envelope_err(await form(api, "GET", "/log/detail", params={"taskInstanceId": first["id"], "skipLineNum": -1,
+                                                               "limit": 10}), 10001)
+    # force success only on a failed task instance
+    envelope_err(await form(api, "POST", f"/projects/{project}/task-instances/{first['id']}/force-success"), 10166)
+    # workflow-instances alias: list and delete
+    page = envelope_ok(await form(api, "GET", f"/projects/{project}/workflow-instances",
+                                  params={"pageNo": 1, "pageSize": 10, "workflowDefinitionCode": d["code"]}))
+    assert [i["id"] for i in page["totalList"]] == ids
+    envelope_err(await form(api, "GET", f"/projects/{project}/workflow-instances",
+                            params={"pageNo": 1, "pageSize": 10, "startDate": "last week"}), 10001)
+    envelope_ok(await form(api, "DELETE", f"/projects/{project}/workflow-instances/{ids[0]}"))
+    deadline = time.monotonic() + 20
+    while True:
+        page = envelope_ok(await form(api, "GET", f"/projects/{project}/workflow-instances",
+                                      params={"pageNo": 1, "pageSize": 10}))
+        if page["total"] == 0:
+            break
+        assert time.monotonic() < deadline, page
+        await asyncio.sleep(0.3)
