@@ -42,6 +42,9 @@ class Status(Enum):
     SCHEDULE_CRON_REALEASE_NEED_NOT_CHANGE = (10126, "schedule release is already {0}")
     DELETE_PROJECT_ERROR_DEFINES_NOT_NULL = (10137, "please delete the process definitions in project first!")
     PREVIEW_SCHEDULE_ERROR = (10139, "preview schedule error")
+    PARSE_TO_CRON_EXPRESSION_ERROR = (10140, "parse cron to cron expression error")
+    SCHEDULE_START_TIME_END_TIME_SAME = (10141, "The start time must not be the same as the end")
+    START_TIME_BIGGER_THAN_END_TIME_ERROR = (80003, "start time bigger than end time error")
     FORCE_TASK_SUCCESS_ERROR = (10165, "force task success error")
     TASK_INSTANCE_STATE_OPERATION_ERROR = (
         10166, "the status of task instance {0} is {1},Cannot perform force success operation")

@@ -279,8 +279,14 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Setti
         "startTime": "2024-01-01 00:00:00", "endTime": "2099-12-31 00:00:00", "crontab": "0 0 2 * * ? *",
         "timezoneId": "Asia/Shanghai"}), "failureStrategy": "CONTINUE", "warningType": "NONE",
         "processInstancePriority": "MEDIUM", "workerGroup": "default", "tenantCode": "default"}
+    def with_times(start: str, end: str, cron: str = "0 0 2 * * ? *") -> dict[str, Any]:
+        return {**sched, "schedule": json.dumps({"startTime": start, "endTime": end, "crontab": cron})}
     envelope_err(await form(api, "POST", f"/projects/{project}/schedules",
-                            {**sched, "schedule": json.dumps({"crontab": "not a cron"})}), 10024)
+                            with_times("2024-01-01 00:00:00", "2025-01-01 00:00:00", "not a cron")), 10001)
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules",
+                            with_times("2024-01-01 00:00:00", "2024-01-01 00:00:00")), 10141)
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules",
+                            with_times("2025-01-01 00:00:00", "2024-01-01 00:00:00")), 80003)
     s = envelope_ok(await form(api, "POST", f"/projects/{project}/schedules", sched), 201)
     assert s["releaseState"] == "OFFLINE" and s["crontab"] == "0 0 2 * * ? *" and s["processDefinitionCode"] == code
     envelope_err(await form(api, "POST", f"/projects/{project}/schedules", sched), 10204)
@@ -291,7 +297,7 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Setti
                                    {"schedule": sched["schedule"]}), 201)
     assert len(fires) == 5 and all(f.endswith("02:00:00") for f in fires)
     envelope_ok(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/online"))
-    envelope_err(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/online"), 10126)
+    envelope_ok(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/online"))  # idempotent, as 3.2
     envelope_err(await form(api, "DELETE", f"/projects/{project}/schedules/{s['id']}"), 50023)
     envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}", sched), 10023)
     envelope_ok(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/offline"))

@@ -68,8 +68,11 @@ async def test_schedule_updates_and_lists(api: httpx.AsyncClient) -> None:
     d = await create_definition(api, project, f"sched-{stamp}")
     sched = json.dumps({"startTime": "2024-01-01 00:00:00", "endTime": "2099-01-01 00:00:00",
                         "crontab": "0 0 3 * * ? *", "timezoneId": "UTC"})
-    s = envelope_ok(await form(api, "POST", f"/projects/{project}/schedules",
-                               {"workflowDefinitionCode": d["code"], "schedule": sched}), 201)
+    create = {"workflowDefinitionCode": d["code"], "schedule": sched}
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules", create), 50004)  # definition offline
+    release = f"/projects/{project}/process-definition/{d['code']}/release"
+    envelope_ok(await form(api, "POST", release, {"releaseState": "ONLINE"}))
+    s = envelope_ok(await form(api, "POST", f"/projects/{project}/schedules", create), 201)
     assert s["failureStrategy"] == "CONTINUE"  # DS's default on create
     moved = json.dumps({"startTime": "2024-01-01 00:00:00", "endTime": "2099-01-01 00:00:00",
                         "crontab": "0 30 4 * * ? *", "timezoneId": "UTC"})
@@ -80,10 +83,14 @@ async def test_schedule_updates_and_lists(api: httpx.AsyncClient) -> None:
                                   {"schedule": sched, "warningGroupId": 0}))
     assert upd2["crontab"] == "0 0 3 * * ? *"
     envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}", {}), 10001)
+    bad_cron = json.dumps({"startTime": "2024-01-01 00:00:00", "endTime": "2099-01-01 00:00:00", "crontab": "* *"})
+    envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}", {"schedule": bad_cron}), 10024)
+    envelope_err(await form(api, "POST", f"/projects/{project}/schedules/preview", {"schedule": bad_cron}), 10140)
     envelope_err(await form(api, "PUT", f"/projects/{project}/schedules/{s['id']}",
                             {"schedule": json.dumps({"crontab": "0 0 3 * * ? *", "startTime": "yesterday"})}), 10001)
     assert [x["id"] for x in envelope_ok(await form(api, "POST", f"/projects/{project}/schedules/list"))] == [s["id"]]
     # online needs an online definition, as DS
+    envelope_ok(await form(api, "POST", release, {"releaseState": "OFFLINE"}))
     envelope_err(await form(api, "POST", f"/projects/{project}/schedules/{s['id']}/online"), 50004)
     envelope_err(await form(api, "POST", f"/projects/{project}/schedules/999999/online"), 10203)
     envelope_err(await form(api, "POST", f"/projects/{project}/schedules/preview", {"schedule": "{"}), 10001)

@@ -30,7 +30,10 @@ router = ds_router()
 BASE = "/projects/{projectCode}/schedules"
 
 
-def _schedule_json(p: Params) -> dict[str, Any]:
+def _schedule_json(p: Params, bad_cron: Status = Status.REQUEST_PARAMS_NOT_VALID_ERROR,
+                   times: bool = True) -> dict[str, Any]:
+    """DS's ``ScheduleParam`` JSON, checked in DS's order: start/end equal (10141) or reversed
+    (80003), then the crontab (create: 10001 naming it, update: 10024, preview: 10140)."""
     raw = p.req("schedule")
     try:
         doc = json.loads(raw)
@@ -38,18 +41,26 @@ def _schedule_json(p: Params) -> dict[str, Any]:
         raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "schedule") from None
     if not isinstance(doc, dict):
         raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "schedule")
+    start, end = doc.get("startTime"), doc.get("endTime")
+    parsed = {}
+    for name, v in (("startTime", start), ("endTime", end)):
+        if v:
+            try:
+                parsed[name] = datetime.strptime(str(v), DS_TIME)
+            except ValueError:
+                raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, f"schedule.{name}") from None
+        elif times:  # DS needs both
+            raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, f"schedule.{name}")
+    if len(parsed) == 2:
+        if parsed["startTime"] == parsed["endTime"]:
+            raise DsError(Status.SCHEDULE_START_TIME_END_TIME_SAME)
+        if parsed["startTime"] > parsed["endTime"]:
+            raise DsError(Status.START_TIME_BIGGER_THAN_END_TIME_ERROR)
     crontab = str(doc.get("crontab") or "").strip()
     try:
         parse(crontab)
     except QuartzError:
-        raise DsError(Status.SCHEDULE_CRON_CHECK_FAILED, crontab) from None
-    start, end = doc.get("startTime"), doc.get("endTime")
-    for name, v in (("startTime", start), ("endTime", end)):
-        if v:
-            try:
-                datetime.strptime(str(v), DS_TIME)
-            except ValueError:
-                raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, f"schedule.{name}") from None
+        raise DsError(bad_cron, crontab) from None
     zone = str(doc.get("timezoneId") or "")
     if zone:
         try:
@@ -59,8 +70,8 @@ def _schedule_json(p: Params) -> dict[str, Any]:
     return {"crontab": crontab, "startTime": start, "endTime": end, "timezoneId": zone or None}
 
 
-def _fields(p: Params, failure_default: FailureStrategy) -> dict[str, Any]:
-    out: dict[str, Any] = _schedule_json(p)
+def _fields(p: Params, failure_default: FailureStrategy, bad_cron: Status) -> dict[str, Any]:
+    out: dict[str, Any] = _schedule_json(p, bad_cron)
     out |= {
         "warningType": p.enum("warningType", WarningType, WarningType.NONE),
         "warningGroupId": p.integer("warningGroupId", 0),
@@ -100,10 +111,14 @@ async def create(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     d = await pp.definition(code)
     if d is None or d.project_code != project_code:
         raise DsError(Status.PROCESS_DEFINE_NOT_EXIST, code)
+    meta = await run_in_threadpool(pp.ids.definition_meta, code)
+    if meta.release_state != ONLINE:  # DS checkProcessDefinitionValid
+        raise DsError(Status.PROCESS_DEFINE_NOT_RELEASE, code, d.version)
     existing = await run_in_threadpool(pp.schedules.by_definition, code)
     if existing is not None:
         raise DsError(Status.SCHEDULE_ALREADY_EXISTS, code, existing.id)
-    fields = _fields(p, FailureStrategy.CONTINUE) | {"processDefinitionCode": code, "releaseState": "OFFLINE"}
+    fields = _fields(p, FailureStrategy.CONTINUE, Status.REQUEST_PARAMS_NOT_VALID_ERROR)
+    fields |= {"processDefinitionCode": code, "releaseState": "OFFLINE"}
     try:
         v = await pp.create_schedule(fields)
     except ProblemError as e:
@@ -136,7 +151,7 @@ async def list_all(projectCode: str, pp: PorpoiseDep) -> Response:
 @router.post(BASE + "/preview", openapi_extra=ds_error(Status.PREVIEW_SCHEDULE_ERROR))
 async def preview(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     path_int(projectCode, "projectCode")
-    s = _schedule_json(p)
+    s = _schedule_json(p, Status.PARSE_TO_CRON_EXPRESSION_ERROR, times=False)
     zone = s.get("timezoneId") or pp.zone
     try:
         v = await pp.preview_schedule(s["crontab"], zone, s.get("startTime"), s.get("endTime"), 5)
@@ -152,7 +167,7 @@ async def update(projectCode: str, id: str, pp: PorpoiseDep, p: ParamsDep) -> Re
     if rec.online:
         raise DsError(Status.SCHEDULE_CRON_ONLINE_FORBID_UPDATE)
     try:
-        v = await pp.update_schedule(rec.id, _fields(p, FailureStrategy.END))
+        v = await pp.update_schedule(rec.id, _fields(p, FailureStrategy.END, Status.SCHEDULE_CRON_CHECK_FAILED))
     except ProblemError as e:
         raise _porpoise_error(e, Status.UPDATE_SCHEDULE_ERROR) from e
     return ok(views.schedule(v, pp.zone))
@@ -168,8 +183,8 @@ async def update_by_definition(projectCode: str, code: str, pp: PorpoiseDep, p: 
 
 async def _release(pp: Porpoise, project_code: int, schedule_id: int, online: bool) -> Response:
     rec = await _record(pp, project_code, schedule_id)
-    if rec.online == online:
-        raise DsError(Status.SCHEDULE_CRON_REALEASE_NEED_NOT_CHANGE, rec.release_state)
+    if rec.online == online:  # DS 3.2: already so is a success
+        return ok(None)
     if online:
         d = await pp.definition(rec.definition_code)
         meta = await run_in_threadpool(pp.ids.definition_meta, rec.definition_code)
