@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 
@@ -139,3 +140,31 @@ async def test_log_download_and_project_task_list(api: httpx.AsyncClient) -> Non
             break
         assert time.monotonic() < deadline, page
         await asyncio.sleep(0.3)
+
+
+def test_a_curl_script_over_real_http(api_server: str) -> None:
+    """What a shell script around curl does: form fields with --data-urlencode and the token header."""
+    import shutil
+    import subprocess
+
+    curl = shutil.which("curl")
+    if curl is None:
+        import pytest
+
+        pytest.skip("curl is not installed")
+    name = f"curl-{time.time_ns()}"
+
+    def call(*args: str) -> Any:
+        out = subprocess.run([curl, "-sS", "--max-time", "20", "-H", "token: script-token", *args],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+
+    created = call("-X", "POST", f"{api_server}{DS}/projects", "--data-urlencode", f"projectName={name}",
+                   "--data-urlencode", "description=from curl")
+    assert created["code"] == 0 and created["data"]["name"] == name
+    listed = call(f"{api_server}{DS}/projects?pageNo=1&pageSize=10&searchVal={name}")
+    assert listed["data"]["total"] == 1
+    refused = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+                              f"{api_server}{DS}/projects?pageNo=1&pageSize=10"],
+                             capture_output=True, text=True, timeout=30, check=True)
+    assert refused.stdout == "401"
