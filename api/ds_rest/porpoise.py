@@ -76,6 +76,14 @@ class Porpoise:
     async def definition(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
         return await run_in_threadpool(self.store.get, code, version)
 
+    async def versions(self, code: int) -> list[dict[str, Any]]:
+        rows = await run_in_threadpool(self.store.versions, code)
+        for r in rows:
+            t = r.get("created_at")
+            if isinstance(t, datetime) and t.tzinfo is None:
+                r["created_at"] = t.replace(tzinfo=UTC)
+        return rows
+
     async def version_time(self, code: int, version: int) -> datetime | None:
         """When this version was saved (DS's updateTime of the definition at that version)."""
         rows = await run_in_threadpool(self.store.versions, code)

@@ -168,3 +168,41 @@ def test_a_curl_script_over_real_http(api_server: str) -> None:
                               f"{api_server}{DS}/projects?pageNo=1&pageSize=10"],
                              capture_output=True, text=True, timeout=30, check=True)
     assert refused.stdout == "401"
+
+
+async def test_export_import_round_trip_and_versions(api: httpx.AsyncClient, samples_dir: Any) -> None:
+    stamp = time.time_ns()
+    source = await new_project(api, f"export-{stamp}")
+    d = await create_definition(api, source, f"exp-{stamp}")
+    base = f"/projects/{source}/process-definition"
+    dag = envelope_ok(await form(api, "GET", f"{base}/{d['code']}"))
+    body = {"name": f"exp-{stamp}", "taskDefinitionJson": json.dumps(dag["taskDefinitionList"]),
+            "taskRelationJson": json.dumps(dag["processTaskRelationList"]), "description": "second version"}
+    assert envelope_ok(await form(api, "PUT", f"{base}/{d['code']}", body))["version"] == 2
+    versions = envelope_ok(await form(api, "GET", f"{base}/{d['code']}/versions", params={"pageNo": 1,
+                                                                                          "pageSize": 10}))
+    assert [v["version"] for v in versions["totalList"]] == [2, 1] and versions["total"] == 2
+    envelope_err(await form(api, "POST", f"/projects/{source}/executors/start-check",
+                            {"processDefinitionCode": d["code"]}), 50004)
+    r = await form(api, "POST", f"{base}/batch-export", {"codes": str(d["code"])})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    exported = r.json()
+    assert len(exported) == 1 and set(exported[0]) >= {"processDefinition", "processTaskRelationList",
+                                                        "taskDefinitionList", "schedule"}
+    target = await new_project(api, f"import-{stamp}")
+    r = await api.post(DS + f"/projects/{target}/workflow-definition/import", headers=TOKEN,
+                       files={"file": ("workflow.json", r.content, "application/json")})
+    envelope_ok(r)
+    r33 = (samples_dir / "ds-export-v33-shell-minimal.json").read_bytes()
+    envelope_ok(await api.post(DS + f"/projects/{target}/workflow-definition/import", headers=TOKEN,
+                               files={"file": ("v33.json", r33, "application/json")}))
+    imported = envelope_ok(await form(api, "GET", f"/projects/{target}/process-definition/simple-list"))
+    assert sorted(x["name"].split("_import_")[0] for x in imported) == sorted([f"exp-{stamp}", "test"])
+    mine = next(x for x in imported if x["name"].startswith(f"exp-{stamp}"))
+    envelope_ok(await form(api, "POST", f"/projects/{target}/process-definition/{mine['code']}/release",
+                           {"releaseState": "ONLINE"}))
+    envelope_ok(await form(api, "POST", f"/projects/{target}/executors/start-check",
+                           {"processDefinitionCode": mine["code"]}))
+    ids = envelope_ok(await form(api, "POST", f"/projects/{target}/executors/start-workflow-instance", {
+        "workflowDefinitionCode": mine["code"], "failureStrategy": "CONTINUE", "warningType": "NONE"}))
+    assert (await poll_instance(api, target, ids[0]))["state"] == "SUCCESS"  # the exported tasks still run

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from activities.store import new_code
@@ -20,7 +21,7 @@ from storage.ds_ids import OFFLINE, ONLINE
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ok, page
+from ..envelope import DsError, ds_error, ds_time, ok, page
 from ..params import Params, paging, path_int
 from ..porpoise import Porpoise
 from ..status import Status
@@ -245,6 +246,37 @@ async def import_file(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respon
     return ok(None)
 
 
+async def batch_export(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+    """DS ``batch-export``: a JSON array of ``DagDataSchedule`` (what ``.../import`` reads back). As DS,
+    the schedule is exported OFFLINE and a failure answers an empty body rather than an envelope."""
+    project_code = path_int(projectCode, "projectCode")
+    out = []
+    for code in p.codes("codes"):
+        d = await pp.definition(code)
+        if d is None or d.project_code != project_code:
+            continue
+        dag = await render(pp, d, as_dag=True)
+        schedule = dag["processDefinition"].pop("schedule", None)
+        if schedule is not None:
+            schedule = schedule | {"releaseState": OFFLINE}
+        out.append(dag | {"schedule": schedule})
+    return JSONResponse(out, headers={"Content-Disposition": 'attachment; filename="workflow.json"'})
+
+
+async def versions(projectCode: str, code: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+    """DS ``ProcessDefinitionLog`` rows, newest first, paged."""
+    d = await load(pp, path_int(projectCode, "projectCode"), path_int(code, "code"))
+    page_no, page_size = paging(p)
+    rows = sorted(await pp.versions(d.code), key=lambda r: int(r["version"]), reverse=True)
+    chunk = rows[(page_no - 1) * page_size: page_no * page_size]
+    items = []
+    for r in chunk:
+        v = await pp.definition(d.code, int(r["version"]))
+        if v is not None:
+            items.append(await render(pp, v) | {"operator": 1, "operateTime": ds_time(r["created_at"], pp.zone)})
+    return ok(page(items, len(rows), page_no, page_size))
+
+
 async def gen_task_codes(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     path_int(projectCode, "projectCode")
     n = p.req_int("genNum")
@@ -269,6 +301,8 @@ ROUTES: list[_Route] = [
     ("DELETE", "/{code}", delete, 200, None),
     ("POST", "/{code}/release", release, 200, None),
     ("GET", "/{code}/tasks", tasks, 200, None),
+    ("GET", "/{code}/versions", versions, 200, None),
+    ("POST", "/batch-export", batch_export, 200, None),
 ]
 
 for base in BASES:

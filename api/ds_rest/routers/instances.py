@@ -141,6 +141,19 @@ def _detail(e: ProblemError) -> str:
     return e.detail or e.title
 
 
+@router.post("/projects/{projectCode}/executors/start-check")
+async def start_check(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+    """DS ``start-check``: the definition exists and is ONLINE (Porpoise runs any sub-process version)."""
+    project_code = path_int(projectCode, "projectCode")
+    code = p.req_int("processDefinitionCode", alias=("workflowDefinitionCode",))
+    d = await pp.definition(code)
+    if d is None or d.project_code != project_code:
+        raise DsError(Status.PROCESS_DEFINE_NOT_EXIST, code)
+    if (await run_in_threadpool(pp.ids.definition_meta, code)).release_state != ONLINE:
+        raise DsError(Status.PROCESS_DEFINE_NOT_RELEASE, code, d.version)
+    return ok(None)
+
+
 @router.post("/projects/{projectCode}/executors/start-process-instance",
              openapi_extra=ds_error(Status.START_PROCESS_INSTANCE_ERROR))
 async def start_process_instance(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
