@@ -15,6 +15,7 @@ class Status(Enum):
     PROJECT_NOT_FOUND = (10018, "project {0} not found ")
     PROJECT_ALREADY_EXISTS = (10019, "project {0} already exists")
     TASK_INSTANCE_NOT_EXISTS = (10020, "task instance {0} does not exist")
+    TASK_INSTANCE_NOT_SUB_WORKFLOW_INSTANCE = (10021, "task instance {0} is not sub process instance")
     SCHEDULE_CRON_ONLINE_FORBID_UPDATE = (10023, "online status does not allow update operations")
     SCHEDULE_CRON_CHECK_FAILED = (10024, "scheduler crontab expression validation failure: {0}")
     DATASOURCE_EXIST = (10015, "data source name already exists")
@@ -60,6 +61,8 @@ class Status(Enum):
     PROCESS_DEFINE_NOT_RELEASE = (50004, "process definition {0} process version {1} not online")
     PROCESS_INSTANCE_STATE_OPERATION_ERROR = (
         50006, "the status of process instance {0} is {1},Cannot perform {2} operation")
+    SUB_PROCESS_INSTANCE_NOT_EXIST = (50007, "the task belong to process instance does not exist")
+    PROCESS_INSTANCE_NOT_SUB_PROCESS_INSTANCE = (50010, "process instance {0} is not sub process instance")
     PROCESS_DEFINE_NOT_ALLOWED_EDIT = (50008, "process definition {0} does not allow edit")
     START_PROCESS_INSTANCE_ERROR = (50014, "start process instance error")
     EXECUTE_PROCESS_INSTANCE_ERROR = (50015, "execute process instance error")

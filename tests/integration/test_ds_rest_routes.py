@@ -206,3 +206,42 @@ async def test_export_import_round_trip_and_versions(api: httpx.AsyncClient, sam
     ids = envelope_ok(await form(api, "POST", f"/projects/{target}/executors/start-workflow-instance", {
         "workflowDefinitionCode": mine["code"], "failureStrategy": "CONTINUE", "warningType": "NONE"}))
     assert (await poll_instance(api, target, ids[0]))["state"] == "SUCCESS"  # the exported tasks still run
+
+
+async def test_sub_process_navigation(api: httpx.AsyncClient) -> None:
+    stamp = time.time_ns()
+    project = await new_project(api, f"subs-{stamp}")
+    child = await create_definition(api, project, f"child-{stamp}")
+    (code,) = envelope_ok(await form(api, "GET", f"/projects/{project}/task-definition/gen-task-codes",
+                                     params={"genNum": 1}))
+    task = {"code": code, "name": "run child", "version": 1, "taskType": "SUB_PROCESS", "flag": "YES",
+            "taskParams": {"localParams": [], "resourceList": [], "processDefinitionCode": child["code"]},
+            "taskPriority": "MEDIUM", "workerGroup": "default", "failRetryTimes": 0, "failRetryInterval": 1,
+            "timeoutFlag": "CLOSE", "timeout": 0, "delayTime": 0, "environmentCode": -1}
+    rel = {"name": "", "preTaskCode": 0, "preTaskVersion": 0, "postTaskCode": code, "postTaskVersion": 1,
+           "conditionType": "NONE", "conditionParams": {}}
+    parent = envelope_ok(await form(api, "POST", f"/projects/{project}/process-definition", {
+        "name": f"parent-{stamp}", "taskDefinitionJson": json.dumps([task]),
+        "taskRelationJson": json.dumps([rel])}), 201)
+    for d in (child, parent):
+        envelope_ok(await form(api, "POST", f"/projects/{project}/process-definition/{d['code']}/release",
+                               {"releaseState": "ONLINE"}))
+    ids = envelope_ok(await form(api, "POST", f"/projects/{project}/executors/start-workflow-instance", {
+        "workflowDefinitionCode": parent["code"], "failureStrategy": "CONTINUE", "warningType": "NONE"}))
+    assert (await poll_instance(api, project, ids[0]))["state"] == "SUCCESS"
+    tasks = envelope_ok(await form(api, "GET", f"/projects/{project}/process-instances/{ids[0]}/tasks"))
+    (sub_task,) = tasks["taskList"]
+    assert sub_task["taskType"] == "SUB_PROCESS"
+    sub = envelope_ok(await form(api, "GET", f"/projects/{project}/process-instances/query-sub-by-parent",
+                                 params={"taskId": sub_task["id"]}))
+    child_instance = envelope_ok(await form(api, "GET",
+                                            f"/projects/{project}/process-instances/{sub['subProcessInstanceId']}"))
+    assert child_instance["processDefinitionCode"] == child["code"] and child_instance["isSubProcess"] == "YES"
+    assert child_instance["state"] == "SUCCESS"
+    up = envelope_ok(await form(api, "GET", f"/projects/{project}/workflow-instances/query-parent-by-sub",
+                                params={"subId": sub["subProcessInstanceId"]}))
+    assert up == {"parentWorkflowInstance": ids[0]}
+    envelope_err(await form(api, "GET", f"/projects/{project}/process-instances/query-parent-by-sub",
+                            params={"subId": ids[0]}), 50010)
+    envelope_err(await form(api, "GET", f"/projects/{project}/process-instances/query-sub-by-parent",
+                            params={"taskId": 987654321}), 10020)

@@ -314,10 +314,41 @@ async def by_trigger(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respons
     return ok(out)
 
 
+async def sub_by_parent(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+    """The child instance a SUB_PROCESS task instance started: ``{"subProcessInstanceId": id}``."""
+    path_int(projectCode, "projectCode")
+    task_id = p.req_int("taskId")
+    key = await run_in_threadpool(pp.ids.task_instance, task_id)
+    if key is None:
+        raise DsError(Status.TASK_INSTANCE_NOT_EXISTS, task_id)
+    _, _st, node = await _task(pp, task_id)
+    if node.task_type not in ("SUB_PROCESS", "SUB_WORKFLOW"):
+        raise DsError(Status.TASK_INSTANCE_NOT_SUB_WORKFLOW_INSTANCE, node.name)
+    if not node.sub_instance_id:
+        raise DsError(Status.SUB_PROCESS_INSTANCE_NOT_EXIST, task_id)
+    child = await run_in_threadpool(pp.ids.instance_id, node.sub_instance_id)
+    return ok({"subProcessInstanceId": child})
+
+
+async def parent_by_sub(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+    """The parent of a sub-process instance: ``{"parentWorkflowInstance": id}``."""
+    sub_id = p.req_int("subId")
+    wid, st, _ = await _instance(pp, path_int(projectCode, "projectCode"), sub_id)
+    if not st.is_sub_process:
+        raise DsError(Status.PROCESS_INSTANCE_NOT_SUB_PROCESS_INSTANCE, views.instance_name(st.definition_name, sub_id))
+    run = await pp.run_input(wid)
+    if run is None or not run.parent_instance_id:
+        raise DsError(Status.SUB_PROCESS_INSTANCE_NOT_EXIST)
+    parent = await run_in_threadpool(pp.ids.instance_id, run.parent_instance_id)
+    return ok({"parentWorkflowInstance": parent})
+
+
 for base in ("process-instances", "workflow-instances"):
     prefix = f"/projects/{{projectCode}}/{base}"
     router.add_api_route(prefix, list_instances, methods=["GET"], name=f"{base}:list")
     router.add_api_route(prefix + "/trigger", by_trigger, methods=["GET"], name=f"{base}:trigger")
+    router.add_api_route(prefix + "/query-sub-by-parent", sub_by_parent, methods=["GET"], name=f"{base}:sub")
+    router.add_api_route(prefix + "/query-parent-by-sub", parent_by_sub, methods=["GET"], name=f"{base}:parent")
     router.add_api_route(prefix + "/{id}", get_instance, methods=["GET"], name=f"{base}:get",
                          openapi_extra=ds_error(Status.QUERY_PROCESS_INSTANCE_BY_ID_ERROR))
     router.add_api_route(prefix + "/{id}/tasks", instance_tasks, methods=["GET"], name=f"{base}:tasks")
