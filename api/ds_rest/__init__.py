@@ -5,14 +5,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .routers import definitions, health, instances, projects, resources, schedules
+from .routers import (
+    alert_groups,
+    datasources,
+    definitions,
+    executors,
+    health,
+    instances,
+    logs,
+    projects,
+    schedules,
+    task_groups,
+    task_instances,
+)
 
 PREFIX = "/dolphinscheduler"
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["dolphinscheduler"])
-    for module in (health, projects, definitions, instances, schedules, resources):
+    for module in (health, projects, definitions, executors, instances, task_instances, logs, schedules,
+                   datasources, task_groups, alert_groups):
         router.include_router(module.router)
     return router
 

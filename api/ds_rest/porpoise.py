@@ -17,8 +17,18 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
+from activities.alerts.store import AlertConflict, GroupPatch, GroupSpec
+from activities.datasources import (
+    ConnectionInfo,
+    DatasourceConflict,
+    DatasourceNotFound,
+    DatasourcePatch,
+    DatasourceSpec,
+    DatasourceView,
+    SecretKeyError,
+)
 from activities.logs import read_log
-from activities.schedules_store import ScheduleStore
+from activities.schedules_store import ScheduleRecord, ScheduleStore
 from activities.store import DefinitionRow, DefinitionStore, DefinitionVersionRow, Saved
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
@@ -32,6 +42,11 @@ from ..deps import AppState
 from ..routers import runs as runs_router
 from ..routers import schedules as schedules_router
 from ..schemas import StartRun
+
+# Porpoise's types the DS routers use (datasources, alert groups, schedules), re-exported from here.
+__all__ = ["AlertConflict", "ConnectionInfo", "DatasourceConflict", "DatasourceNotFound", "DatasourcePatch",
+           "DatasourceSpec", "DatasourceView", "GroupPatch", "GroupSpec", "Porpoise", "ScheduleRecord",
+           "SecretKeyError", "porpoise"]
 
 _ids: weakref.WeakKeyDictionary[AppState, DsIds] = weakref.WeakKeyDictionary()
 
@@ -219,6 +234,10 @@ class Porpoise:
     def schedules(self) -> ScheduleStore:
         return schedules_router.schedule_store(self.store)
 
+    def schedule_view(self, rec: ScheduleRecord) -> dict[str, Any]:
+        """Porpoise's view of a schedule row (what its ``/schedules`` answers)."""
+        return schedules_router.view(rec, self.settings)
+
     async def create_schedule(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = schedules_router.ScheduleBody.model_validate(fields)
         return await schedules_router.create_schedule(body, await self.client(), self.settings, self.store,
@@ -267,7 +286,7 @@ class Porpoise:
         return self.request_app.state.alerts
 
     @staticmethod
-    def check_datasource(info: Any) -> Any:
+    def check_datasource(info: ConnectionInfo) -> Any:
         from activities.datasources import check_connection
 
         return check_connection(info)

@@ -14,9 +14,8 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from activities.store import new_code
 from model.definition import Relation, WorkflowDefinition
-from storage.ds_ids import OFFLINE, ONLINE
+from storage.ds_ids import OFFLINE, ONLINE, new_code
 
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
@@ -43,8 +42,7 @@ async def render(pp: Porpoise, d: WorkflowDefinition, *, as_dag: bool = False) -
     rec = await run_in_threadpool(pp.schedules.by_definition, d.code)
     sched = None
     if rec is not None:
-        from ...routers.schedules import view as schedule_view  # Porpoise's view, as DS's Schedule
-        sched = views.schedule(schedule_view(rec, pp.settings), pp.zone)
+        sched = views.schedule(pp.schedule_view(rec), pp.zone)
     kw: dict[str, Any] = {"project_name": project.name if project else "", "schedule": sched,
                           "updated": await pp.version_time(d.code, d.version)}
     return views.dag(d, meta, pp.zone, **kw) if as_dag else views.definition(d, meta, pp.zone, **kw)

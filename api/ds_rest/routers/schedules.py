@@ -11,19 +11,17 @@ from zoneinfo import ZoneInfo
 from fastapi import Response
 from starlette.concurrency import run_in_threadpool
 
-from activities.schedules_store import ScheduleRecord
 from model.definition import FailureStrategy, Priority, WarningType
 from model.quartz import QuartzError, parse
 from storage.ds_ids import ONLINE
 
 from ...problems import ProblemError
-from ...routers.schedules import view as porpoise_view
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
 from ..envelope import DS_TIME, DsError, ds_error, ok, page
 from ..params import Params, paging, path_int
-from ..porpoise import Porpoise
+from ..porpoise import Porpoise, ScheduleRecord
 from ..status import Status
 
 router = ds_router()
@@ -100,7 +98,7 @@ async def _record(pp: Porpoise, project_code: int, schedule_id: int) -> Schedule
 
 
 def _view(pp: Porpoise, rec: ScheduleRecord) -> dict[str, Any]:
-    return views.schedule(porpoise_view(rec, pp.settings), pp.zone)
+    return views.schedule(pp.schedule_view(rec), pp.zone)
 
 
 @router.post(BASE, openapi_extra=ds_error(Status.CREATE_SCHEDULE_ERROR))
