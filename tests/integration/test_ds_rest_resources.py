@@ -77,3 +77,35 @@ async def test_alert_groups(api: httpx.AsyncClient) -> None:
     assert envelope_ok(await form(api, "POST", "/alert-groups/query", {"id": g["id"]}))["groupName"] == name + "-x"
     envelope_ok(await form(api, "DELETE", f"/alert-groups/{g['id']}"))
     envelope_err(await form(api, "DELETE", f"/alert-groups/{g['id']}"), 10011)
+
+
+async def test_remaining_lookups(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """The list and verify routes the other tests do not cross."""
+    stamp = time.time_ns()
+    info = (await api.get(DS + "/actuator/info")).json()
+    assert info["app"]["dolphinscheduler"].startswith("3.2")
+    db = tmp_path / "v.sqlite"
+    sqlite3.connect(db).close()
+    name = f"verify-{stamp}"
+    envelope_ok(await form(api, "GET", "/datasources/verify-name", params={"name": name}))
+    envelope_ok(await api.post(DS + "/datasources", json={"type": "SQLITE", "name": name, "database": str(db)},
+                               headers=TOKEN), 201)
+    envelope_err(await form(api, "GET", "/datasources/verify-name", params={"name": name}), 10015)
+    envelope_err(await form(api, "GET", "/datasources/list"), 10001)
+    group = f"ag-{stamp}"
+    envelope_ok(await form(api, "GET", "/alert-groups/verify-name", params={"groupName": group}))
+    g = envelope_ok(await form(api, "POST", "/alert-groups", {"groupName": group, "alertInstanceIds": ""}), 201)
+    envelope_err(await form(api, "GET", "/alert-groups/verify-name", params={"groupName": group}), 10012)
+    for path in ("/alert-groups/list", "/alert-groups/normal-list"):
+        assert any(x["id"] == g["id"] for x in envelope_ok(await form(api, "GET", path)))
+    tg = envelope_ok(await form(api, "POST", "/task-group/create", {"name": f"tg-{stamp}", "projectCode": 77,
+                                                                      "description": "", "groupSize": 1}), 201)
+    by_project = envelope_ok(await form(api, "GET", "/task-group/query-list-by-projectCode",
+                                        params={"projectCode": 77, "pageNo": 1, "pageSize": 100}))
+    assert tg["id"] in [x["id"] for x in by_project["totalList"]]
+    assert all(x["projectCode"] == 77 for x in by_project["totalList"])
+    by_status = envelope_ok(await form(api, "GET", "/task-group/query-list-by-status",
+                                       params={"status": 1, "pageNo": 1, "pageSize": 1000}))
+    assert tg["id"] in [x["id"] for x in by_status["totalList"]]
+    envelope_err(await form(api, "POST", "/task-group/update", {"id": 987654, "name": "x", "description": "",
+                                                                 "groupSize": 1}), 10001)

@@ -34,6 +34,7 @@ async def test_definition_lookups(api: httpx.AsyncClient) -> None:
     envelope_ok(await form(api, "GET", base + "/verify-name", params={"name": f"look-{stamp}",
                                                                        "workflowDefinitionCode": d["code"]}))
     envelope_ok(await form(api, "GET", base + "/verify-name", params={"name": "free"}))
+    assert [x["processDefinition"]["code"] for x in envelope_ok(await form(api, "GET", base + "/all"))] == [d["code"]]
     listed = envelope_ok(await form(api, "GET", base + "/list"))
     assert [x["processDefinition"]["code"] for x in listed] == [d["code"]]
     assert len(listed[0]["taskDefinitionList"]) == 2
