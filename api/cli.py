@@ -472,7 +472,7 @@ def events_tail(
     last: Annotated[int, typer.Option(help="start with the last N events")] = 20,
 ) -> None:
     """Print events from the durable outbox, one JSON object per line."""
-    from activities.events.outbox import Outbox
+    from storage.outbox import Outbox
 
     outbox = Outbox(get_settings().resolved_database_url)
     after = max(0, outbox.last_id() - last) if not instance else 0

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from activities.store import DefinitionStore
 from core.settings import Settings
 from core.temporal import connect
+from storage.definitions import DefinitionStore
 
 from .problems import ProblemError
 

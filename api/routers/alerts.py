@@ -20,7 +20,22 @@ from temporalio.client import Client
 
 from activities.alerts import AlertKind, AlertRequest, ChannelType
 from activities.alerts.activity import AlertSender
-from activities.alerts.store import (
+from activities.alerts.templates import (
+    FORMATS,
+    KINDS,
+    MessageSpec,
+    TemplateProblem,
+    defaults,
+    sample_status,
+    schema,
+    validate_templates,
+)
+from core.contracts import InstanceStatus, RunInput
+from core.settings import Settings
+from core.temporal import ui_run_url
+from model.definition import WarningType
+from model.problems import Problem, pointer
+from storage.alerts import (
     AlertConflict,
     AlertNotFound,
     AlertStore,
@@ -34,22 +49,7 @@ from activities.alerts.store import (
     parse_params,
     split_secrets,
 )
-from activities.alerts.templates import (
-    FORMATS,
-    KINDS,
-    MessageSpec,
-    TemplateProblem,
-    defaults,
-    sample_status,
-    schema,
-    validate_templates,
-)
-from activities.datasources import SecretKeyError
-from core.contracts import InstanceStatus, RunInput
-from core.settings import Settings
-from core.temporal import ui_run_url
-from model.definition import WarningType
-from model.problems import Problem, pointer
+from storage.crypto import SecretKeyError
 
 from ..deps import AppState, app_state
 from ..problems import ProblemError

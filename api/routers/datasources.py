@@ -1,6 +1,6 @@
 """Datasources: create, list, get, update, delete, test-connect, rotate keys. Never returns a password.
 
-The registry (:class:`activities.datasources.DatasourceStore`) is built by :func:`install` when the
+The registry (:class:`storage.datasources.DatasourceStore`) is built by :func:`install` when the
 app is created, so an API without a usable secret key refuses to start instead of failing later.
 """
 
@@ -12,7 +12,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from activities.datasources import (
+from activities.datasources import check_connection
+from core.settings import Settings
+from model.problems import Problem, pointer
+from storage.datasources import (
     DatasourceConflict,
     DatasourceNotFound,
     DatasourcePatch,
@@ -20,10 +23,7 @@ from activities.datasources import (
     DatasourceStore,
     DatasourceView,
     SecretKeyError,
-    check_connection,
 )
-from core.settings import Settings
-from model.problems import Problem, pointer
 
 from ..problems import ProblemError
 

@@ -21,7 +21,6 @@ from temporalio.client import (
 from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.store import DefinitionStore
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, RunInput
 from core.settings import Settings
@@ -29,6 +28,7 @@ from core.temporal import final_status, ui_run_url
 from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
+from storage.definitions import DefinitionStore
 
 from ..deps import ClientDep, SettingsDep, StoreDep
 from ..problems import ProblemError

@@ -6,7 +6,7 @@ per definition). Its action starts the generic ``DsWorkflow`` with a fixed :clas
 ``instance_id`` is empty and ``command_type`` is ``SCHEDULER``: the workflow takes its Temporal workflow
 id (``ds-<code>-sched-<fire time>``) as the instance id and ``TemporalScheduledStartTime`` (the
 nominal fire time) as ``scheduleTime``, so ``system.biz.date`` and ``$[...]`` use the fire time, as DS
-does. Online/offline is unpause/pause. The DS fields live in :mod:`activities.schedules_store`; the
+does. Online/offline is unpause/pause. The DS fields live in :mod:`storage.schedules`; the
 Temporal schedule is the source of truth for firing. See ``docs/schedules.md``.
 """
 
@@ -39,8 +39,6 @@ from temporalio.common import Priority as TemporalPriority
 from temporalio.common import SearchAttributeKey, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedules_store import OFFLINE, ONLINE, ScheduleExists, ScheduleRecord, ScheduleStore
-from activities.store import DefinitionStore
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, RunInput
 from core.quartz_temporal import DS_TIME_FORMAT, schedule_spec_for
@@ -51,6 +49,8 @@ from model.definition import Schedule as DsSchedule
 from model.problems import DefinitionError, Problem
 from model.quartz import TEMPORAL_MAX_YEAR, QuartzError, fire_times, parse
 from model.states import WorkflowState
+from storage.definitions import DefinitionStore
+from storage.schedules import OFFLINE, ONLINE, ScheduleExists, ScheduleRecord, ScheduleStore
 
 from ..deps import AppState, ClientDep, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError

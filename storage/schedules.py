@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .store import Base
+from .db import Base, delete_by_id, ensure_schema
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
 
@@ -104,11 +104,11 @@ class ScheduleExists(Exception):
 
 
 class ScheduleStore:
-    """Schedule rows on an existing engine (the definition store's), creating the table if needed."""
+    """Schedule rows on an existing engine (the definition store's)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        Base.metadata.create_all(engine, tables=[ScheduleRow.__table__])  # type: ignore[list-item]
+        ensure_schema(engine)
 
     def create(self, definition_code: int, **fields: Any) -> ScheduleRecord:
         now = datetime.now(UTC)
@@ -146,12 +146,7 @@ class ScheduleStore:
             return ScheduleRecord.of(row) if row else None
 
     def delete(self, schedule_id: int) -> bool:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(ScheduleRow, schedule_id)
-            if row is None:
-                return False
-            s.delete(row)
-            return True
+        return delete_by_id(self.engine, ScheduleRow, schedule_id)
 
     def list(self, *, definition_code: int | None = None, project_code: int | None = None,
              release_state: str | None = None, limit: int = 100, offset: int = 0) -> builtins.list[ScheduleRecord]:
