@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.alerts import AlertKind, ChannelType
+from core.errors import Conflict, NotFound
 from core.settings import Settings
 
 from .crypto import Cipher, SecretKeyError, rotate_column
@@ -39,11 +40,11 @@ from .db import Base, aware, delete_by_id, engine_for, next_id
 WECOM_BASE_URL = "https://qyapi.weixin.qq.com"
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(NotFound):
     pass
 
 
-class AlertConflict(ValueError):
+class AlertConflict(Conflict, ValueError):
     pass
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.errors import Conflict, NotFound
 from core.settings import Settings
 
 from .crypto import Cipher, SecretKeyError, rotate_column
@@ -60,11 +61,11 @@ MYSQL_LIKE = frozenset({"MYSQL", "MARIADB"})
 CONNECT_TIMEOUT = 10  # seconds, unless the datasource's params say otherwise
 
 
-class DatasourceNotFound(LookupError):
+class DatasourceNotFound(NotFound):
     pass
 
 
-class DatasourceConflict(ValueError):
+class DatasourceConflict(Conflict, ValueError):
     pass
 
 

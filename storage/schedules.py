@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.errors import Conflict
+
 from .db import Base, delete_by_id, ensure_schema
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
@@ -99,7 +101,7 @@ class ScheduleRecord:
         return cls(**values)
 
 
-class ScheduleExists(Exception):
+class ScheduleExists(Conflict):
     """The definition already has a schedule (DS allows one per definition)."""
 
 
@@ -115,14 +117,14 @@ class ScheduleStore:
         try:
             with Session(self.engine) as s, s.begin():
                 if s.scalars(select(ScheduleRow).where(ScheduleRow.definition_code == definition_code)).first():
-                    raise ScheduleExists(definition_code)
+                    raise ScheduleExists(f"definition {definition_code} already has a schedule")
                 row = ScheduleRow(definition_code=definition_code, created_at=now, updated_at=now,
                                   **_only_fields(fields))
                 s.add(row)
                 s.flush()
                 return ScheduleRecord.of(row)
         except IntegrityError:  # a concurrent create won the unique definition code
-            raise ScheduleExists(definition_code) from None
+            raise ScheduleExists(f"definition {definition_code} already has a schedule") from None
 
     def update(self, schedule_id: int, **fields: Any) -> ScheduleRecord | None:
         with Session(self.engine) as s, s.begin():

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.routers.complements import ComplementDates, complement_dates
 from core.contracts import RunInput
 from core.settings import Settings
+from model.complement import ComplementDates, complement_dates
 from model.problems import DefinitionError
 from model.quartz import fire_times
 from workflows.complement import ComplementInput, ComplementStatus, ExecutionOrder, RunMode

@@ -1,4 +1,5 @@
-"""The API contract: request and response bodies, with DS's camelCase field names."""
+"""The request and response bodies services take and give, with DS's camelCase field names (the API
+contract: the HTTP routes and the CLI use the same shapes)."""
 
 from __future__ import annotations
 
