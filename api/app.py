@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from core.settings import Settings, get_settings
 from services.context import Services
 
-from . import problems
+from . import docs, problems
 from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
 
@@ -22,8 +22,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.porpoise.dispose()
 
-    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="DolphinScheduler workflow definitions, run durably on Temporal.")
+    docs.install(app)  # Swagger UI and ReDoc from local assets; / redirects to /docs
     app.state.porpoise = Services(settings)
     problems.install(app)
     app.include_router(definitions.router)
