@@ -8,6 +8,7 @@ issued (generated from that code's metadata), so the test keeps meaning somethin
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import sqlite3
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -169,6 +171,50 @@ def test_postgres_database_from_before_migrations_is_adopted(pg_schema_url: str)
     read_back(pg_schema_url)
 
 
+def _open_store(url: str, barrier: Any, results: Any) -> None:
+    """In a child process: wait for the others, then open the database as every Porpoise process does."""
+    try:
+        barrier.wait(60)
+        DefinitionStore(url).dispose()
+        results.put("ok")
+    except Exception as e:  # reported to the parent, which names it
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def _open_together(url: str, processes: int = 4) -> list[str]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_open_store, args=(url, barrier, results)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        return [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+
+
+def test_processes_opening_a_fresh_sqlite_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Before migrations each process ran create_all: opened at the same instant, all but one died
+    with "table workflow_definition already exists". The migration lock serialises them."""
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        assert _open_together(url) == ["ok"] * 4
+        engine = create_engine(url)
+        assert current(engine) == head()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_processes_opening_a_fresh_postgres_schema_at_once_all_succeed(pg_schema_url: str) -> None:
+    assert _open_together(pg_schema_url) == ["ok"] * 4
+    engine = create_engine(pg_schema_url)
+    assert current(engine) == head()
+    engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -180,6 +226,7 @@ def test_api_and_workers_started_together_on_a_fresh_data_dir(tmp_path: Path, te
     exists"). Two rounds, each an API and two workers started at the same instant on a new dir."""
     for round_ in range(2):
         data = tmp_path / f"round{round_}"
+        data.mkdir()  # an empty data dir, as a deployment (or `porpoise up`) prepares it
         port = _free_port()
         env = {**os.environ, "PORPOISE_DATA_DIR": str(data), "PORPOISE_TEMPORAL_ADDRESS": temporal_address,
                "PORPOISE_API_PORT": str(port), "PORPOISE_TASK_QUEUE": f"mig-{uuid.uuid4().hex[:6]}",
