@@ -1,4 +1,4 @@
-"""Complement data (backfill, reference §4.13) on the real dev server: api/routers/complements.py and
+"""Complement data (backfill, reference §4.13) on the real dev server: services/complements.py and
 the Complement workflow (workflows/complement.py).
 
 Every date's instance exports the ``system.biz.date`` and ``$[yyyyMMddHHmmss]`` it saw, so each test

@@ -1,4 +1,4 @@
-"""DS schedules as Temporal Schedules, on the real dev server (api/routers/schedules.py).
+"""DS schedules as Temporal Schedules, on the real dev server (services/schedules.py).
 
 The module runs its own worker (DsWorkflow, activities, ComplementWorkflow) on its own task queue
 and an app with the schedules router, so it does not depend on the wiring in api/app.py. Firing is
