@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from model.states import WorkflowState
 from services import complements as service
 from services.complements import StartComplement
+from services.schemas import ComplementStopped
 
 from ..deps import ServicesDep
 
@@ -26,7 +27,7 @@ async def get_complement(complement_id: str, ctx: ServicesDep) -> dict[str, Any]
     return await service.get(ctx, complement_id)
 
 
-@router.post("/complements/{complement_id}/stop",
+@router.post("/complements/{complement_id}/stop", response_model=ComplementStopped,
              summary="Stop: running dates are stopped (STOP), no new date starts; the complement ends STOP")
 async def stop_complement(complement_id: str, ctx: ServicesDep) -> dict[str, Any]:
     return await service.stop(ctx, complement_id)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from activities.logs import follow_log, read_log
 from model.states import WorkflowState
 from services import runs as service
-from services.schemas import StartRun
+from services.schemas import ForcedSuccess, RunOperation, StartRun
 
 from ..deps import ServicesDep
 
@@ -37,7 +37,8 @@ async def list_runs(ctx: ServicesDep, definition_code: int | None = Query(None, 
     return await service.list_runs(ctx, definition_code, project_code, state, limit)
 
 
-@router.post("/runs/{instance_id}/stop", summary="Stop: kill running tasks; the instance ends STOP")
+@router.post("/runs/{instance_id}/stop", response_model=RunOperation,
+             summary="Stop: kill running tasks; the instance ends STOP")
 async def stop(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
     return await service.stop(ctx, instance_id)
 
@@ -74,7 +75,8 @@ async def task_log(instance_id: str, task_code: int, ctx: ServicesDep, attempt: 
     return StreamingResponse(stream(), media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@router.post("/runs/{instance_id}/pause", summary="Pause: running tasks finish, nothing new starts")
+@router.post("/runs/{instance_id}/pause", response_model=RunOperation,
+             summary="Pause: running tasks finish, nothing new starts")
 async def pause(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
     return await service.pause(ctx, instance_id)
 
@@ -93,7 +95,7 @@ async def rerun(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
     return await service.rerun(ctx, instance_id)
 
 
-@router.post("/runs/{instance_id}/tasks/{task_code}/force-success",
+@router.post("/runs/{instance_id}/tasks/{task_code}/force-success", response_model=ForcedSuccess,
              summary="Force a failed task of a finished instance to success; recover continues from it")
 async def force_success(instance_id: str, task_code: int, ctx: ServicesDep) -> dict[str, Any]:
     return await service.force_success(ctx, instance_id, task_code)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from services import schedules as service
 from services.schedules import PreviewBody, ScheduleBody
+from services.schemas import ScheduleDeleted, SchedulePreview, ScheduleTriggered
 from storage.schedules import OFFLINE, ONLINE
 
 from ..deps import ServicesDep
@@ -30,7 +31,8 @@ async def list_schedules(ctx: ServicesDep, definition_code: int | None = Query(N
     return await service.list_schedules(ctx, definition_code, project_code, release_state, limit, offset)
 
 
-@router.post("/schedules/preview", summary="The next fire times of a crontab (DS preview)")
+@router.post("/schedules/preview", response_model=SchedulePreview,
+             summary="The next fire times of a crontab (DS preview)")
 async def preview(body: PreviewBody) -> dict[str, Any]:
     return await service.preview(body)
 
@@ -60,12 +62,13 @@ async def offline(schedule_id: int, ctx: ServicesDep) -> dict[str, Any]:
     return await service.release(ctx, schedule_id, OFFLINE)
 
 
-@router.delete("/schedules/{schedule_id}", summary="Delete an offline schedule")
+@router.delete("/schedules/{schedule_id}", response_model=ScheduleDeleted,
+               summary="Delete an offline schedule")
 async def delete_schedule(schedule_id: int, ctx: ServicesDep) -> dict[str, Any]:
     return await service.delete(ctx, schedule_id)
 
 
-@router.post("/schedules/{schedule_id}/trigger", status_code=202,
+@router.post("/schedules/{schedule_id}/trigger", status_code=202, response_model=ScheduleTriggered,
              summary="Fire now, once (scheduleTime = now), even when offline")
 async def trigger(schedule_id: int, ctx: ServicesDep) -> dict[str, Any]:
     return await service.trigger(ctx, schedule_id)
