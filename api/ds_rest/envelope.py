@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from core.errors import DomainError, Unavailable
 from model.problems import DefinitionError
 
-from ..problems import ProblemError
 from .status import Status
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def ds_time(t: datetime | None, zone: str | None = None) -> str | None:
     return t.strftime(DS_TIME)
 
 
-def _problem_status(e: ProblemError, fallback: Status) -> DsError:
-    """A Porpoise ProblemError reached a DS route: keep its words, DS's shape."""
-    if e.status == 503:
+def _problem_status(e: DomainError, fallback: Status) -> DsError:
+    """A Porpoise refusal (core.errors) reached a DS route: keep its words, DS's shape."""
+    if isinstance(e, Unavailable):
         return DsError(Status.INTERNAL_SERVER_ERROR_ARGS, f"{e.title}: {e.detail}")
     detail = e.detail or e.title
     if e.problems:
@@ -93,7 +93,7 @@ class DsRoute(APIRoute):
                 return await handler(request)
             except DsError as e:
                 return error_response(e)
-            except ProblemError as e:
+            except DomainError as e:
                 return error_response(_problem_status(e, fallback))
             except DefinitionError as e:
                 what = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in e.problems[:20])

@@ -14,10 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from core.contracts import InstanceStatus, NodeStatus
 
-from ..problems import ProblemError
 from . import views
 from .envelope import DS_TIME, DsError
-from .porpoise import Porpoise
+from .porpoise import NotFound, Porpoise
 from .status import Status
 
 
@@ -29,10 +28,8 @@ async def instance(pp: Porpoise, project_code: int, ds_id: int) -> tuple[str, In
         raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id)
     try:
         st, tstatus = await pp.status(wid)
-    except ProblemError as e:
-        if e.status == 404:
-            raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id) from e
-        raise
+    except NotFound as e:
+        raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id) from e
     if project_code and st.project_code and st.project_code != project_code:
         raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id)
     return wid, st, tstatus
@@ -64,10 +61,8 @@ async def task(pp: Porpoise, task_instance_id: int) -> tuple[Any, InstanceStatus
         raise DsError(Status.TASK_INSTANCE_NOT_FOUND)
     try:
         st, _ = await pp.status(key.workflow_id)
-    except ProblemError as e:
-        if e.status == 404:
-            raise DsError(Status.TASK_INSTANCE_NOT_FOUND) from e
-        raise
+    except NotFound as e:
+        raise DsError(Status.TASK_INSTANCE_NOT_FOUND) from e
     node = next((n for n in st.nodes if n.code == key.task_code), None)
     if node is None:
         raise DsError(Status.TASK_INSTANCE_NOT_FOUND)

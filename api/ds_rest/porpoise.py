@@ -1,6 +1,6 @@
 """The one place the DS REST layer calls Porpoise: definitions, runs, logs, schedules, datasources,
-task groups and alert groups. Porpoise's service layer is being reorganised (``services/``,
-``storage/``); at merge only this module is re-pointed, the DS routes stay as they are.
+task groups and alert groups, through ``services/`` and the stores of ``storage/``. No DS module
+imports ``api.routers``; the DS routers import Porpoise's types from here.
 """
 
 from __future__ import annotations
@@ -17,55 +17,59 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from activities.alerts.store import AlertConflict, GroupPatch, GroupSpec
-from activities.datasources import (
+from activities.logs import read_log
+from core import search_attributes as sa
+from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
+from core.errors import DomainError, NotFound
+from core.settings import Settings
+from model.definition import WorkflowDefinition
+from model.formats import parse_document, parse_text
+from model.states import TaskState
+from services import complements as complements_service
+from services import runs as runs_service
+from services import schedules as schedules_service
+from services import task_groups as task_groups_service
+from services.context import Services
+from services.schemas import StartRun
+from storage.alerts import AlertConflict, AlertStore, GroupPatch, GroupSpec
+from storage.crypto import SecretKeyError
+from storage.datasources import (
     ConnectionInfo,
     DatasourceConflict,
     DatasourceNotFound,
     DatasourcePatch,
     DatasourceSpec,
+    DatasourceStore,
     DatasourceView,
-    SecretKeyError,
 )
-from activities.logs import read_log
-from activities.schedules_store import ScheduleRecord, ScheduleStore
-from activities.store import DefinitionRow, DefinitionStore, DefinitionVersionRow, Saved
-from core import search_attributes as sa
-from core.contracts import WORKFLOW_TYPE, InstanceStatus, RunInput
-from core.settings import Settings
-from model.definition import WorkflowDefinition
-from model.formats import parse_document, parse_text
-from model.states import TaskState
+from storage.definitions import DefinitionRow, DefinitionStore, DefinitionVersionRow, Saved
 from storage.ds_ids import DsIds
+from storage.schedules import ScheduleRecord, ScheduleStore
 
-from ..deps import AppState
-from ..routers import runs as runs_router
-from ..routers import schedules as schedules_router
-from ..schemas import StartRun
-
-# Porpoise's types the DS routers use (datasources, alert groups, schedules), re-exported from here.
+# Porpoise's types the DS routers use (datasources, alert groups, schedules, refusals), re-exported here.
 __all__ = ["AlertConflict", "ConnectionInfo", "DatasourceConflict", "DatasourceNotFound", "DatasourcePatch",
-           "DatasourceSpec", "DatasourceView", "GroupPatch", "GroupSpec", "Porpoise", "ScheduleRecord",
-           "SecretKeyError", "porpoise"]
+           "DatasourceSpec", "DatasourceView", "DomainError", "GroupPatch", "GroupSpec", "NotFound", "Porpoise",
+           "ScheduleRecord", "SecretKeyError", "StartRun", "porpoise"]
 
-_ids: weakref.WeakKeyDictionary[AppState, DsIds] = weakref.WeakKeyDictionary()
+_ids: weakref.WeakKeyDictionary[Services, DsIds] = weakref.WeakKeyDictionary()
 
 
 class Porpoise:
-    """Porpoise as the DS routes see it, for one request."""
+    """Porpoise as the DS routes see it, for one request: the process's :class:`Services`, the
+    datasource and alert stores the app opened at start, and the DS ids."""
 
-    def __init__(self, state: AppState, app: Any = None) -> None:
-        self.state = state
+    def __init__(self, ctx: Services, app: Any = None) -> None:
+        self.ctx = ctx
         self.request_app = app
-        self.settings: Settings = state.settings
-        self.store: DefinitionStore = state.store
-        found = _ids.get(state)
+        self.settings: Settings = ctx.settings
+        self.store: DefinitionStore = ctx.store
+        found = _ids.get(ctx)
         if found is None:
-            found = _ids[state] = DsIds(state.store.engine)  # Porpoise's database (core/settings.py)
+            found = _ids[ctx] = DsIds(ctx.store.engine)  # Porpoise's database (core/settings.py)
         self.ids: DsIds = found
 
     async def client(self) -> Client:
-        return await self.state.client()
+        return await self.ctx.client()
 
     @property
     def zone(self) -> str:
@@ -86,7 +90,7 @@ class Porpoise:
     async def after_save(self, d: WorkflowDefinition) -> dict[str, Any] | None:
         """What Porpoise does after a save: an existing schedule moves to the new version, an
         imported ``schedule`` block becomes an offline schedule."""
-        return await schedules_router.import_schedule(self.state, d)
+        return await schedules_service.import_schedule(self.ctx, d)
 
     async def definition(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
         return await run_in_threadpool(self.store.get, code, version)
@@ -121,22 +125,19 @@ class Porpoise:
     # -- runs ---------------------------------------------------------------------------------------
 
     async def start(self, definition: WorkflowDefinition, body: StartRun) -> str:
-        created = await runs_router.start_run(await self.client(), self.settings, definition, body, self.store)
+        created = await runs_service.start_run(await self.client(), self.settings, definition, body, self.store)
         return created.instance_id
 
     async def start_complement(self, code: int, fields: dict[str, Any]) -> dict[str, Any]:
         """DS ``execType=COMPLEMENT_DATA``: Porpoise's complement (one Complement workflow, one
         instance per business date). ``fields`` are DS's start parameters."""
-        from ..routers import complements as complements_router
-
-        body = complements_router.StartComplement.model_validate(fields)
-        return await complements_router.start_complement(code, body, await self.client(), self.settings,
-                                                         self.store, self.schedules)
+        body = complements_service.StartComplement.model_validate(fields)
+        return await complements_service.start(self.ctx, code, body)
 
     async def status(self, workflow_id: str) -> tuple[InstanceStatus, str]:
         """The instance's DS status with every node, and Temporal's status name; forced-success marks
         on a finished instance are shown as DS shows them."""
-        status, tstatus = await runs_router.instance_status(await self.client(), workflow_id)
+        status, tstatus = await runs_service.instance_status(await self.client(), workflow_id)
         if tstatus != "RUNNING":
             forced = await run_in_threadpool(self.store.forced_success, workflow_id)
             for n in status.nodes:
@@ -147,24 +148,24 @@ class Porpoise:
     async def run_input(self, workflow_id: str) -> RunInput | None:
         """The latest run's start input (command, warning settings, priority), or None when unreadable."""
         try:
-            return await runs_router._original_input(await self.client(), workflow_id)
+            return await runs_service._original_input(await self.client(), workflow_id)
         except Exception:  # a vanished history is not worth failing a read for
             return None
 
     async def stop(self, workflow_id: str) -> Any:
-        return await runs_router.stop(workflow_id, await self.client())
+        return await runs_service.stop(self.ctx, workflow_id)
 
     async def pause(self, workflow_id: str) -> Any:
-        return await runs_router.pause(workflow_id, await self.client())
+        return await runs_service.pause(self.ctx, workflow_id)
 
     async def recover(self, workflow_id: str) -> Any:
-        return await runs_router.recover(workflow_id, await self.client(), self.settings, self.store)
+        return await runs_service.recover(self.ctx, workflow_id)
 
     async def rerun(self, workflow_id: str) -> Any:
-        return await runs_router.rerun(workflow_id, await self.client(), self.settings, self.store)
+        return await runs_service.rerun(self.ctx, workflow_id)
 
     async def force_success(self, workflow_id: str, task_code: int) -> Any:
-        return await runs_router.force_success(workflow_id, task_code, await self.client(), self.store)
+        return await runs_service.force_success(self.ctx, workflow_id, task_code)
 
     async def delete_instance(self, workflow_id: str) -> None:
         """Drop a finished instance's history from Temporal (DS deletes the instance rows)."""
@@ -232,58 +233,55 @@ class Porpoise:
 
     @property
     def schedules(self) -> ScheduleStore:
-        return schedules_router.schedule_store(self.store)
+        return self.ctx.schedules
 
     def schedule_view(self, rec: ScheduleRecord) -> dict[str, Any]:
         """Porpoise's view of a schedule row (what its ``/schedules`` answers)."""
-        return schedules_router.view(rec, self.settings)
+        return schedules_service.view(rec, self.settings)
 
     async def create_schedule(self, fields: dict[str, Any]) -> dict[str, Any]:
-        body = schedules_router.ScheduleBody.model_validate(fields)
-        return await schedules_router.create_schedule(body, await self.client(), self.settings, self.store,
-                                                      self.schedules)
+        body = schedules_service.ScheduleBody.model_validate(fields)
+        return await schedules_service.create(self.ctx, body)
 
     async def update_schedule(self, schedule_id: int, fields: dict[str, Any]) -> dict[str, Any]:
-        body = schedules_router.ScheduleBody.model_validate(fields)
-        return await schedules_router.update_schedule(schedule_id, body, await self.client(), self.settings,
-                                                      self.store, self.schedules)
+        body = schedules_service.ScheduleBody.model_validate(fields)
+        return await schedules_service.update(self.ctx, schedule_id, body)
 
     async def release_schedule(self, schedule_id: int, online: bool) -> dict[str, Any]:
-        f = schedules_router.online if online else schedules_router.offline
-        return await f(schedule_id, await self.client(), self.settings, self.store, self.schedules)
+        return await schedules_service.release(self.ctx, schedule_id, "ONLINE" if online else "OFFLINE")
 
     async def delete_schedule(self, schedule_id: int) -> dict[str, Any]:
-        return await schedules_router.delete_schedule(schedule_id, await self.client(), self.schedules)
+        return await schedules_service.delete(self.ctx, schedule_id)
 
     async def preview_schedule(self, crontab: str, timezone_id: str, start: str | None, end: str | None,
                                count: int = 5) -> dict[str, Any]:
-        body = schedules_router.PreviewBody.model_validate(
+        body = schedules_service.PreviewBody.model_validate(
             {"crontab": crontab, "timezoneId": timezone_id, "startTime": start, "endTime": end, "count": count})
-        return await schedules_router.preview(body)
+        return await schedules_service.preview(body)
 
     # -- task groups --------------------------------------------------------------------------------
 
     async def task_groups(self) -> list[dict[str, Any]]:
-        return await run_in_threadpool(self.store.task_groups)
+        return await task_groups_service.list_groups(self.ctx)
 
     async def put_task_group(self, group_id: int, name: str, size: int, project_code: int,
                              description: str) -> None:
         """Create or resize; a live task group semaphore takes the new size at once."""
-        from ..routers import task_groups as task_groups_router
-
-        body = task_groups_router.TaskGroup.model_validate(
+        body = task_groups_service.TaskGroup.model_validate(
             {"name": name, "groupSize": size, "projectCode": project_code, "description": description})
-        await task_groups_router.put(group_id, body, self.store, await self.client())
+        await task_groups_service.put(self.ctx, group_id, body)
 
     # -- datasources and alert groups (their stores are opened by the app at start) -------------------
 
     @property
-    def datasources(self) -> Any:
-        return self.request_app.state.datasources
+    def datasources(self) -> DatasourceStore:
+        store: DatasourceStore = self.request_app.state.datasources  # api/routers/datasources.install
+        return store
 
     @property
-    def alerts(self) -> Any:
-        return self.request_app.state.alerts
+    def alerts(self) -> AlertStore:
+        store: AlertStore = self.request_app.state.alerts  # api/routers/alerts.install
+        return store
 
     @staticmethod
     def check_datasource(info: ConnectionInfo) -> Any:

@@ -15,14 +15,12 @@ from model.definition import FailureStrategy, Priority, TaskDependType, WarningT
 from model.states import WorkflowState
 from storage.ds_ids import ONLINE, new_code
 
-from ...problems import ProblemError
-from ...schemas import StartRun
 from .. import lookups
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
 from ..envelope import DS_TIME, DsError, ds_error, ok
 from ..params import Params, path_int
-from ..porpoise import Porpoise
+from ..porpoise import DomainError, Porpoise, StartRun
 from ..status import Status
 
 router = ds_router()
@@ -102,7 +100,7 @@ async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int | 
         except ValidationError as e:
             names = ",".join(str(err["loc"][0]) for err in e.errors() if err.get("loc"))
             raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, names or "scheduleTime") from None
-        except ProblemError as e:
+        except DomainError as e:
             raise DsError(Status.START_PROCESS_INSTANCE_ERROR,
                           msg=f"{Status.START_PROCESS_INSTANCE_ERROR.msg()}: {_detail(e)}") from e
         return new_code(), None
@@ -115,14 +113,14 @@ async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int | 
     trigger = new_code()
     try:
         workflow_id = await pp.start(d, body)
-    except ProblemError as e:
+    except DomainError as e:
         raise DsError(Status.START_PROCESS_INSTANCE_ERROR,
                       msg=f"{Status.START_PROCESS_INSTANCE_ERROR.msg()}: {_detail(e)}") from e
     ds_id = await run_in_threadpool(pp.ids.instance_id, workflow_id, d.project_code, d.code, trigger)
     return trigger, ds_id
 
 
-def _detail(e: ProblemError) -> str:
+def _detail(e: DomainError) -> str:
     if e.problems:
         return "; ".join(f"{pr.pointer or '/'}: {pr.message}" for pr in e.problems)
     return e.detail or e.title
@@ -188,6 +186,6 @@ async def execute(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
             await pp.rerun(wid)
         else:
             await pp.recover(wid)
-    except ProblemError as e:
+    except DomainError as e:
         raise DsError(Status.PROCESS_INSTANCE_STATE_OPERATION_ERROR, st.definition_name, st.state.value, kind) from e
     return ok(None)

@@ -15,13 +15,12 @@ from model.definition import FailureStrategy, Priority, WarningType
 from model.quartz import QuartzError, parse
 from storage.ds_ids import ONLINE
 
-from ...problems import ProblemError
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
 from ..envelope import DS_TIME, DsError, ds_error, ok, page
 from ..params import Params, paging, path_int
-from ..porpoise import Porpoise, ScheduleRecord
+from ..porpoise import DomainError, Porpoise, ScheduleRecord
 from ..status import Status
 
 router = ds_router()
@@ -83,7 +82,7 @@ def _fields(p: Params, failure_default: FailureStrategy, bad_cron: Status) -> di
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _porpoise_error(e: ProblemError, status: Status) -> DsError:
+def _porpoise_error(e: DomainError, status: Status) -> DsError:
     detail = e.detail or e.title
     if e.problems:
         detail = "; ".join(f"{pr.pointer}: {pr.message}" for pr in e.problems)
@@ -119,7 +118,7 @@ async def create(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     fields |= {"processDefinitionCode": code, "releaseState": "OFFLINE"}
     try:
         v = await pp.create_schedule(fields)
-    except ProblemError as e:
+    except DomainError as e:
         raise _porpoise_error(e, Status.CREATE_SCHEDULE_ERROR) from e
     return ok(views.schedule(v, pp.zone), 201)
 
@@ -153,7 +152,7 @@ async def preview(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     zone = s.get("timezoneId") or pp.zone
     try:
         v = await pp.preview_schedule(s["crontab"], zone, s.get("startTime"), s.get("endTime"), 5)
-    except ProblemError as e:
+    except DomainError as e:
         raise _porpoise_error(e, Status.PREVIEW_SCHEDULE_ERROR) from e
     times = [datetime.fromisoformat(t).astimezone(ZoneInfo(zone)).strftime(DS_TIME) for t in v["fireTimes"]]
     return ok(times, 201)
@@ -166,7 +165,7 @@ async def update(projectCode: str, id: str, pp: PorpoiseDep, p: ParamsDep) -> Re
         raise DsError(Status.SCHEDULE_CRON_ONLINE_FORBID_UPDATE)
     try:
         v = await pp.update_schedule(rec.id, _fields(p, FailureStrategy.END, Status.SCHEDULE_CRON_CHECK_FAILED))
-    except ProblemError as e:
+    except DomainError as e:
         raise _porpoise_error(e, Status.UPDATE_SCHEDULE_ERROR) from e
     return ok(views.schedule(v, pp.zone))
 
@@ -190,7 +189,7 @@ async def _release(pp: Porpoise, project_code: int, schedule_id: int, online: bo
             raise DsError(Status.PROCESS_DEFINE_NOT_RELEASE, rec.definition_code, d.version if d else "?")
     try:
         await pp.release_schedule(rec.id, online)
-    except ProblemError as e:
+    except DomainError as e:
         status = Status.PUBLISH_SCHEDULE_ONLINE_ERROR if online else Status.OFFLINE_SCHEDULE_ERROR
         raise _porpoise_error(e, status) from e
     return ok(None)

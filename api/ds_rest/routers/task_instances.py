@@ -10,12 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from core.contracts import InstanceStatus
 from model.states import TaskState
 
-from ...problems import ProblemError
 from .. import lookups
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
 from ..envelope import DsError, ds_error, ok, page
 from ..params import Params, paging, path_int
+from ..porpoise import DomainError
 from ..status import Status
 
 router = ds_router()
@@ -59,7 +59,7 @@ async def list_task_instances(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -
         for wf in rows:
             try:
                 st, _ = await pp.status(wf.id)
-            except ProblemError:
+            except DomainError:
                 continue  # a busy or vanished instance is left out of a project-wide list
             statuses.append((ids[wf.id], st))
     out = []
@@ -78,6 +78,6 @@ async def force_success(projectCode: str, id: str, pp: PorpoiseDep) -> Response:
         raise DsError(Status.TASK_INSTANCE_STATE_OPERATION_ERROR, node.name, node.state.value)
     try:
         await pp.force_success(key.workflow_id, key.task_code)
-    except ProblemError as e:
+    except DomainError as e:
         raise DsError(Status.TASK_INSTANCE_STATE_OPERATION_ERROR, node.name, node.state.value) from e
     return ok(None)
