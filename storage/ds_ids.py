@@ -4,10 +4,11 @@ DolphinScheduler clients address workflow instances and task instances by intege
 long code, schedules and definitions also by integer id. Porpoise's instances are Temporal workflow
 ids (``ds-<code>-<time>-<random>``) and its task instances are (workflow id, run, task code, attempt).
 This module keeps the mapping both ways, plus the few DS fields Porpoise has no other place for yet:
-a definition's release state and canvas locations, and projects (until the security work brings a
-project table; then only :class:`ProjectRow` moves).
+a definition's release state and canvas locations, and DS's project registry
+(:class:`DsProjectRegistryRow`, table ``ds_project_registry``: the projects DS clients create; to be
+unified with Porpoise's own projects when the security work brings them).
 
-Self-contained (own declarative base) so it can be folded into the shared ``storage`` base at merge.
+The tables are Porpoise's (:class:`storage.db.Base`), created by migration 0002.
 """
 
 from __future__ import annotations
@@ -18,29 +19,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, UniqueConstraint, delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base, engine_for, ensure_schema
+from .definitions import DefinitionRow, DefinitionVersionRow
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class InstanceIdRow(Base):
@@ -80,10 +68,11 @@ class DefinitionMetaRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ProjectRow(Base):
-    """A DS project (``t_ds_project``): id, code, name, description, owner."""
+class DsProjectRegistryRow(Base):
+    """DS's project registry (``t_ds_project``): id, code, name, description, owner. Only the DS REST
+    API reads and writes it; Porpoise's own routes know a project by the code definitions carry."""
 
-    __tablename__ = "ds_project"
+    __tablename__ = "ds_project_registry"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     code: Mapped[int] = mapped_column(BigInteger, unique=True, index=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -104,7 +93,7 @@ class Project:
     updated_at: datetime
 
     @classmethod
-    def of(cls, r: ProjectRow) -> Project:
+    def of(cls, r: DsProjectRegistryRow) -> Project:
         return cls(r.id, r.code, r.name, r.description or "", r.user_name or "", _utc(r.created_at),
                    _utc(r.updated_at))
 
@@ -148,26 +137,15 @@ def new_code() -> int:
         return _last_code
 
 
-def open_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    engine = create_engine(url, **kwargs)
-    if url.startswith("sqlite"):
-        @event.listens_for(engine, "connect")
-        def _wal(conn: Any, _record: Any) -> None:
-            cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
-    return engine
-
-
 class DsIds:
-    """The mapping tables on an engine (Porpoise's database), created if absent."""
+    """The mapping tables on Porpoise's database (an engine the stores share, or its URL)."""
 
     def __init__(self, engine_or_url: Engine | str) -> None:
-        self.engine = open_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
-        Base.metadata.create_all(self.engine)
+        if isinstance(engine_or_url, str):
+            self.engine = engine_for(engine_or_url)
+        else:
+            self.engine = engine_or_url
+            ensure_schema(engine_or_url)  # a no-op once the process's stores migrated it
 
     # -- workflow instances ------------------------------------------------------------------------
 
@@ -278,10 +256,13 @@ class DsIds:
             s.flush()
             return DefinitionMeta(r.id, r.code, r.release_state, r.locations or "", _utc(r.created_at))
 
-    def delete_definition_meta(self, code: int) -> None:
+    def delete_definition(self, code: int) -> None:
+        """DS delete of a definition: every version and its DS fields, in one transaction (Porpoise's
+        own API keeps definitions; only DS clients delete them)."""
         with Session(self.engine) as s, s.begin():
-            for r in s.scalars(select(DefinitionMetaRow).where(DefinitionMetaRow.code == code)):
-                s.delete(r)
+            s.execute(delete(DefinitionVersionRow).where(DefinitionVersionRow.code == code))
+            s.execute(delete(DefinitionRow).where(DefinitionRow.code == code))
+            s.execute(delete(DefinitionMetaRow).where(DefinitionMetaRow.code == code))
 
     # -- projects ----------------------------------------------------------------------------------
 
@@ -289,9 +270,10 @@ class DsIds:
         now = datetime.now(UTC)
         try:
             with Session(self.engine) as s, s.begin():
-                if s.scalars(select(ProjectRow.id).where(ProjectRow.name == name)).first() is not None:
+                taken = select(DsProjectRegistryRow.id).where(DsProjectRegistryRow.name == name)
+                if s.scalars(taken).first() is not None:
                     raise NameTaken(name)
-                r = ProjectRow(code=new_code(), name=name, description=description, user_name=user_name,
+                r = DsProjectRegistryRow(code=new_code(), name=name, description=description, user_name=user_name,
                                created_at=now, updated_at=now)
                 s.add(r)
                 s.flush()
@@ -301,16 +283,17 @@ class DsIds:
 
     def project(self, code: int) -> Project | None:
         with Session(self.engine) as s:
-            r = s.scalars(select(ProjectRow).where(ProjectRow.code == code)).first()
+            r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
             return Project.of(r) if r else None
 
     def update_project(self, code: int, name: str, description: str | None) -> Project | None:
         try:
             with Session(self.engine) as s, s.begin():
-                r = s.scalars(select(ProjectRow).where(ProjectRow.code == code)).first()
+                r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
                 if r is None:
                     return None
-                other = s.scalars(select(ProjectRow.id).where(ProjectRow.name == name, ProjectRow.code != code)).first()
+                other = s.scalars(select(DsProjectRegistryRow.id).where(
+                    DsProjectRegistryRow.name == name, DsProjectRegistryRow.code != code)).first()
                 if other is not None:
                     raise NameTaken(name)
                 r.name = name
@@ -324,7 +307,7 @@ class DsIds:
 
     def delete_project(self, code: int) -> bool:
         with Session(self.engine) as s, s.begin():
-            r = s.scalars(select(ProjectRow).where(ProjectRow.code == code)).first()
+            r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
             if r is None:
                 return False
             s.delete(r)
@@ -333,12 +316,12 @@ class DsIds:
     def projects(self, search: str | None = None, offset: int = 0,
                  limit: int | None = None) -> tuple[builtins.list[Project], int]:
         """Projects, newest first, whose name contains ``search``; and how many match in all."""
-        q = select(ProjectRow)
-        c = select(func.count()).select_from(ProjectRow)
+        q = select(DsProjectRegistryRow)
+        c = select(func.count()).select_from(DsProjectRegistryRow)
         if search:
             like = f"%{search}%"
-            q, c = q.where(ProjectRow.name.like(like)), c.where(ProjectRow.name.like(like))
-        q = q.order_by(ProjectRow.created_at.desc(), ProjectRow.id.desc()).offset(offset)
+            q, c = q.where(DsProjectRegistryRow.name.like(like)), c.where(DsProjectRegistryRow.name.like(like))
+        q = q.order_by(DsProjectRegistryRow.created_at.desc(), DsProjectRegistryRow.id.desc()).offset(offset)
         if limit is not None:
             q = q.limit(limit)
         with Session(self.engine) as s:

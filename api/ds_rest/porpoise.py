@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import delete as sql_delete
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
@@ -42,7 +40,7 @@ from storage.datasources import (
     DatasourceStore,
     DatasourceView,
 )
-from storage.definitions import DefinitionRow, DefinitionStore, DefinitionVersionRow, Saved
+from storage.definitions import DefinitionRow, DefinitionStore, Saved
 from storage.ds_ids import DsIds
 from storage.schedules import ScheduleRecord, ScheduleStore
 
@@ -115,12 +113,7 @@ class Porpoise:
         return await run_in_threadpool(self.store.list, project_code, 1_000_000, 0)
 
     async def delete_definition(self, code: int) -> None:
-        def go() -> None:
-            with Session(self.store.engine) as s, s.begin():
-                s.execute(sql_delete(DefinitionVersionRow).where(DefinitionVersionRow.code == code))
-                s.execute(sql_delete(DefinitionRow).where(DefinitionRow.code == code))
-            self.ids.delete_definition_meta(code)
-        await run_in_threadpool(go)
+        await run_in_threadpool(self.ids.delete_definition, code)
 
     # -- runs ---------------------------------------------------------------------------------------
 
