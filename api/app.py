@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from core.settings import Settings, get_settings
 
 from . import problems
 from .deps import AppState
+from .limits import BodyLimits, int64_params
 from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
 
@@ -23,7 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.porpoise.store.dispose()
 
     app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
-                  description="DolphinScheduler workflow definitions, run durably on Temporal.")
+                  description="DolphinScheduler workflow definitions, run durably on Temporal.",
+                  dependencies=[Depends(int64_params)])
+    app.add_middleware(BodyLimits, settings=settings)  # size and depth limits on every body
     app.state.porpoise = AppState(settings)
     problems.install(app)
     app.include_router(definitions.router)

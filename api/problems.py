@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from model.problems import DefinitionError, Problem, pointer
 
@@ -60,8 +60,21 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", f"{len(problems)} problem(s) found", problems,
                                 request.url.path)
 
+    @app.exception_handler(RecursionError)
+    async def _recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        # Last line of defence: api/limits.py refuses deep JSON before any parser sees it.
+        return problem_response(422, "Input nested too deeply", "the request nests too deeply to be read",
+                                instance=request.url.path)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number too large for the database or a duration: the input's fault (ids are 64-bit).
+        return problem_response(422, "Number out of range", str(exc), instance=request.url.path)
+
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # e.g. a visibility query on a value out of range
+            return problem_response(422, "Temporal refused the request", exc.message, instance=request.url.path)
         # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
         return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
                                 instance=request.url.path)

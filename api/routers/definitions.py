@@ -14,6 +14,7 @@ from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from model.task_types import RUNNABLE
 
+from .. import runnable
 from ..deps import AppState, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError
 from ..schemas import DefinitionSummary
@@ -66,6 +67,7 @@ async def create(request: Request, settings: SettingsDep, store: StoreDep,
     """
     definitions = await read_definitions(request, settings.max_definition_bytes)
     check_schedule_blocks(definitions)  # before anything is saved
+    await run_in_threadpool(runnable.check, store, definitions, settings)  # cycles, depth, size
     out = []
     for d in definitions:
         if project_code is not None and not d.project_code:
