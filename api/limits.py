@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import typing
-import weakref
 from typing import Any
 
 from fastapi import Request
@@ -118,7 +117,8 @@ def _params(dependant: Dependant) -> tuple[list[Any], list[Any]]:
     return path, query
 
 
-_flat: weakref.WeakKeyDictionary[APIRoute, tuple[list[Any], list[Any]]] = weakref.WeakKeyDictionary()
+# Per route object (held, so its id is never reused): its integer-typed path and query parameters.
+_flat: dict[int, tuple[APIRoute, list[Any], list[Any]]] = {}
 
 
 async def int64_params(request: Request) -> None:
@@ -126,14 +126,14 @@ async def int64_params(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    flat = _flat.get(route)
+    flat = _flat.get(id(route))
     if flat is None:
-        flat = _flat[route] = _params(route.dependant)
+        path, query = _params(route.dependant)
+        flat = _flat[id(route)] = (route, [f for f in path if _is_int(f.field_info.annotation)],
+                                   [f for f in query if _is_int(f.field_info.annotation)])
     problems = []
-    for source, fields in ((request.path_params, flat[0]), (request.query_params, flat[1])):
+    for source, fields in ((request.path_params, flat[1]), (request.query_params, flat[2])):
         for field in fields:
-            if not _is_int(field.field_info.annotation):
-                continue
             raw = source.get(field.alias)
             if raw is None:
                 continue

@@ -55,7 +55,8 @@ def test_a_to_b_to_a_is_a_cycle_named_in_order() -> None:
     problems = sub_process.check([b], graph_of(a, b), 10, ptr)
     assert [p.code for p in problems] == ["sub-process-cycle"]
     assert f"'B'({b_code}) -> 'A'({a_code}) -> 'B'({b_code})" in problems[0].message
-    assert problems[0].task == "call0" and problems[0].pointer == "/0/taskDefinitionList/1/taskParams/processDefinitionCode"
+    assert problems[0].task == "call0"
+    assert problems[0].pointer == "/0/taskDefinitionList/1/taskParams/processDefinitionCode"
 
 
 def test_calling_into_a_cycle_elsewhere_is_refused() -> None:
