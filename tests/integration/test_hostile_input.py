@@ -4,16 +4,20 @@ wrong, never a 500, a traceback or a definition that is stored but can never run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
 from activities.store import DefinitionStore
+from api.app import create_app
 from core.settings import Settings
 from model.formats import parse_document
 from tests import dsbuild
@@ -172,3 +176,22 @@ def test_cli_validate_of_deep_json_exits_1_without_a_traceback(tmp_path: Path) -
                             timeout=60)
     assert result.returncode == 1
     assert "levels deep" in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+PG_URL = os.environ.get("PORPOISE_TEST_POSTGRES_URL")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="PORPOISE_TEST_POSTGRES_URL not set (.ci/run sets it)")
+async def test_values_postgresql_refuses_are_422(tmp_path: Path) -> None:
+    """PostgreSQL refuses a NUL byte in text (SQLite does not): the input's fault, not a 500."""
+    settings = Settings(data_dir=tmp_path, database_url=PG_URL, secret_key=Fernet.generate_key().decode(),
+                        temporal_address="127.0.0.1:1")
+    app = create_app(settings)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise") as api:
+            doc = dsbuild.export(f"nul-\u0000-{uuid.uuid4().hex[:6]}", [dsbuild.task("a")], [(None, "a")])
+            body = problem(await api.post("/definitions", json=doc))
+            assert body["title"] == "Value refused by the database" and "NUL" in body["detail"]
+    finally:
+        app.state.porpoise.store.dispose()
