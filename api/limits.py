@@ -64,13 +64,11 @@ class BodyLimits:
                 return
         content_type = headers.get("content-type", "").lower()
         if body and not content_type.startswith(_NOT_JSON):
-            levels = json_limits.depth(bytes(body))
-            if levels > self.settings.max_json_depth:
-                response = problem_response(
-                    422, "JSON nested too deeply",
-                    f"the body nests {levels} levels deep, over the limit of {self.settings.max_json_depth} "
-                    "(max_json_depth)",
-                    [Problem("", f"nested {levels} levels deep", None, "too-deep")], path)
+            limit = self.settings.max_json_depth
+            if json_limits.too_deep(bytes(body), limit):
+                detail = f"the body nests more than {limit} levels deep, over the limit (max_json_depth)"
+                response = problem_response(422, "JSON nested too deeply", detail,
+                                            [Problem("", detail, None, "too-deep")], path)
                 await response(scope, _drained(), send)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)

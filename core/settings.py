@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # JSON body nesting deeper than max_json_depth is refused (422). SUB_PROCESS calls nest at most
     # max_sub_process_depth levels (model/sub_process.py: refused at submit, a node fails at run time).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_json_depth: int = Field(default=64, ge=8, le=500)
+    max_json_depth: int = Field(default=64, ge=8, le=256)
     max_sub_process_depth: int = Field(default=10, ge=1)
     # What one Temporal payload may hold (the server's limit.blobSize.error, 2 MiB by default): a
     # definition whose run cannot fit its definition or node status in one is refused at submit.

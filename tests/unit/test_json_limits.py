@@ -16,15 +16,21 @@ from tests import dsbuild
 
 @pytest.mark.parametrize(("text", "levels"), [
     ("1", 0), ("[]", 1), ('{"a": [1, {"b": []}]}', 4), ('["[[[[", "]]]"]', 1), (r'["\"[[[["]', 1),
-    ("[" * 100_000 + "]" * 100_000, 100_000),
+    ('[{"a": "\\\\"}, [[]]]', 3), ("[[]" * 30 + "]" * 30, 31), ("[" * 300 + "]" * 300, 300),
 ])
 def test_depth_ignores_brackets_in_strings(text: str, levels: int) -> None:
-    assert json_limits.depth(text) == levels
+    assert not json_limits.too_deep(text, levels)
+    assert json_limits.too_deep(text, levels - 1) == (levels > 0)
+
+
+def test_unbalanced_text_is_left_to_the_parser() -> None:
+    assert not json_limits.too_deep("[" * 1000, 10) and not json_limits.too_deep("]]][[[", 1)
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[" * 100_000 + "]" * 100_000, "nested 100000 levels deep, over the limit of 64"),
-    ('{"a": ' * 70 + "1" + "}" * 70, "nested 70 levels deep"),
+    ("[" * 100_000 + "]" * 100_000, "nested more than 64 levels deep"),
+    ('{"a": ' * 70 + "1" + "}" * 70, "nested more than 64 levels deep"),
+    ("[" * 100_000, "nested too deeply"),
     ("[" + "9" * 5_000 + "]", "JSON not accepted"),
     ("{oops", "malformed JSON"),
     (b"[\"\xc3\"]", "not UTF-8"),
