@@ -11,9 +11,13 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from model.problems import DefinitionError, Problem, pointer
 
 MEDIA_TYPE = "application/problem+json"
+# Each domain refusal's HTTP status, in one place (services never speak HTTP).
+STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Invalid, 422),
+                                                     (Unavailable, 503))
 
 
 class ProblemError(Exception):
@@ -47,6 +51,11 @@ def install(app: FastAPI) -> None:
         return problem_response(413 if too_large else 422,
                                 "Payload too large" if too_large else "Invalid workflow definition",
                                 f"{len(exc.problems)} problem(s) found", exc.problems, request.url.path)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+        return problem_response(status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:

@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
-from activities.store import DefinitionStore
+from storage.definitions import DefinitionStore
 from api.app import create_app
 from core.settings import Settings
 from model.formats import parse_document
