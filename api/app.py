@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from core.settings import Settings, get_settings
 from services.context import Services
 
 from . import docs, ds_rest, problems
+from .limits import BodyLimits, int64_params
 from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
 
@@ -23,7 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.porpoise.dispose()
 
     app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="DolphinScheduler workflow definitions, run durably on Temporal.")
+                  description="DolphinScheduler workflow definitions, run durably on Temporal.",
+                  dependencies=[Depends(int64_params)])
+    app.add_middleware(BodyLimits, settings=settings)  # size and depth limits on every body
     docs.install(app)  # Swagger UI and ReDoc from local assets; / redirects to /docs
     app.state.porpoise = Services(settings)
     problems.install(app)

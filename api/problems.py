@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from model.problems import DefinitionError, Problem, pointer
@@ -69,8 +70,28 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", f"{len(problems)} problem(s) found", problems,
                                 request.url.path)
 
+    @app.exception_handler(RecursionError)
+    async def _recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        # Last line of defence: api/limits.py refuses deep JSON before any parser sees it.
+        return problem_response(422, "Input nested too deeply", "the request nests too deeply to be read",
+                                instance=request.url.path)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number too large for the database or a duration: the input's fault (ids are 64-bit).
+        return problem_response(422, "Number out of range", str(exc), instance=request.url.path)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL byte in PostgreSQL text, a number
+        # out of a column's range): the input's fault. The driver's first line says which.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return problem_response(422, "Value refused by the database", reason, instance=request.url.path)
+
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # e.g. a visibility query on a value out of range
+            return problem_response(422, "Temporal refused the request", exc.message, instance=request.url.path)
         # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
         return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
                                 instance=request.url.path)

@@ -162,6 +162,11 @@ class RunInput(BaseModel):
     var_pool: list[Property] = Field(default_factory=list)  # seeds root tasks (sub-process children)
     is_sub_process: bool = False  # children never alert (reference §4.9)
     parent_instance_id: str | None = None
+    # SUB_PROCESS nesting (model/sub_process.py): the definition codes from the root instance down to
+    # this one's parent, and how deep children may nest; a node that would go deeper or call back up
+    # the chain fails instead of starting its child.
+    call_chain: list[int] = Field(default_factory=list)
+    max_sub_process_depth: int = 10
     max_parallel_tasks: int = 1000  # below Temporal's 2,000 pending activities per workflow
     instance_priority: Priority = Priority.MEDIUM  # processInstancePriority (§4.16)
     task_group_sizes: dict[int, int] = Field(default_factory=dict)  # task group id -> groupSize

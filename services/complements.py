@@ -120,6 +120,7 @@ async def start(ctx: Services, code: int, body: StartComplement) -> dict[str, An
         timezone=timezone, start_node_list=body.start_node_list, task_depend_type=body.task_depend_type,
         log_dir=str(settings.resolved_log_dir), minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority, task_group_sizes=sizes,
+        max_sub_process_depth=settings.max_sub_process_depth,
     )
     complement_id = new_complement_id(definition.code)
     inp = ComplementInput(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from model.definition import WorkflowDefinition
 from model.task_types import RUNNABLE
 
-from . import schedules
+from . import runnable, schedules
 from .context import Services
 from .errors import NotFound
 from .schemas import DefinitionSummary
@@ -35,9 +35,12 @@ async def submit(ctx: Services, definitions: list[WorkflowDefinition],
 
     An export's ``schedule`` block becomes the definition's schedule, offline, as DS import does; a
     new version of a scheduled definition moves its schedule to that version (docs/schedules.md).
-    Every schedule block is checked before anything is saved.
+    Every schedule block is checked, and every definition refused that could never run (SUB_PROCESS
+    cycles or nesting too deep, too large for a Temporal payload: :mod:`services.runnable`), before
+    anything is saved.
     """
     schedules.check_schedule_blocks(definitions)
+    await run_in_threadpool(runnable.check, ctx.store, definitions, ctx.settings)
     out = []
     for d in definitions:
         if project_code is not None and not d.project_code:

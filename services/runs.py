@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, NodeStatus, RunInput
+from core.payload_budget import refusal as payload_refusal
 from core.settings import Settings
 from core.temporal import final_status, ui_run_url
 from model.clock import is_zone
@@ -60,6 +61,9 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
     if bad:
         raise Invalid(f"these task types are not runnable in this Porpoise version: {', '.join(bad)}",
                       title="Definition cannot run here")
+    too_large = payload_refusal(definition, settings.temporal_payload_limit_bytes, str(settings.resolved_log_dir))
+    if too_large:  # stored before submit checked this
+        raise Invalid(too_large, title="Definition cannot run here")
     run_input = RunInput(
         definition=definition,
         instance_id=new_instance_id(definition.code),
@@ -75,6 +79,7 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         log_dir=str(settings.resolved_log_dir),
         minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority,
+        max_sub_process_depth=settings.max_sub_process_depth,
     )
     groups = {t.task_group_id for t in definition.tasks if t.task_group_id > 0}
     sizes = await run_in_threadpool(store.task_group_sizes, groups) if store is not None else {}

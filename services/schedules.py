@@ -287,6 +287,7 @@ def run_input(rec: ScheduleRecord, definition: WorkflowDefinition, settings: Set
         minute_seconds=settings.minute_seconds,
         instance_priority=Priority(rec.instance_priority),
         task_group_sizes=task_group_sizes or {},
+        max_sub_process_depth=settings.max_sub_process_depth,
     )
 
 

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from model import dependent as ds_dependent
     from model import params as ds_params
+    from model import sub_process as ds_sub_process
     from model.clock import in_zone
     from model.definition import DataType, Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
     from model.states import TaskState, WorkflowState
@@ -74,6 +75,8 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
 }
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
+# workflow.patched ids: changes to the commands of running instances (docs: issue 16).
+PATCH_SUB_PROCESS_LIMITS = "sub-process-cycle-and-depth-limit"
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
@@ -593,6 +596,12 @@ class DsWorkflow:
         dag, inp = self._dag, self._input
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
         child_code = int(task.task_params.get("processDefinitionCode") or 0)
+        chain = [*inp.call_chain, self._definition.code]
+        if workflow.patched(PATCH_SUB_PROCESS_LIMITS):
+            refused = ds_sub_process.refusal_at_run_time(chain, child_code, inp.max_sub_process_depth)
+            if refused is not None:
+                dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=refused)
+                return
         previous = await self._previous_child(code)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
             "load_definition", args=[child_code, previous.definition_version if previous else None],
@@ -622,6 +631,7 @@ class DsWorkflow:
             schedule_time=inp.schedule_time or self._start, timezone=inp.timezone, log_dir=inp.log_dir,
             minute_seconds=inp.minute_seconds, var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)),
             is_sub_process=True, parent_instance_id=inp.instance_id, command_type="START_PROCESS",
+            call_chain=chain, max_sub_process_depth=inp.max_sub_process_depth,
         )
         if previous is not None:  # resume the child where it stopped: its successful nodes are kept
             child_input = child_input.model_copy(update={

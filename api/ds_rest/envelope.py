@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from core.errors import DomainError, Unavailable
 from model.problems import DefinitionError
 
+from ..problems import ProblemError
 from .status import Status
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ def ds_time(t: datetime | None, zone: str | None = None) -> str | None:
     return t.strftime(DS_TIME)
 
 
-def _problem_status(e: DomainError, fallback: Status) -> DsError:
-    """A Porpoise refusal (core.errors) reached a DS route: keep its words, DS's shape."""
-    if isinstance(e, Unavailable):
+def _problem_status(e: DomainError | ProblemError, fallback: Status) -> DsError:
+    """A Porpoise refusal (core.errors, or an app-wide check's ProblemError, e.g. api/limits.py) reached
+    a DS route: keep its words, DS's shape."""
+    if isinstance(e, Unavailable) or (isinstance(e, ProblemError) and e.status == 503):
         return DsError(Status.INTERNAL_SERVER_ERROR_ARGS, f"{e.title}: {e.detail}")
     detail = e.detail or e.title
     if e.problems:
@@ -93,7 +95,7 @@ class DsRoute(APIRoute):
                 return await handler(request)
             except DsError as e:
                 return error_response(e)
-            except DomainError as e:
+            except (DomainError, ProblemError) as e:
                 return error_response(_problem_status(e, fallback))
             except DefinitionError as e:
                 what = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in e.problems[:20])

@@ -24,6 +24,7 @@ from model.definition import WorkflowDefinition
 from model.formats import parse_document, parse_text
 from model.states import TaskState
 from services import complements as complements_service
+from services import runnable
 from services import runs as runs_service
 from services import schedules as schedules_service
 from services import task_groups as task_groups_service
@@ -82,7 +83,13 @@ class Porpoise:
     def parse_export(self, body: bytes) -> list[WorkflowDefinition]:
         return parse_text(body, max_bytes=self.settings.max_definition_bytes)
 
+    async def check_runnable(self, definitions: list[WorkflowDefinition]) -> None:
+        """Refuse (DefinitionError) what could never run, as Porpoise's submit does: SUB_PROCESS cycles
+        or nesting too deep, a definition too large for a Temporal payload."""
+        await run_in_threadpool(runnable.check, self.store, definitions, self.settings)
+
     async def save(self, d: WorkflowDefinition) -> Saved:
+        await self.check_runnable([d])
         return await run_in_threadpool(self.store.save, d)
 
     async def after_save(self, d: WorkflowDefinition) -> dict[str, Any] | None:

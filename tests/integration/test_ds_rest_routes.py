@@ -246,3 +246,35 @@ async def test_sub_process_navigation(api: httpx.AsyncClient) -> None:
                             params={"subId": ids[0]}), 50010)
     envelope_err(await form(api, "GET", f"/projects/{project}/process-instances/query-sub-by-parent",
                             params={"taskId": 987654321}), 10020)
+
+
+async def test_definitions_that_could_never_run_are_refused_as_porpoise_refuses_them(api: httpx.AsyncClient) -> None:
+    """DS's create/update/import go through the same submit checks as Porpoise's ``/definitions``
+    (services/runnable.py): a SUB_PROCESS calling its own definition is a cycle, 50017, nothing saved."""
+    stamp = time.time_ns()
+    project = await new_project(api, f"cycle-{stamp}")
+    d = await create_definition(api, project, f"self-{stamp}")
+    (code,) = envelope_ok(await form(api, "GET", f"/projects/{project}/task-definition/gen-task-codes",
+                                     params={"genNum": 1}))
+    task = {"code": code, "name": "call myself", "version": 1, "taskType": "SUB_PROCESS", "flag": "YES",
+            "taskParams": {"localParams": [], "resourceList": [], "processDefinitionCode": d["code"]},
+            "taskPriority": "MEDIUM", "workerGroup": "default", "failRetryTimes": 0, "failRetryInterval": 1,
+            "timeoutFlag": "CLOSE", "timeout": 0, "delayTime": 0, "environmentCode": -1}
+    rel = {"name": "", "preTaskCode": 0, "preTaskVersion": 0, "postTaskCode": code, "postTaskVersion": 1,
+           "conditionType": "NONE", "conditionParams": {}}
+    body = {"name": d["name"], "taskDefinitionJson": json.dumps([task]), "taskRelationJson": json.dumps([rel])}
+    err = envelope_err(await form(api, "PUT", f"/projects/{project}/process-definition/{d['code']}", body), 50017)
+    assert "cycle" in err.lower() or "itself" in err.lower(), err
+    after = envelope_ok(await form(api, "GET", f"/projects/{project}/process-definition/{d['code']}"))
+    assert after["processDefinition"]["version"] == d["version"]
+
+
+async def test_definition_forms_have_the_definition_size_limit(api: httpx.AsyncClient) -> None:
+    """A DS definition form is a definition document: up to max_definition_bytes (5 MiB), not the
+    1 MiB every other body has (api/limits.py)."""
+    stamp = time.time_ns()
+    project = await new_project(api, f"big-{stamp}")
+    script = "# " + "x" * 1_300_000 + "\necho big"
+    d = await create_definition(api, project, f"big-{stamp}", script=script)
+    got = envelope_ok(await form(api, "GET", f"/projects/{project}/process-definition/{d['code']}"))
+    assert any(t["taskParams"]["rawScript"] == script for t in got["taskDefinitionList"])

@@ -238,8 +238,10 @@ async def import_file(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respon
         raise DsError(Status.IMPORT_PROCESS_DEFINE_ERROR, msg=f"{Status.IMPORT_PROCESS_DEFINE_ERROR.msg()}: {e}") from e
     stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")[:17]
     taken = {r.name for r in await pp.definitions(project_code)}
-    for d in definitions:
-        saved = await pp.save(_reimported(d, project_code, stamp, taken))
+    renamed = [_reimported(d, project_code, stamp, taken) for d in definitions]
+    await pp.check_runnable(renamed)  # all or nothing: no definition is saved when one could not run
+    for d in renamed:
+        saved = await pp.save(d)
         await pp.after_save(saved.definition)
     return ok(None)
 
