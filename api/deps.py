@@ -28,7 +28,7 @@ class AppState:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await connect(self.settings)
+                    self._client = await connect(self.settings, interactive=True)
                 except Exception as e:  # the server being down is not the user's fault, nor a 500
                     raise ProblemError(503, "Temporal is unavailable",
                                        f"cannot reach Temporal at {self.settings.temporal_address}: {e}") from e

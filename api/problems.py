@@ -8,11 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from model.problems import DefinitionError, Problem, pointer
 
 MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"  # while Temporal is unreachable: a restart takes a few seconds
 
 
 class ProblemError(Exception):
@@ -63,8 +64,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
         # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
-        return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
-                                instance=request.url.path)
+        response = problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
+                                    instance=request.url.path)
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    @app.exception_handler(RuntimeError)
+    async def _unreachable(request: Request, exc: RuntimeError) -> JSONResponse:
+        # The API's lazy Temporal client raises this while nothing listens (core/temporal.py).
+        if not str(exc).startswith("Failed client connect"):
+            raise exc
+        response = problem_response(503, "Temporal is unavailable", str(exc), instance=request.url.path)
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

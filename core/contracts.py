@@ -29,6 +29,15 @@ WORKFLOW_TYPE = "DsWorkflow"
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
+class LostAttempt(BaseModel):
+    """The last heartbeat of an attempt whose worker stopped answering."""
+
+    attempt: int
+    host: str = ""
+    pid: int | None = None
+    log_path: str = ""
+
+
 class TaskRequest(BaseModel):
     """What an activity needs to run one task instance. No secrets: those resolve inside the activity."""
 
@@ -51,6 +60,10 @@ class TaskRequest(BaseModel):
     definition_name: str = ""
     run_times: int = 1
     is_sub_process: bool = False
+    # A lost worker (docs/reliability.md): attempts of this task before this schedule of it, and the
+    # attempt whose worker died, which this one re-attaches to instead of running the task again.
+    attempt_offset: int = 0
+    lost_attempt: LostAttempt | None = None
 
 
 class TaskResult(BaseModel):
