@@ -52,6 +52,7 @@ from temporalio.exceptions import ApplicationError
 from activities.logs import TaskLog, attempt_path, ensure_dir
 from core.contracts import TaskRequest, TaskResult
 
+WORKER_SHUTDOWN = "WorkerShutdown"  # what sdk-core reports for a shutdown, too: a lost worker, not a failure
 TASK_FAILED = "TaskFailed"  # ApplicationError.type of a task that ran and failed: retryable per RetryPolicy
 HEARTBEAT_INTERVAL = 5.0  # seconds; the SDK throttles further (0.8 x heartbeat_timeout)
 READ_CHUNK = 64 * 1024
@@ -436,6 +437,10 @@ async def watch_process(
             log.note(f"worker shutting down or attempt given up: pid {pid} keeps running; "
                      "the next attempt on this host re-attaches to it")
             log.result = "detached"
+            if (cancelled := activity.cancellation_details()) is not None and cancelled.worker_shutdown:
+                # Reported as a lost worker, with where the process is (workflows/ds_workflow.py).
+                raise ApplicationError(f"{label}: worker shutting down; pid {pid} left running on {host}",
+                                       details, type=WORKER_SHUTDOWN) from None
             raise
         await _kill_group(pgid, kill_grace_seconds, log)
         with contextlib.suppress(Exception):
