@@ -506,7 +506,7 @@ async def run_process(
             stale.unlink()
     try:
         supervisor = await asyncio.create_subprocess_exec(
-            sys.executable, SUPERVISOR, str(record), str(output), "--", *argv,
+            sys.executable, "-S", "-I", SUPERVISOR, str(record), str(output), "--", *argv,
             cwd=cwd, env=dict(env) if env is not None else None,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,

@@ -13,8 +13,8 @@ each line fsynced with its directory:
 * ``{"event": "exited", "exit_code", "time"}`` when it ends (negative: killed by that signal).
 
 Whoever comes next on this host (the worker, or the attempt that follows a lost worker) reads the
-record and the output instead of running the task again. Standard library and psutil only: it must
-start fast and never import Porpoise.
+record and the output instead of running the task again. Standard library only (run with
+``python -S -I``): it must start fast, stay small and never import Porpoise.
 """
 
 from __future__ import annotations
@@ -45,12 +45,16 @@ def append_record(path: str, event: dict[str, Any]) -> None:
 
 
 def _create_time(pid: int) -> float | None:
+    """psutil's ``Process.create_time()`` on Linux (boot time + start ticks), without importing it:
+    the supervisor runs with ``python -S`` to start fast and small."""
     try:
-        import psutil
-
-        return float(psutil.Process(pid).create_time())
-    except Exception:  # no psutil, or already reaped: the pid alone is recorded
-        return None
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK") + btime
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None  # not Linux, or already gone: the pid alone is recorded
 
 
 def main(argv: list[str]) -> int:
