@@ -534,11 +534,14 @@ class DsWorkflow:
                     break
                 except ActivityError as e:
                     if resumable and not self._must_die(code):
-                        lost = _lost_attempt(e, offset)
+                        lost = _lost_attempt(e, offset, request.lost_attempt)
                         if lost is not None:  # the worker died: same task, no DS retry used
-                            attempts_left -= lost.attempt - offset - 1  # real failures before it
-                            offset = lost.attempt
-                            queue = _heartbeat_field(e, "queue") or None
+                            if lost.attempt > offset:  # it heartbeat: Temporal retries before it were failures
+                                attempts_left -= lost.attempt - offset - 1
+                                offset = lost.attempt
+                                queue = _heartbeat_field(e, "queue") or None
+                            else:  # lost before its first heartbeat: it never got going, keep the old link
+                                offset += 1
                             request = request.model_copy(update={"attempt_offset": offset, "lost_attempt": lost})
                             workflow.logger.warning("task %s: worker lost during attempt %s on %s; resuming",
                                                     code, lost.attempt, lost.host)
@@ -886,14 +889,17 @@ def _timed_out(e: ActivityError, kind: TimeoutType) -> bool:
     return isinstance(e.cause, TimeoutError) and e.cause.type == kind
 
 
-def _lost_attempt(e: ActivityError, offset: int) -> LostAttempt | None:
+def _lost_attempt(e: ActivityError, offset: int, previous: LostAttempt | None) -> LostAttempt | None:
     """The attempt that ``e`` says lost its worker: a heartbeat timeout (the worker died or hung) or a
-    worker that shut down before the task ended. None for a failure of the task itself."""
+    worker that shut down before the task ended. None for a failure of the task itself. An attempt
+    lost before it ever heartbeat (e.g. handed to a worker that was dying) started nothing: the
+    attempt to re-attach to stays ``previous`` (or, with none, the first attempt of this schedule)."""
     cause = e.cause
     shutdown = isinstance(cause, ApplicationError) and cause.type == "WorkerShutdown"
     if not shutdown and not _timed_out(e, TimeoutType.HEARTBEAT):
         return None
     attempt = _heartbeat_field(e, "attempt")
-    return LostAttempt(attempt=int(attempt) if isinstance(attempt, int) and attempt > offset else offset + 1,
-                       host=str(_heartbeat_field(e, "host") or ""), pid=_heartbeat_field(e, "pid"),
+    if not isinstance(attempt, int) or attempt <= offset:
+        return previous or LostAttempt(attempt=offset + 1)
+    return LostAttempt(attempt=attempt, host=str(_heartbeat_field(e, "host") or ""), pid=_heartbeat_field(e, "pid"),
                        log_path=str(_heartbeat_field(e, "log_path") or ""))
