@@ -553,9 +553,12 @@ async def reattach(request: TaskRequest, log: TaskLog, *, kill_grace_seconds: fl
     rec = resolve_record(record_path(lost_log))
     where = f"attempt {lost.attempt} (host {lost.host or '?'}, pid {lost.pid or '?'})"
     if rec is None or (rec.started is None and rec.settled is None):
-        why = ("its process ran on another host" if lost.host and lost.host != host
-               else "no process record of it on this host")
-        log.note(f"worker lost during {where}: {why}; running the task again")
+        if lost.host and lost.host != host:
+            log.note(f"worker lost during {where}: its process ran on another host; running the task again")
+        elif not lost_log.exists():  # handed to a worker that died before it began: nothing ran
+            log.note(f"worker lost during {where}, before that attempt started anything: running the task now")
+        else:
+            log.note(f"worker lost during {where}: no process record of it on this host; running the task again")
         return None
     # Mark this attempt as attached before anything else: if this worker dies too, the next one
     # follows the link to the same process.

@@ -75,7 +75,10 @@ class ChaosStack:
                         PORPOISE_TEMPORAL_ADDRESS=self.settings.temporal_address,
                         PORPOISE_TASK_QUEUE=self.settings.task_queue,
                         PORPOISE_DATABASE_URL=self.settings.database_url,
-                        PORPOISE_TEMPORAL_RETRY_SECONDS="300")
+                        PORPOISE_TEMPORAL_RETRY_SECONDS="300",
+                        # Lifecycle events are not under test here (the Pulsar chaos test is), and their
+                        # SQLite outbox costs CPU a loaded machine does not have.
+                        PORPOISE_EVENTS_ENABLED="false")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.server: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
