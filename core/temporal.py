@@ -1,12 +1,20 @@
 """Connecting to Temporal the one way every Porpoise process does (pydantic payloads).
 
-A Temporal restart must be invisible to runs (docs/reliability.md). Every call a client or worker
-makes, activity completions and heartbeats included, goes through sdk-core's retrying client, which
-gives up after ``RetryConfig.max_elapsed_time_millis`` (10 s by default) and then *drops* an activity
-completion ("Network error while completing activity"). So workers retry for
-``temporal_retry_seconds`` (minutes) with no cap on the number of retries, and wait that long for the
-first connection too. Task polls are retried forever by sdk-core whatever this says. The API connects
-lazily with a short window and answers 503 with Retry-After while Temporal is away (api/problems.py).
+A Temporal restart must be invisible to runs (docs/reliability.md). What rides it out:
+
+* Client calls (start, signal, query, result, the worker's DEPENDENT and sub-process look-ups) retry
+  for ``temporal_retry_seconds`` (minutes) with no cap on the number of retries, and a worker or CLI
+  waits that long for its first connection too.
+* Task polls are retried forever by sdk-core, whatever this says.
+* A worker's own calls (activity completions, heartbeats, workflow-task completions) are NOT
+  configurable: sdk-core's ``init_worker`` overwrites the connection's retry options with its
+  default (10 retries within 10 s) and then drops the call ("Network error while completing
+  activity"). A dropped workflow-task completion is retried by the server after the task timeout. A
+  dropped activity completion leaves the attempt "started" until its heartbeat timeout; the workflow
+  then re-schedules it as a lost worker, and the next attempt takes the result from the durable
+  process record (activities/process.py) instead of running the task again.
+* The API connects lazily with a short window and answers 503 with Retry-After while Temporal is
+  away (api/problems.py).
 """
 
 from __future__ import annotations
