@@ -36,6 +36,7 @@ class LostAttempt(BaseModel):
     host: str = ""
     pid: int | None = None
     log_path: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)  # the whole last heartbeat (e.g. a DataX k8s_job)
 
 
 class TaskRequest(BaseModel):

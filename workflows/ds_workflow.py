@@ -901,5 +901,6 @@ def _lost_attempt(e: ActivityError, offset: int, previous: LostAttempt | None) -
     attempt = _heartbeat_field(e, "attempt")
     if not isinstance(attempt, int) or attempt <= offset:
         return previous or LostAttempt(attempt=offset + 1)
+    last = {k: _heartbeat_field(e, k) for k in ("k8s_job",) if _heartbeat_field(e, k) is not None}
     return LostAttempt(attempt=attempt, host=str(_heartbeat_field(e, "host") or ""), pid=_heartbeat_field(e, "pid"),
-                       log_path=str(_heartbeat_field(e, "log_path") or ""))
+                       log_path=str(_heartbeat_field(e, "log_path") or ""), details=last)
