@@ -542,10 +542,10 @@ async def run_process(
 
 
 async def reattach(request: TaskRequest, log: TaskLog, *, kill_grace_seconds: float,
-                   label: str) -> ProcessOutcome | None:
+                   label: str) -> tuple[ProcessOutcome | None, str]:
     """The attempt after a lost worker: take over the lost attempt's process instead of running the
-    task again. Returns None when there is nothing to take over on this host (the log says why), so
-    the caller runs the task afresh."""
+    task again. Returns no outcome when there is nothing to take over on this host (the log says why),
+    so the caller runs the task afresh; and, either way, what happened in a few words for the node."""
     lost = request.lost_attempt
     assert lost is not None
     host = socket.gethostname()
@@ -554,12 +554,13 @@ async def reattach(request: TaskRequest, log: TaskLog, *, kill_grace_seconds: fl
     where = f"attempt {lost.attempt} (host {lost.host or '?'}, pid {lost.pid or '?'})"
     if rec is None or (rec.started is None and rec.settled is None):
         if lost.host and lost.host != host:
-            log.note(f"worker lost during {where}: its process ran on another host; running the task again")
+            note = f"worker lost during {where}: its process ran on another host; running the task again"
         elif not lost_log.exists():  # handed to a worker that died before it began: nothing ran
-            log.note(f"worker lost during {where}, before that attempt started anything: running the task now")
+            note = f"worker lost during {where}, before that attempt started anything: running the task now"
         else:
-            log.note(f"worker lost during {where}: no process record of it on this host; running the task again")
-        return None
+            note = f"worker lost during {where}: no process record of it on this host; running the task again"
+        log.note(note)
+        return None, note
     # Mark this attempt as attached before anything else: if this worker dies too, the next one
     # follows the link to the same process.
     append_event(record_path(log.path), {"event": "attached", "record": str(rec.path)})
@@ -568,20 +569,22 @@ async def reattach(request: TaskRequest, log: TaskLog, *, kill_grace_seconds: fl
     activity.heartbeat(details)
     if rec.settled is not None:
         code = rec.settled.get("exit_code")
-        log.note(f"worker lost during {where}: its process had already ended with exit code {code} "
-                 f"and its output is in {lost_log.name}; not run again")
+        note = (f"worker lost during {where}: its process had already ended with exit code {code} "
+                f"and its output is in {lost_log.name}; not run again")
+        log.note(note)
         if code is None:
-            return None  # it never started: nothing ran, so running it now is its first run
+            return None, note  # it never started: nothing ran, so running it now is its first run
         log.result = str(code)
         if int(code) != 0:
             raise task_failed(label, int(code), log.path, host, pid)
-        return ProcessOutcome(pid=pid or 0, exit_code=0, set_values=dict(rec.settled.get("set_values") or {}))
+        return ProcessOutcome(pid=pid or 0, exit_code=0, set_values=dict(rec.settled.get("set_values") or {})), note
     state = f"ended with exit code {rec.exit_code}" if rec.exited else "still running"
-    log.note(f"worker lost during {where}: re-attached to pid {pid} ({state}); its output follows")
+    note = f"worker lost during {where}: re-attached to pid {pid} ({state}); not run again"
+    log.note(f"{note}; its output follows")
     log.flush()
     source = output_path(Path(str(rec.path)).with_suffix(".log"))
     return await watch_process(rec, log=log, output=source, kill_grace_seconds=kill_grace_seconds,
-                               label=label, details=details)
+                               label=label, details=details), note
 
 
 def ds_substitute(text: str, params: Mapping[str, str], timezone: str = "UTC") -> str:
@@ -630,9 +633,10 @@ async def run_script_task(
             activity.heartbeat(heartbeat_details(request, log.path, None))
             return TaskResult(attempt=attempt, host=host, log_path=str(log.path))
 
-        outcome = None
+        outcome, recovery = None, None
         if request.lost_attempt is not None:  # the worker of the previous attempt died
-            outcome = await reattach(request, log, kill_grace_seconds=request.kill_grace_seconds, label=label)
+            outcome, recovery = await reattach(request, log, kill_grace_seconds=request.kill_grace_seconds,
+                                               label=label)
         if outcome is None:
             workdir = ensure_dir(attempt_path(request.log_dir, request.task_code, attempt, ".work"))
             # The execute path is only known here, per attempt (reference §6.3 system.task.execute.path).
@@ -656,4 +660,5 @@ async def run_script_task(
             log_path=str(log.path),
             exit_code=outcome.exit_code,
             var_pool=export_out_params(request.out_params, outcome.set_values),
+            recovery=recovery,
         )

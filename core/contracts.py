@@ -77,6 +77,7 @@ class TaskResult(BaseModel):
     exit_code: int | None = None
     var_pool: list[Property] = Field(default_factory=list)  # exported OUT params
     stats: dict[str, Any] | None = None  # DATAX: records, bytes, failures, duration (activities/datax/stats.py)
+    recovery: str | None = None  # after a lost worker: re-attached, took the recorded exit, or ran again
 
 
 class NodeStatus(BaseModel):
@@ -94,6 +95,7 @@ class NodeStatus(BaseModel):
     pid: int | None = None
     log_path: str | None = None
     error: str | None = None
+    recovery: str | None = None  # how the task came through a lost worker (docs/reliability.md)
     timeout_warned: bool = False
     var_pool: list[Property] = Field(default_factory=list)
     sub_instance_id: str | None = None  # SUB_PROCESS: the child workflow instance

@@ -558,8 +558,9 @@ class DsWorkflow:
         # transitively along paths as in 3.2 (§6.4); its own outputs win.
         now = workflow.now()
         pool = _merge_props(ds_params.merge_var_pool(dag.upstream_var_pool(code)), result.var_pool)
+        recovered = {"recovery": result.recovery} if result.recovery else {}
         dag.finish(code, TaskState.SUCCESS, now, attempts=result.attempt, host=result.host,
-                   pid=result.pid, log_path=result.log_path, var_pool=pool)
+                   pid=result.pid, log_path=result.log_path, var_pool=pool, **recovered)
 
     def _activity_failed(self, code: int, task: TaskDefinition, e: ActivityError, *, offset: int = 0,
                          attempts_left: int | None = None) -> None:

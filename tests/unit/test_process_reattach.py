@@ -85,6 +85,7 @@ async def test_process_outlives_its_worker_and_the_next_attempt_reattaches(tmp_p
     result = await asyncio.wait_for(next_attempt(tmp_path, script, lost), 20)
     assert result.attempt == 2 and result.pid == lost["pid"] and result.exit_code == 0
     assert [(p.prop, p.value) for p in result.var_pool] == [("x", "42")]
+    assert result.recovery is not None and "re-attached" in result.recovery  # the node says so too
     assert marks.read_text().splitlines() == ["begin", "end"]  # ran once, to the end
     log2 = (tmp_path / "logs" / f"{CODE}.2.log").read_text()
     assert f"re-attached to pid {lost['pid']}" in log2
@@ -115,6 +116,7 @@ async def test_nothing_recorded_on_this_host_runs_again_and_says_so(tmp_path: Pa
     lost = {"host": "other-host", "pid": 1234, "log_path": "/elsewhere/77.1.log"}
     result = await next_attempt(tmp_path, script, lost)
     assert result.exit_code == 0 and marks.read_text() == "run\n"
+    assert result.recovery is not None and "running the task again" in result.recovery
     log2 = (tmp_path / "logs" / f"{CODE}.2.log").read_text()
     assert "its process ran on another host; running the task again" in log2
     assert socket.gethostname() in log2
