@@ -57,6 +57,7 @@ TASK_FAILED = "TaskFailed"  # ApplicationError.type of a task that ran and faile
 HEARTBEAT_INTERVAL = 5.0  # seconds; the SDK throttles further (0.8 x heartbeat_timeout)
 READ_CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024  # a longer line is logged in pieces rather than held in memory
+FREE_BYTES = 8 * 1024 * 1024  # raw output consumed past this is punched out of the .out file
 FOLLOW_SECONDS = 0.25  # how often a running task's output file and record are read
 SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 KILL_CONFIRM_SECONDS = 10.0  # after SIGKILL, how long to wait for the kernel to tear the group down
@@ -93,6 +94,11 @@ class SetValueCollector:
             return
         self._parse(line)
         self._start_pending(line)
+
+    @property
+    def pending(self) -> bool:
+        """An expression is open (its lines are held until its ``)}``)."""
+        return bool(self._pending)
 
     def close(self) -> None:
         """End of output: an expression still open is dropped (DS finds no ``)}`` either)."""
@@ -143,6 +149,7 @@ class ProcessRecord:
     exit_code: int | None = None
     exited: bool = False
     settled: dict[str, Any] | None = None  # the worker's final word: exit code and setValue pairs
+    progress: dict[str, Any] | None = None  # output consumed (and freed on disk) so far: offset, setValues
     attached_to: str | None = None  # a re-attaching attempt points at the attempt that ran the process
 
     @property
@@ -171,6 +178,8 @@ def read_record(path: Path) -> ProcessRecord | None:
             rec.exited, rec.exit_code = True, int(event["exit_code"])
         elif kind == "settled":
             rec.settled = event
+        elif kind == "progress":
+            rec.progress = event
         elif kind == "attached":
             rec.attached_to = str(event["record"])
     return rec
@@ -263,14 +272,43 @@ async def _kill_group(pgid: int, grace: float, log: TaskLog) -> None:
     log.result = "killed"
 
 
+def punch_hole(fd: int, start: int, end: int) -> None:
+    """Free the disk blocks of ``[start, end)`` of a file, keeping its size (Linux fallocate
+    PUNCH_HOLE | KEEP_SIZE). A file system without it keeps the bytes: nothing breaks."""
+    if end <= start:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    libc.fallocate(fd, 0x02 | 0x01, start, end - start)
+
+
 class OutputFollower:
     """Copy a growing output file to the log line by line; hand each line to the setValue collector."""
 
-    def __init__(self, path: Path, log: TaskLog, collector: SetValueCollector) -> None:
-        self.path, self.log, self.collector = path, log, collector
-        self._pos = 0
+    def __init__(self, path: Path, log: TaskLog, collector: SetValueCollector, record: Path | None = None,
+                 start: int = 0) -> None:
+        self.path, self.log, self.collector, self.record = path, log, collector, record
+        self._pos = start
+        self._freed = start
         self._partial = b""
         self._log_ok = True
+
+    def _free_consumed(self) -> None:
+        """Keep the raw output file small on disk: once the log holds ``FREE_BYTES`` more of it, punch
+        the consumed part out (the log's cap then bounds the disk a chatty task uses, DS #13045) and
+        record how far, with the setValues seen so far, for an attempt that re-attaches later."""
+        consumed = self._pos - len(self._partial)
+        if self.record is None or consumed - self._freed < FREE_BYTES or self.collector.pending:
+            return
+        append_event(self.record, {"event": "progress", "offset": consumed, "set_values": self.collector.values})
+        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)  # fallocate needs a descriptor open for writing
+        try:
+            punch_hole(fd, self._freed - self._freed % 4096, consumed - consumed % 4096)
+        finally:
+            os.close(fd)
+        self._freed = consumed
 
     def _emit(self, line: bytes) -> None:
         if self._log_ok:
@@ -297,6 +335,8 @@ class OutputFollower:
                 if len(self._partial) >= MAX_LINE:
                     self._emit(self._partial)
                     self._partial = b""
+            with contextlib.suppress(OSError):
+                self._free_consumed()
         if self._log_ok:
             with contextlib.suppress(OSError):
                 self.log.flush()
@@ -428,7 +468,12 @@ async def watch_process(
     pid = int(rec.started["pid"])
     host = socket.gethostname()
     collector = SetValueCollector()
-    follower = OutputFollower(output, log, collector)
+    start = 0
+    if rec.progress:  # a lost worker had consumed (and freed) the output up to here
+        start = int(rec.progress.get("offset") or 0)
+        collector.values.update(rec.progress.get("set_values") or {})
+        log.note(f"output before byte {start} is in the lost attempt's log")
+    follower = OutputFollower(output, log, collector, rec.path, start)
     beat = asyncio.create_task(heartbeat_every(heartbeat_interval(), details))
     try:
         final = await _follow(rec, follower, supervisor)

@@ -137,3 +137,29 @@ async def test_a_stop_still_kills_the_group(tmp_path: Path, groups: list[int]) -
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     rec = read_record(tmp_path / "logs" / f"{CODE}.1.proc")
     assert rec is not None and rec.exit_code == -signal.SIGTERM
+
+
+async def test_raw_output_is_freed_on_disk_as_the_log_takes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             groups: list[int]) -> None:
+    monkeypatch.setattr("activities.process.FREE_BYTES", 64 * 1024)
+    script = ("echo '${setValue(x=early)}'\n"
+              "head -c 2000000 /dev/zero | tr '\\0' 'y' | fold -w 100\n"
+              "sleep 3\n")
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *d: beats.append(d[0])
+    task = asyncio.create_task(env.run(run_shell, request(tmp_path, script)))
+    out = tmp_path / "logs" / f"{CODE}.1.out"
+    deadline = time.monotonic() + 20
+    while not (out.exists() and out.stat().st_size >= 2_000_000):
+        assert time.monotonic() < deadline, "the output never arrived"
+        await asyncio.sleep(0.1)
+    groups.append(beats[0]["pid"])
+    await asyncio.sleep(1.0)  # a few follow rounds
+    record_text = (tmp_path / "logs" / f"{CODE}.1.proc").read_text()
+    assert out.stat().st_blocks * 512 < 1_000_000, record_text  # most of the 2 MB already freed
+    rec = read_record(tmp_path / "logs" / f"{CODE}.1.proc")
+    assert rec is not None and rec.progress is not None and rec.progress["set_values"] == {"x": "early"}
+    result: TaskResult = await asyncio.wait_for(task, 20)
+    assert [(p.prop, p.value) for p in result.var_pool] == [("x", "early")]
+    assert (tmp_path / "logs" / f"{CODE}.1.log").read_text().count("y" * 100) == 20000
