@@ -600,10 +600,10 @@ async def reattach(request: TaskRequest, log: TaskLog, *, kill_grace_seconds: fl
     if rec is None or (rec.started is None and rec.settled is None):
         if lost.host and lost.host != host:
             note = f"worker lost during {where}: its process ran on another host; running the task again"
-        elif not lost_log.exists():  # handed to a worker that died before it began: nothing ran
-            note = f"worker lost during {where}, before that attempt started anything: running the task now"
         else:
-            note = f"worker lost during {where}: no process record of it on this host; running the task again"
+            # The supervisor records the process within milliseconds of starting it, even with its
+            # worker dead, and this attempt comes 30 s later: no record means it was never started.
+            note = f"worker lost during {where}, before that attempt started its process: running the task now"
         log.note(note)
         return None, note
     # Mark this attempt as attached before anything else: if this worker dies too, the next one

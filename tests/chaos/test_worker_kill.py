@@ -52,7 +52,7 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     reattached = sum("re-attached to pid" in p.read_text(errors="replace") for p in logs)
     ended_meanwhile = sum("had already ended with exit code" in p.read_text(errors="replace") for p in logs)
     rerun = sum("running the task again" in p.read_text(errors="replace") for p in logs)
-    never_started = sum("before that attempt started anything" in p.read_text(errors="replace") for p in logs)
+    never_started = sum("before that attempt started its process" in p.read_text(errors="replace") for p in logs)
     figures = {"runs": RUNS, "tasks": total, "running_at_kill": running,
                "success": sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS"),
                "tasks_finished": sum(lines.values()), "tasks_finished_twice": len(twice),
