@@ -40,16 +40,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.datasources import (
-    EXECUTABLE,
-    MYSQL_LIKE,
-    ConnectionInfo,
-    DatasourceNotFound,
-    DatasourceStore,
-    SecretKeyError,
-    create_engine_for,
-    resolve_datasource,
-)
+from activities.datasources import create_engine_for, resolve_datasource
 from activities.logs import TaskLog
 from activities.process import TASK_FAILED, heartbeat_details, heartbeat_every, heartbeat_interval, task_attempt
 from core.contracts import TaskRequest, TaskResult
@@ -68,6 +59,14 @@ from model.sql import (
     update_count_out,
 )
 from model.timeexpr import replace_time_placeholders
+from storage.datasources import (
+    EXECUTABLE,
+    MYSQL_LIKE,
+    ConnectionInfo,
+    DatasourceNotFound,
+    DatasourceStore,
+    SecretKeyError,
+)
 
 INVALID = "InvalidTaskParams"  # not retried (the workflow's RetryPolicy lists it as non-retryable)
 SESSION_LOST = "SqlSessionLost"  # a write whose worker died: not retried (docs/compatibility.md)
@@ -598,7 +597,7 @@ def _clip(text: str, limit: int = 200) -> str:
 def sql_activities(settings: Any) -> list[Callable[..., Any]]:
     """The SQL activity for a worker: registry from settings, threads = the worker's activity slots.
 
-    Raises :class:`~activities.datasources.SecretKeyError` when no key is configured outside dev
+    Raises :class:`~storage.crypto.SecretKeyError` when no key is configured outside dev
     mode, which stops the worker from starting.
     """
     task = SqlTask(DatasourceStore.from_settings(settings), threads=settings.max_concurrent_activities)

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.settings import Settings, get_settings
+from services.context import Services
 
-from . import problems
-from .deps import AppState
+from . import docs, problems
 from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
 
 
@@ -20,11 +20,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        app.state.porpoise.store.dispose()
+        app.state.porpoise.dispose()
 
-    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="DolphinScheduler workflow definitions, run durably on Temporal.")
-    app.state.porpoise = AppState(settings)
+    docs.install(app)  # Swagger UI and ReDoc from local assets; / redirects to /docs
+    app.state.porpoise = Services(settings, interactive=True)  # 503 + Retry-After while Temporal is away
     problems.install(app)
     app.include_router(definitions.router)
     app.include_router(runs.router)

@@ -10,9 +10,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from model.problems import DefinitionError, Problem, pointer
 
 MEDIA_TYPE = "application/problem+json"
+# Each domain refusal's HTTP status, in one place (services never speak HTTP).
+STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Invalid, 422),
+                                                     (Unavailable, 503))
 RETRY_AFTER_SECONDS = "5"  # while Temporal is unreachable: a restart takes a few seconds
 
 
@@ -48,6 +52,14 @@ def install(app: FastAPI) -> None:
                                 "Payload too large" if too_large else "Invalid workflow definition",
                                 f"{len(exc.problems)} problem(s) found", exc.problems, request.url.path)
 
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+        response = problem_response(status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
@@ -72,12 +84,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RuntimeError)
     async def _unreachable(request: Request, exc: RuntimeError) -> JSONResponse:
-        # The API's lazy Temporal client raises this while nothing listens (core/temporal.py).
+        # The API's lazy Temporal client raises this while nothing listens (core/temporal.py): the same
+        # refusal as any other Unavailable.
         if not str(exc).startswith("Failed client connect"):
             raise exc
-        response = problem_response(503, "Temporal is unavailable", str(exc), instance=request.url.path)
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
+        return await _domain(request, Unavailable(str(exc), title="Temporal is unavailable"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -22,7 +22,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.events.interceptor import EventsInterceptor
-from activities.events.outbox import Outbox
 from activities.events.relay import EventActivities, OutboxRelay
 from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
 from activities.log_budget import run_log_sweeper
@@ -30,6 +29,7 @@ from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect, host_task_queue
+from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
@@ -44,8 +44,8 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.python_task import run_python
     from activities.shell import run_shell
     from activities.sql_task import sql_activities
-    from activities.store import DefinitionStore
     from activities.switch import evaluate_switch
+    from storage.definitions import DefinitionStore
 
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)

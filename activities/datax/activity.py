@@ -21,19 +21,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.datasources import (
-    ConnectionInfo,
-    DatasourceNotFound,
-    DatasourceStore,
-    SecretKeyError,
-    create_engine_for,
-    resolve_datasource,
-)
+from activities.datasources import create_engine_for, resolve_datasource
 from activities.process import TASK_FAILED, heartbeat_details, task_attempt
 from activities.sql_task import INVALID
 from core.contracts import TaskRequest, TaskResult
 from core.settings import Settings
 from model.params import export_out_params
+from storage.datasources import ConnectionInfo, DatasourceNotFound, DatasourceStore, SecretKeyError
 
 from .builders import BuildError, PasswordFn
 from .job import BuiltJob, build_job

@@ -1,4 +1,5 @@
-"""The API contract: request and response bodies, with DS's camelCase field names."""
+"""The request and response bodies services take and give, with DS's camelCase field names (the API
+contract: the HTTP routes and the CLI use the same shapes)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,41 @@ class RunSummary(BaseModel):
     start_time: datetime | None = Field(serialization_alias="startTime")
     close_time: datetime | None = Field(serialization_alias="closeTime")
     temporal_ui_url: str = Field(serialization_alias="temporalUiUrl")
+
+
+# -- small responses (field names are the JSON names) ---------------------------------------------------------
+
+
+class RunOperation(BaseModel):
+    """The answer to stop and pause: the instance and the state the workflow reported."""
+
+    instanceId: str  # noqa: N815 - the JSON name
+    state: Any
+
+
+class ForcedSuccess(BaseModel):
+    instanceId: str  # noqa: N815
+    taskCode: int  # noqa: N815
+    state: str
+
+
+class ScheduleDeleted(BaseModel):
+    id: int
+    deleted: bool
+
+
+class ScheduleTriggered(BaseModel):
+    id: int
+    triggered: bool
+    runsUrl: str  # noqa: N815
+
+
+class SchedulePreview(BaseModel):
+    crontab: str
+    timezoneId: str  # noqa: N815
+    fireTimes: list[str]  # noqa: N815
+
+
+class ComplementStopped(BaseModel):
+    complementId: str  # noqa: N815
+    state: str
