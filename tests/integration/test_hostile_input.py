@@ -16,10 +16,10 @@ import pytest
 from cryptography.fernet import Fernet
 from starlette.concurrency import run_in_threadpool
 
-from storage.definitions import DefinitionStore
 from api.app import create_app
 from core.settings import Settings
 from model.formats import parse_document
+from storage.definitions import DefinitionStore
 from tests import dsbuild
 from tests.integration.helpers import start, submit, wait
 
