@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   dependencies=[Depends(int64_params)])
     app.add_middleware(BodyLimits, settings=settings)  # size and depth limits on every body
     docs.install(app)  # Swagger UI and ReDoc from local assets; / redirects to /docs
-    app.state.porpoise = Services(settings)
+    app.state.porpoise = Services(settings, interactive=True)  # 503 + Retry-After while Temporal is away
     problems.install(app)
     app.include_router(definitions.router)
     app.include_router(runs.router)

@@ -18,6 +18,7 @@ MEDIA_TYPE = "application/problem+json"
 # Each domain refusal's HTTP status, in one place (services never speak HTTP).
 STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Invalid, 422),
                                                      (Unavailable, 503))
+RETRY_AFTER_SECONDS = "5"  # while Temporal is unreachable: a restart takes a few seconds
 
 
 class ProblemError(Exception):
@@ -55,7 +56,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
-        return problem_response(status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
+        response = problem_response(status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -93,8 +97,19 @@ def install(app: FastAPI) -> None:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # e.g. a visibility query on a value out of range
             return problem_response(422, "Temporal refused the request", exc.message, instance=request.url.path)
         # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
-        return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
-                                instance=request.url.path)
+        response = problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
+                                    instance=request.url.path)
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    @app.exception_handler(RuntimeError)
+    async def _unreachable(request: Request, exc: RuntimeError) -> JSONResponse:
+        # The API's lazy Temporal client raises this while nothing listens (core/temporal.py): the same
+        # refusal as any other Unavailable.
+        if not str(exc).startswith("Failed client connect"):
+            raise exc
+        return await _domain(request, Unavailable(str(exc), title="Temporal is unavailable"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "porpoise"
+    # Temporal outages (docs/reliability.md): how long workers and the CLI keep retrying a Temporal call
+    # (and the first connection) before giving up; long enough to ride out a server restart. The API
+    # retries only briefly and answers 503 with Retry-After meanwhile.
+    temporal_retry_seconds: float = Field(default=600.0, gt=0)
+    api_temporal_retry_seconds: float = Field(default=5.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port

@@ -18,8 +18,11 @@ from .errors import Unavailable
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, interactive: bool = False) -> None:
+        """``interactive``: the API's client (lazy, short retry window, a 503 after it); otherwise a
+        worker's or CLI's, which waits ``temporal_retry_seconds`` for Temporal (core.temporal.connect)."""
         self.settings = settings
+        self.interactive = interactive
         self.store = DefinitionStore(settings.resolved_database_url)
         self.schedules = ScheduleStore(self.store.engine)
         self._client: Client | None = None
@@ -29,7 +32,7 @@ class Services:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await connect(self.settings)
+                    self._client = await connect(self.settings, interactive=self.interactive)
                 except Exception as e:  # the server being down is not the user's fault, nor a 500
                     raise Unavailable(f"cannot reach Temporal at {self.settings.temporal_address}: {e}",
                                       title="Temporal is unavailable") from e
