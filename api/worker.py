@@ -114,6 +114,10 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    if settings.temporal_register:  # a real server has only what was created on it (core/registration.py)
+        from core.registration import ensure_registered
+
+        await ensure_registered(client)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import TLSConfig
 
 from .contracts import InstanceStatus
 from .settings import Settings
@@ -15,7 +16,28 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        tls=tls_config(settings),
+        api_key=api_key(settings),
     )
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS towards an external Temporal: False (plaintext, the dev server), True (system roots), or
+    the CA / client certificate (mTLS) / server name the settings give."""
+    if not settings.temporal_uses_tls:
+        return False
+    if not (settings.temporal_tls_ca_file or settings.temporal_tls_cert_file or settings.temporal_tls_server_name):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=settings.temporal_tls_ca_file.read_bytes() if settings.temporal_tls_ca_file else None,
+        client_cert=settings.temporal_tls_cert_file.read_bytes() if settings.temporal_tls_cert_file else None,
+        client_private_key=settings.temporal_tls_key_file.read_bytes() if settings.temporal_tls_key_file else None,
+        domain=settings.temporal_tls_server_name or None,
+    )
+
+
+def api_key(settings: Settings) -> str | None:
+    return settings.temporal_api_key.get_secret_value() or None
 
 
 def ui_run_url(settings: Settings, workflow_id: str, run_id: str | None = None) -> str:

@@ -7,6 +7,7 @@ is Porpoise's own, and the API is the FastAPI app over real HTTP or ASGI.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -42,6 +43,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    # PORPOISE_TEST_TEMPORAL=server: a real Temporal already running (deploy/temporal/server.sh start
+    # prints its address into PORPOISE_TEST_TEMPORAL_ADDRESS), namespaces and search attributes registered.
+    if os.environ.get("PORPOISE_TEST_TEMPORAL", "dev") == "server":
+        address = os.environ["PORPOISE_TEST_TEMPORAL_ADDRESS"]
+        yield WorkflowEnvironment.from_client(
+            await Client.connect(address, data_converter=pydantic_data_converter))
+        return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
