@@ -7,6 +7,7 @@ runs N of these; they share the task queue and Temporal balances between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -15,6 +16,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -125,12 +127,23 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
     sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
+    health = (asyncio.create_task(_touch_while_running(settings.worker_health_file, stop))  # liveness probe
+              if settings.worker_health_file else None)
     async with worker:
         log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
         await stop.wait()
     if relay:
         await relay
     await sweeper
+    if health:
+        await health
+
+
+async def _touch_while_running(path: Path, stop: asyncio.Event, every: float = 5.0) -> None:
+    while not stop.is_set():
+        path.touch()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr = SecretStr("")
     # Register the namespace and search attributes at worker start (operator API; core/registration.py).
     temporal_register: bool = True
+    # A file the worker touches every few seconds while its event loop runs: a liveness probe's signal.
+    worker_health_file: Path | None = None
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "porpoise"
