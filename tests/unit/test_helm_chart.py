@@ -91,11 +91,6 @@ def check(data: Any, type_name: str, path: str, errors: list[str]) -> None:
         check(value, model.openapi_types[by_json[key]], f"{path}.{key}", errors)
 
 
-class _Response:
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.data = json.dumps(doc)
-
-
 def model_name(doc: dict[str, Any]) -> str:
     version = doc["apiVersion"].split("/")[-1]
     return f"{version[0].upper()}{version[1:]}{doc['kind']}"
@@ -109,8 +104,8 @@ def validate(doc: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     check(doc, name, where, errors)
     try:  # required fields: the client's models refuse None for them
-        k8s.ApiClient().deserialize(_Response(doc), name)
-    except ValueError as e:
+        k8s.ApiClient().deserialize(json.dumps(doc), name, "application/json")
+    except ValueError as e:  # pydantic's ValidationError is one
         errors.append(f"{where}: {e}")
     return errors
 
