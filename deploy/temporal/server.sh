@@ -95,15 +95,18 @@ cmd_build() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A free port not handed out yet in this run (the server binds them all only once it starts).
+# A free port not handed out yet in this run (the server binds them all only once it starts), into
+# the variable named $1. Below 32768: the server stores membership ports in a PostgreSQL smallint.
 _TAKEN=" "
-free_port() {
+next_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     case "$_TAKEN" in *" $p "*) continue ;; esac
-    port_busy "$p" || { _TAKEN="$_TAKEN$p "; echo "$p"; return; }
+    port_busy "$p" || break
   done
+  _TAKEN="$_TAKEN$p "
+  printf -v "$1" '%s' "$p"
 }
 
 venv_tool() {  # the project's venv first (CI: <clone>/.venv), then the shared one, then PATH
@@ -138,7 +141,8 @@ ensure_schema() {  # db schema-name
 }
 
 write_config() {  # frontend-port
-  local fe=$1
+  local fe=$1 metrics fe_m fe_http hi hi_m ma ma_m wo wo_m
+  for v in metrics fe_m fe_http hi hi_m ma ma_m wo wo_m; do next_port "$v"; done
   cat >"$DATA/config.yaml" <<YAML
 # Written by deploy/temporal/server.sh; rewritten on every start.
 log:
@@ -179,16 +183,16 @@ global:
     prometheus:
       framework: tally
       timerType: histogram
-      listenAddress: "127.0.0.1:$(free_port)"
+      listenAddress: "127.0.0.1:$metrics"
 services:
   frontend:
-    rpc: {grpcPort: $fe, membershipPort: $(free_port), httpPort: $(free_port), bindOnIP: 127.0.0.1}
+    rpc: {grpcPort: $fe, membershipPort: $fe_m, httpPort: $fe_http, bindOnIP: 127.0.0.1}
   history:
-    rpc: {grpcPort: $(free_port), membershipPort: $(free_port), bindOnIP: 127.0.0.1}
+    rpc: {grpcPort: $hi, membershipPort: $hi_m, bindOnIP: 127.0.0.1}
   matching:
-    rpc: {grpcPort: $(free_port), membershipPort: $(free_port), bindOnIP: 127.0.0.1}
+    rpc: {grpcPort: $ma, membershipPort: $ma_m, bindOnIP: 127.0.0.1}
   worker:
-    rpc: {grpcPort: $(free_port), membershipPort: $(free_port), bindOnIP: 127.0.0.1}
+    rpc: {grpcPort: $wo, membershipPort: $wo_m, bindOnIP: 127.0.0.1}
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
@@ -291,8 +295,13 @@ cmd_start() {
   mkdir -p "$DATA/logs"
   ensure_schema "$DB" postgresql/v12/temporal
   ensure_schema "$VIS_DB" postgresql/v12/visibility
-  fe=${TEMPORAL_FRONTEND_PORT:-$(free_port)}
-  port_busy "$fe" && die "frontend port $fe is taken"
+  if [ -n "${TEMPORAL_FRONTEND_PORT:-}" ]; then
+    fe=$TEMPORAL_FRONTEND_PORT
+    port_busy "$fe" && die "frontend port $fe is taken"
+    _TAKEN="$_TAKEN$fe "
+  else
+    next_port fe
+  fi
   write_config "$fe"
   addr="127.0.0.1:$fe"
   # setsid: the server gets its own session, so the caller's Ctrl-C or end does not reach it; stop does.
