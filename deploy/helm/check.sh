@@ -7,13 +7,15 @@
 #   check.sh          build, lint and render (exit 1 on any lint error)
 #
 # Environment: HELM_VERSION (default v3.21.4, the newest v3 that builds with Go 1.26.8 here),
-# PORPOISE_HELM_CACHE (default ~/.cache/porpoise).
+# PORPOISE_HELM_CACHE (default ~/.cache/porpoise), PORPOISE_KUBE_VERSION (default 1.31.0).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VERSION=${HELM_VERSION:-v3.21.4}
 BIN="${PORPOISE_HELM_CACHE:-$HOME/.cache/porpoise}/helm-$VERSION/bin"
 HELM="$BIN/helm"
 CHART="$HERE/porpoise"
+# A `go install`ed helm assumes Kubernetes 1.20 (release builds set it by ldflags): name a supported one.
+KUBE=${PORPOISE_KUBE_VERSION:-1.31.0}
 
 log() { echo "helm-check: $*" >&2; }
 
@@ -37,8 +39,8 @@ OUT=${PORPOISE_HELM_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/porpoise-helm.XXXXXX")}
 mkdir -p "$OUT"
 for values in "$CHART"/ci/*.yaml; do
   name=$(basename "$values" .yaml)
-  "$HELM" lint --strict "$CHART" -f "$values" >&2
-  "$HELM" template porpoise "$CHART" --namespace porpoise -f "$values" >"$OUT/$name.yaml"
+  "$HELM" lint --strict --kube-version "$KUBE" "$CHART" -f "$values" >&2
+  "$HELM" template porpoise "$CHART" --namespace porpoise --kube-version "$KUBE" -f "$values" >"$OUT/$name.yaml"
   log "$name: $(grep -c '^kind:' "$OUT/$name.yaml") objects -> $OUT/$name.yaml"
 done
 echo "$OUT"
