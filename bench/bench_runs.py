@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -60,9 +62,24 @@ def machine_busy_seconds() -> float:
     return sum(getattr(t, f) for f in t._fields if f not in not_busy)
 
 
+def temporal_postgres_cpu() -> float:
+    """CPU of the PostgreSQL backends serving the temporal and temporal_visibility databases (their
+    process titles read "postgres: USER temporal ..."; the server keeps its connections open)."""
+    total = 0.0
+    for p in psutil.process_iter(["cmdline"]):
+        title = " ".join(p.info["cmdline"] or [])
+        if title.startswith("postgres: ") and re.search(r"^postgres: \S+ temporal(_visibility)? ", title):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
 def cpu_now(stack: Stack) -> dict[str, float]:
     cpu = {k: stack.cpu_seconds(k) for k in ("server", "worker", "api")}
     cpu["worker_tasks"] = stack.cpu_seconds("worker", reaped_children=True)
+    if stack.temporal_address:  # a real server: its PostgreSQL work is part of its cost
+        cpu["server_postgres"] = temporal_postgres_cpu()
     own = psutil.Process().cpu_times()
     cpu["bench_client"] = own.user + own.system
     cpu["machine"] = machine_busy_seconds()
