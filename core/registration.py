@@ -19,7 +19,11 @@ from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    DeleteNamespaceRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
@@ -122,3 +126,8 @@ async def ensure_registered(client: Client, namespace: str | None = None, *,
             if e.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def remove_namespace(client: Client, namespace: str | None = None) -> None:
+    """Delete a namespace and, in the background on the server, its workflows (test sessions)."""
+    await client.operator_service.delete_namespace(DeleteNamespaceRequest(namespace=namespace or client.namespace))

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
-from core.registration import RegistrationError, ensure_namespace, ensure_registered
+from core.registration import RegistrationError, ensure_namespace, ensure_registered, remove_namespace
 
 
 async def _custom(client: Client, namespace: str) -> dict[str, int]:
@@ -25,14 +25,17 @@ async def _custom(client: Client, namespace: str) -> dict[str, int]:
 
 async def test_a_fresh_namespace_is_created_with_every_attribute_once(client: Client) -> None:
     ns = f"porpoise-reg-{uuid.uuid4().hex[:8]}"
-    first = await ensure_registered(client, ns, timeout=60)
-    assert first.namespace_created
-    assert sorted(first.attributes_added) == sorted(k.name for k in sa.ALL)
-    have = await _custom(client, ns)
-    assert {k.name for k in sa.ALL} <= have.keys()
-    assert have["DsProjectCode"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
-    again = await ensure_registered(client, ns)  # idempotent: a second worker starting
-    assert not again.namespace_created and again.attributes_added == []
+    try:
+        first = await ensure_registered(client, ns, timeout=60)
+        assert first.namespace_created
+        assert sorted(first.attributes_added) == sorted(k.name for k in sa.ALL)
+        have = await _custom(client, ns)
+        assert {k.name for k in sa.ALL} <= have.keys()
+        assert have["DsProjectCode"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
+        again = await ensure_registered(client, ns)  # idempotent: a second worker starting
+        assert not again.namespace_created and again.attributes_added == []
+    finally:
+        await remove_namespace(client, ns)
 
 
 async def test_an_attribute_of_the_wrong_type_is_refused_with_its_name(client: Client) -> None:
@@ -50,5 +53,8 @@ async def test_an_attribute_of_the_wrong_type_is_refused_with_its_name(client: C
             if e.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
-    with pytest.raises(RegistrationError, match="DsState is INDEXED_VALUE_TYPE_INT, Porpoise needs KEYWORD"):
-        await ensure_registered(client, ns)
+    try:
+        with pytest.raises(RegistrationError, match="DsState is INDEXED_VALUE_TYPE_INT, Porpoise needs KEYWORD"):
+            await ensure_registered(client, ns)
+    finally:
+        await remove_namespace(client, ns)
