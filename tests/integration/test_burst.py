@@ -25,8 +25,11 @@ DEADLINE = 600.0  # seconds for the whole burst; the dev server needs ~30 s for 
 
 
 async def test_a_burst_of_runs_all_succeed_once(api: httpx.AsyncClient, client: Client) -> None:
-    # a -> (b, c): a fan-out, so each run schedules parallel tasks as DS DAGs do.
-    tasks = [dsbuild.task("a", "echo $RANDOM"), dsbuild.task("b"), dsbuild.task("c")]
+    # a -> (b, c): a fan-out, so each run schedules parallel tasks as DS DAGs do. One DS retry per task,
+    # as a real nightly definition has: on a starved shared machine a task's heartbeat can miss its
+    # 30 s timeout (seen here at load 16 on 2 cores); the burst checks that no run is lost or doubled.
+    retry = {"failRetryTimes": 1, "failRetryInterval": 1}
+    tasks = [dsbuild.task("a", "echo $RANDOM", **retry), dsbuild.task("b", **retry), dsbuild.task("c", **retry)]
     saved = await submit(api, dsbuild.export("burst", tasks, [(None, "a"), ("a", "b"), ("a", "c")]))
     code = saved["code"]
     sem = asyncio.Semaphore(50)
@@ -55,11 +58,13 @@ async def test_a_burst_of_runs_all_succeed_once(api: httpx.AsyncClient, client: 
     assert done == RUNS
     closed = (await client.count_workflows(f"DsDefinitionCode = {code} AND ExecutionStatus = 'Completed'")).count
     assert closed == RUNS  # no run started twice, none lost
-    # Each run ran each task once: spot-check a sample through the API.
+    # Each run ran each task to success: spot-check a sample through the API.
+    retried = 0
     for instance_id in ids[:: max(1, RUNS // 10)]:
         status = (await api.get(f"/runs/{instance_id}")).json()
         assert status["state"] == "SUCCESS"
         assert sorted(n["name"] for n in status["nodes"]) == ["a", "b", "c"]
         assert all(n["state"] == "SUCCESS" for n in status["nodes"])
+        retried += sum(n.get("attempts", 1) > 1 for n in status["nodes"])
     print(f"\nburst: {RUNS} runs on {os.environ.get('PORPOISE_TEST_TEMPORAL', 'dev')} drained in {drained:.1f} s "
-          f"({RUNS / drained:.1f} runs/s)")
+          f"({RUNS / drained:.1f} runs/s); tasks retried in the sample: {retried}")
