@@ -13,4 +13,14 @@ PULSAR_URL=$(bash deploy/pulsar/pulsar.sh start)
 export PORPOISE_TEST_PULSAR_URL="${PORPOISE_TEST_PULSAR_URL:-$PULSAR_URL}" PORPOISE_REQUIRE_PULSAR=1
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The whole suite has a budget (PORPOISE_TEST_BUDGET seconds, default 90 min): past it, pytest gets
+# SIGTERM (tests/conftest.py turns it into an interrupt: fixtures torn down, summary printed), and
+# everything still alive in its process group SIGKILL 60 s later. Each test also has its own limit
+# (pytest-timeout, pyproject.toml).
+budget="${PORPOISE_TEST_BUDGET:-5400}"
+status=0
+timeout --kill-after=60 "$budget" .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "scripts/test.sh: the test suite exceeded its budget of ${budget} s (PORPOISE_TEST_BUDGET) and was stopped" >&2
+fi
+exit "$status"
