@@ -78,6 +78,11 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
 DISPATCH_PER_ACTIVATION = 100
 BATCH_PAUSE = timedelta(milliseconds=10)
 PATCH_BOUNDED_ACTIVATIONS = "bounded-activations"
+# A stop ends within this many DS minutes even if a task or a child never reports back (a worker
+# that lost its process, a child instance that does not answer): what is still running is then
+# abandoned as KILL with the reason, and children are terminated with the parent (close policy).
+STOP_DEADLINE_MINUTES = 10
+PATCH_STOP_DEADLINE = "stop-deadline"
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
@@ -158,7 +163,10 @@ class DsWorkflow:
         if input.definition.timeout > 0 and not self._timeout_warned:
             elapsed = (workflow.now() - self._start).total_seconds()
             watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout, elapsed))
+        stop_deadline: asyncio.Task[None] | None = None
         while True:
+            if dag.stopping and stop_deadline is None and workflow.patched(PATCH_STOP_DEADLINE):
+                stop_deadline = asyncio.create_task(self._stop_deadline())
             self._kill_running()
             if self._history_is_long():
                 dag.draining = True  # let running tasks finish, then continue in a fresh history
@@ -188,6 +196,8 @@ class DsWorkflow:
 
         if watchdog:
             watchdog.cancel()
+        if stop_deadline is not None and not stop_deadline.done():
+            stop_deadline.cancel()
         await self._semaphores.release_all()  # the serial permit; never on the continue-as-new path
         self._state = dag.final_state()
         dag.mark_unreached(self._state)
@@ -206,6 +216,16 @@ class DsWorkflow:
                 non_retryable=True,
             )
         return status
+
+    async def _stop_deadline(self) -> None:
+        """Bound a stop: after STOP_DEADLINE_MINUTES, nodes still running are given up as KILL."""
+        await workflow.sleep(self._minutes(STOP_DEADLINE_MINUTES), summary="stop deadline")
+        assert self._dag is not None
+        for code in self._dag.running():
+            self._dag.finish(code, TaskState.KILL, workflow.now(),
+                             error=f"did not stop within {STOP_DEADLINE_MINUTES} minutes; abandoned")
+            self._handles.pop(code, None)
+        self._wake = True
 
     async def _pause_between_batches(self) -> None:
         """End the current activation (a short durable timer) so the work that follows runs in the next

@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.store import DefinitionStore
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, RunInput
+from core.operations_deadline import NoAnswer, update_within
 from core.settings import Settings
 from core.temporal import final_status, ui_run_url
 from model.clock import is_zone
@@ -202,8 +203,8 @@ async def list_runs(client: ClientDep, settings: SettingsDep,
 
 
 @router.post("/runs/{instance_id}/stop", summary="Stop: kill running tasks; the instance ends STOP")
-async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
-    return await _update(client, instance_id, "stop")
+async def stop(instance_id: str, client: ClientDep, settings: SettingsDep) -> dict[str, Any]:
+    return await _update(client, instance_id, "stop", settings.operation_answer_seconds)
 
 
 @router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
@@ -292,10 +293,13 @@ async def _original_input(client: Client, instance_id: str) -> RunInput:
     raise ProblemError(404, "Not found", f"workflow instance {instance_id} has no history")
 
 
-async def _update(client: Client, instance_id: str, name: str) -> dict[str, Any]:
-    handle = _handle(client, instance_id)
-    try:
-        state = await handle.execute_update(name)
+async def _update(client: Client, instance_id: str, name: str, answer_seconds: float = 30.0) -> dict[str, Any]:
+    _handle(client, instance_id)  # a valid instance id
+    try:  # bounded: no answer in time terminates a stop, refuses a pause (core/operations_deadline.py)
+        state = await update_within(client, instance_id, name, answer_seconds)
+    except NoAnswer as e:
+        raise ProblemError(503, f"Cannot {name}", f"no worker answered within {e.seconds:g} s; try again",
+                           retryAfter=int(e.seconds)) from e
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise ProblemError(409, f"Cannot {name}", e.message) from e
@@ -308,8 +312,8 @@ async def _update(client: Client, instance_id: str, name: str) -> dict[str, Any]
 
 
 @router.post("/runs/{instance_id}/pause", summary="Pause: running tasks finish, nothing new starts")
-async def pause(instance_id: str, client: ClientDep) -> dict[str, Any]:
-    return await _update(client, instance_id, "pause")
+async def pause(instance_id: str, client: ClientDep, settings: SettingsDep) -> dict[str, Any]:
+    return await _update(client, instance_id, "pause", settings.operation_answer_seconds)
 
 
 @router.post("/runs/{instance_id}/recover", status_code=201,
