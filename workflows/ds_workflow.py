@@ -158,7 +158,10 @@ class DsWorkflow:
         bounded = workflow.patched(PATCH_BOUNDED_ACTIVATIONS)
         if bounded and len(dag.nodes) > DISPATCH_PER_ACTIVATION:
             # Building a big DAG took this activation's time; the first batch goes in the next one.
-            await self._pause_between_batches()
+            try:
+                await self._pause_between_batches()
+            except asyncio.CancelledError:
+                self._request_stop()  # cancelling the Temporal workflow is a DS stop (§4.14)
         watchdog = None
         if input.definition.timeout > 0 and not self._timeout_warned:
             elapsed = (workflow.now() - self._start).total_seconds()
