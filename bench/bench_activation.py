@@ -74,7 +74,8 @@ async def one_size(api: httpx.AsyncClient, log: ActivationLog, n: int, query_eve
         else:
             body = r.json()
             state = body["state"]
-            if body["temporalStatus"] != "RUNNING" and state in ("SUCCESS", "FAILURE", "STOP", "PAUSE"):
+            if body["temporalStatus"] != "RUNNING":
+                state = state if body["temporalStatus"] in ("COMPLETED", "FAILED") else body["temporalStatus"]
                 break
         await asyncio.sleep(query_every)
     elapsed = time.monotonic() - started
