@@ -6,8 +6,7 @@ from temporalio import activity
 
 from core.contracts import Activities
 from model.definition import WorkflowDefinition
-
-from .store import DefinitionStore
+from storage.definitions import DefinitionStore
 
 
 class DefinitionActivities:

@@ -31,7 +31,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
-from core.contracts import WORKFLOW_TYPE, Activities, InstanceStatus, NodeStatus
+from core.contracts import WORKFLOW_TYPE, Activities, InstanceStatus, NodeStatus, Queries
 from core.contracts.dependent import DependentCheckRequest, DependentCheckResponse
 from core.temporal import final_status
 from model.definition import Property
@@ -242,11 +242,11 @@ class DependentActivities:
                 if status is None:  # failed before it had a DAG (definition gone, ...)
                     return _Instance(instance_id, WorkflowState.FAILURE, True, readable=False)
             elif desc.status == WorkflowExecutionStatus.RUNNING:
-                status = await handle.query("status", result_type=InstanceStatus, rpc_timeout=QUERY_TIMEOUT)
+                status = await handle.query(Queries.STATUS, result_type=InstanceStatus, rpc_timeout=QUERY_TIMEOUT)
             else:  # terminated, cancelled or timed out from outside Porpoise
                 closed_from_outside = True
                 try:
-                    status = await handle.query("status", result_type=InstanceStatus, rpc_timeout=QUERY_TIMEOUT)
+                    status = await handle.query(Queries.STATUS, result_type=InstanceStatus, rpc_timeout=QUERY_TIMEOUT)
                 except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError):
                     return _Instance(instance_id, WorkflowState.STOP, True, readable=False)
         except (WorkflowQueryFailedError, WorkflowQueryRejectedError):

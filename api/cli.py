@@ -15,11 +15,25 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperOption
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
+
+def _flags_without_type() -> None:
+    """Typer's help shows ``<bool>`` next to every on/off flag (``--json <bool>``), which reads as if
+    the flag took a value. Flags show no type; options that take a value keep theirs."""
+    shown = TyperOption.display_type_rich
+
+    def display(self: TyperOption, ctx: Any) -> str | None:
+        return "" if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display  # type: ignore[method-assign]
+
+
+_flags_without_type()
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
@@ -58,6 +72,10 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
 
 
+def _print_json(value: Any) -> None:
+    out.print_json(json.dumps(value))
+
+
 def _key_values(items: list[str] | None) -> dict[str, str]:
     """Repeated ``--param k=v`` options as a dict (the last value of a key wins)."""
     values: dict[str, str] = {}
@@ -76,9 +94,12 @@ def up(
     pulsar: Annotated[str | None, typer.Option(
         "--pulsar", help="publish lifecycle events to this Pulsar broker, e.g. pulsar://127.0.0.1:6650 "
                          "(default: PORPOISE_PULSAR_URL; none = events stay in the outbox)")] = None,
+    temporal: Annotated[str | None, typer.Option(
+        "--temporal", help="use this Temporal server (HOST:PORT; TLS, namespace and API key from the "
+                           "PORPOISE_TEMPORAL_* settings) instead of starting the dev server")] = None,
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
-    from .devserver import devserver_command, wait_for_port
+    from .devserver import devserver_command, die_with_parent, wait_for_port
 
     settings = get_settings()
     data = (data_dir or settings.data_dir).resolve()
@@ -87,6 +108,10 @@ def up(
     if pulsar is not None:
         env["PORPOISE_PULSAR_URL"] = pulsar
     events_to = env.get("PORPOISE_PULSAR_URL") or settings.pulsar_url
+    if temporal is not None:
+        env["PORPOISE_TEMPORAL_ADDRESS"] = temporal
+        settings = settings.model_copy(update={"temporal_address": temporal})
+        _register_on(settings)
     host, port = settings.temporal_address.rsplit(":", 1)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     logs = data / "process-logs"
@@ -95,7 +120,8 @@ def up(
     def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         # Children write to files, never to a pipe nobody drains (temporal-notes: a worker can hang).
         log = (logs / f"{name}.log").open("ab")
-        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=die_with_parent)  # killed outright, `up` takes its children along
         procs.append((name, p))
         return p
 
@@ -112,14 +138,17 @@ def up(
     def interrupted(*_: Any) -> None:
         raise KeyboardInterrupt
 
-    # SIGTERM and SIGHUP stop the stack as Ctrl-C does: children run in their own sessions, so they
-    # would otherwise outlive us.
+    # SIGINT, SIGTERM and SIGHUP stop the stack: children run in their own sessions, so they would
+    # otherwise outlive us. SIGINT explicitly, because a non-interactive shell starts background jobs
+    # (`porpoise up &`) with SIGINT ignored, and Python then keeps it ignored.
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     try:
-        spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
-                                            ui_port=settings.temporal_ui_port))
-        wait_for_port(host, int(port), 60)
+        if temporal is None:
+            spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
+                                                ui_port=settings.temporal_ui_port))
+            wait_for_port(host, int(port), 60)
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,
                       "--port", str(settings.api_port)])
@@ -127,6 +156,8 @@ def up(
         out.print(f"[bold]Porpoise is up[/bold] (data in {data}, process logs in {logs})")
         out.print(f"  API          {settings.resolved_api_url}")
         out.print(f"  OpenAPI docs {settings.resolved_api_url}/docs")
+        if temporal is not None:
+            out.print(f"  Temporal     {temporal} (namespace {settings.temporal_namespace})")
         out.print(f"  Temporal UI  {settings.temporal_ui_url}")
         out.print(f"  Events       {'Pulsar ' + events_to if events_to else 'outbox only (porpoise events tail)'}")
         out.print("Press Ctrl-C to stop.")
@@ -139,6 +170,29 @@ def up(
         out.print("stopping ...")
     finally:
         stop_all()
+
+
+def _register_on(settings: Settings) -> None:
+    """Namespace and search attributes on an existing server, or a clear error (core/registration.py)."""
+    import asyncio
+
+    from core.registration import RegistrationError, ensure_registered
+    from core.temporal import connect
+
+    async def go() -> None:
+        client = await connect(settings)
+        done = await ensure_registered(client)
+        if done.namespace_created:
+            err.print(f"created namespace {settings.temporal_namespace}")
+        if done.attributes_added:
+            err.print(f"registered search attributes {', '.join(done.attributes_added)}")
+
+    try:
+        asyncio.run(go())
+    except RegistrationError as e:
+        _fail(str(e))
+    except RuntimeError as e:  # cannot connect: the SDK says why (address, TLS)
+        _fail(f"cannot use Temporal at {settings.temporal_address}: {e}")
 
 
 @app.command()
@@ -293,31 +347,81 @@ def logs(
 @app.command()
 def stop(instance_id: str) -> None:
     """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
-    out.print(_request("POST", f"/runs/{instance_id}/stop"))
+    _print_json(_request("POST", f"/runs/{instance_id}/stop"))
 
 
 @app.command()
 def pause(instance_id: str) -> None:
     """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
-    out.print(_request("POST", f"/runs/{instance_id}/pause"))
+    _print_json(_request("POST", f"/runs/{instance_id}/pause"))
 
 
 @app.command()
 def recover(instance_id: str) -> None:
     """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
-    out.print(_request("POST", f"/runs/{instance_id}/recover"))
+    _print_json(_request("POST", f"/runs/{instance_id}/recover"))
 
 
 @app.command()
 def rerun(instance_id: str) -> None:
     """Run the whole DAG of a finished instance again."""
-    out.print(_request("POST", f"/runs/{instance_id}/rerun"))
+    _print_json(_request("POST", f"/runs/{instance_id}/rerun"))
 
 
 @app.command("force-success")
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
-    out.print(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+    _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+
+
+# -- listing definitions and runs ------------------------------------------------------------------
+
+definitions_app = typer.Typer(help="Stored workflow definitions (latest versions).", no_args_is_help=True)
+app.add_typer(definitions_app, name="definitions")
+runs_app = typer.Typer(help="Workflow instances (Temporal visibility).", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@definitions_app.command("list")
+def definitions_list(
+    project: Annotated[int | None, typer.Option("--project", help="only this project code")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List definitions, most recently changed first."""
+    params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
+    rows = _request("GET", "/definitions", params=params)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("code", "name", "version", "updated")
+    for r in rows:
+        table.add_row(str(r["code"]), r["name"], str(r["version"]), str(r["updatedAt"])[:19])
+    out.print(table)
+
+
+@runs_app.command("list")
+def runs_list(
+    definition: Annotated[int | None, typer.Option("--definition", help="only this definition code")] = None,
+    state: Annotated[str | None, typer.Option(help="only this DS state, e.g. FAILURE")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List workflow instances, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if definition is not None:
+        params["definitionCode"] = definition
+    if state:
+        params["state"] = state.upper()
+    rows = _request("GET", "/runs", params=params)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("instance", "definition", "state", "started")
+    for r in rows:
+        table.add_row(r["instanceId"], r.get("definitionName") or str(r.get("definitionCode") or ""),
+                      r.get("state") or r.get("temporalStatus") or "", str(r.get("startTime") or "")[:19])
+    out.print(table)
 
 
 # -- datasources (docs/datasources.md) ---------------------------------------------------------------
@@ -472,7 +576,7 @@ def events_tail(
     last: Annotated[int, typer.Option(help="start with the last N events")] = 20,
 ) -> None:
     """Print events from the durable outbox, one JSON object per line."""
-    from activities.events.outbox import Outbox
+    from storage.outbox import Outbox
 
     outbox = Outbox(get_settings().resolved_database_url)
     after = max(0, outbox.last_id() - last) if not instance else 0

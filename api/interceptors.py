@@ -15,7 +15,7 @@ from temporalio.worker import (
 )
 
 from activities.events.interceptor import TaskEvents
-from activities.events.outbox import GroupCommit, Outbox
+from storage.outbox import GroupCommit, Outbox
 from workflows.lifecycle import lifecycle_interceptor
 
 

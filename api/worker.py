@@ -7,6 +7,7 @@ runs N of these; they share the task queue and Temporal balances between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -15,25 +16,27 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.events.outbox import Outbox
 from activities.events.relay import EventActivities, OutboxRelay
 from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
 from activities.log_budget import run_log_sweeper
 from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
-from core.temporal import connect
+from core.temporal import connect, host_task_queue
+from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
 
 from .interceptors import EventsInterceptor
+from .starvation import tolerate_starvation
 
 log = logging.getLogger("porpoise.worker")
 
@@ -45,8 +48,8 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.python_task import run_python
     from activities.shell import run_shell
     from activities.sql_task import sql_activities
-    from activities.store import DefinitionStore
     from activities.switch import evaluate_switch
+    from storage.definitions import DefinitionStore
 
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)
@@ -95,7 +98,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
                                    settings.events_emit_bound_seconds)
         acts.append(EventActivities(events.writer).append_events)
         interceptors.append(events)
-    return Worker(
+    return tolerate_starvation(Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[DsWorkflow, SemaphoreWorkflow, ComplementWorkflow],
@@ -110,24 +113,58 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
         # Heartbeats go out at least every 5 s when tasks beat (the default, 80 % of the heartbeat
         # timeout, left 2 s of slack under load: tasks timed out on a busy machine).
         max_heartbeat_throttle_interval=timedelta(seconds=5),
+    ), settings.workflow_deadlock_seconds)
+
+
+def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worker:
+    """The worker of this host's own task queue (core.temporal.host_task_queue): it runs the attempt
+    that follows a lost one, so it can re-attach to the task process the lost worker left running."""
+    queue = host_task_queue(settings.task_queue)
+    configure_task_logs(settings, queue)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=activities(settings, client),
+        interceptors=list(main.config().get("interceptors") or []),  # the same task-instance events
+        activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        max_heartbeat_throttle_interval=timedelta(seconds=5),
     )
 
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    if settings.temporal_register:  # a real server has only what was created on it (core/registration.py)
+        from core.registration import ensure_registered
+
+        await ensure_registered(client)
     worker = build_worker(client, settings)
+    host_worker = build_host_worker(client, settings, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
     sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
-    async with worker:
-        log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+    health = (asyncio.create_task(_touch_while_running(settings.worker_health_file, stop))  # liveness probe
+              if settings.worker_health_file else None)
+    async with worker, host_worker:
+        log.info("worker polling task queues %s and %s at %s", settings.task_queue,
+                 host_task_queue(settings.task_queue), settings.temporal_address)
         await stop.wait()
     if relay:
         await relay
     await sweeper
+    if health:
+        await health
+
+
+async def _touch_while_running(path: Path, stop: asyncio.Event, every: float = 5.0) -> None:
+    while not stop.is_set():
+        path.touch()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
@@ -146,11 +183,18 @@ def _child() -> None:
     asyncio.run(run_worker(get_settings()))
 
 
+def _pool_child() -> None:
+    from .devserver import die_with_parent
+
+    die_with_parent()  # a killed `porpoise worker --processes N` takes its N processes along
+    _child()
+
+
 def main(processes: int = 1) -> None:
     if processes <= 1:
         _child()
         return
-    procs = [multiprocessing.Process(target=_child, name=f"porpoise-worker-{i}") for i in range(processes)]
+    procs = [multiprocessing.Process(target=_pool_child, name=f"porpoise-worker-{i}") for i in range(processes)]
     for p in procs:
         p.start()
     try:

@@ -32,13 +32,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.schedules_store import ONLINE, ScheduleRecord
-from api.routers import schedules
 from bench import stack as stack_module
 from bench.bench_runs import Sampler
 from bench.stack import Stack
 from core.contracts import InstanceStatus
 from core.settings import Settings
+from services import schedules
+from storage.schedules import ONLINE, ScheduleRecord
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,20 +21,52 @@ class Settings(BaseSettings):
     database_url: str = Field("", validation_alias=AliasChoices("DATABASE_URL", "PORPOISE_DATABASE_URL"))
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # An external Temporal (docs/deploy.md): TLS when temporal_tls is on or any TLS file is given;
+    # mTLS adds the client cert + key; temporal_api_key (e.g. Temporal Cloud) implies TLS too.
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None  # server CA; none = the system roots
+    temporal_tls_cert_file: Path | None = None  # client certificate (mTLS)
+    temporal_tls_key_file: Path | None = None  # its private key
+    temporal_tls_server_name: str = ""  # SNI / name to verify when it differs from the address host
+    temporal_api_key: SecretStr = SecretStr("")
+    # Register the namespace and search attributes at worker start (operator API; core/registration.py).
+    temporal_register: bool = True
+    # A file the worker touches every few seconds while its event loop runs: a liveness probe's signal.
+    worker_health_file: Path | None = None
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "porpoise"
+    # Temporal outages (docs/reliability.md): how long workers and the CLI keep retrying a Temporal call
+    # (and the first connection) before giving up; long enough to ride out a server restart. The API
+    # retries only briefly and answers 503 with Retry-After meanwhile.
+    temporal_retry_seconds: float = Field(default=600.0, gt=0)
+    api_temporal_retry_seconds: float = Field(default=5.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port
     log_dir: Path | None = None  # task logs; default <data_dir>/logs
     max_definition_bytes: int = 5 * 1024 * 1024
+    # Hostile input (api/limits.py): every other request body is capped at max_body_bytes (413), any
+    # JSON body nesting deeper than max_json_depth is refused (422). SUB_PROCESS calls nest at most
+    # max_sub_process_depth levels (model/sub_process.py: refused at submit, a node fails at run time).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=8, le=256)
+    max_sub_process_depth: int = Field(default=10, ge=1)
+    # What one Temporal payload may hold (the server's limit.blobSize.error, 2 MiB by default): a
+    # definition whose run cannot fit its definition or node status in one is refused at submit.
+    temporal_payload_limit_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
     default_timezone: str = "UTC"
     minute_seconds: float = 60.0  # length of a DS minute; only tests change it
     # Worker tuning (temporal-notes "Measured baseline"): more slots are not more throughput.
     max_cached_workflows: int = 5000
     max_concurrent_workflow_tasks: int = 100
     max_concurrent_activities: int = 100
+    # Wall time a workflow activation may take before the SDK calls it a deadlock (its own is 2 s; a
+    # starved CPU stretches activations far beyond that, api/starvation.py).
+    workflow_deadlock_seconds: float = 30.0
+    # How long stop/pause wait for the worker to take them; past it a stop terminates the run
+    # (reason recorded), a pause answers 503 (core/operations_deadline.py).
+    operation_answer_seconds: float = 30.0
     # Lifecycle events (docs/events/README.md): always recorded in the outbox table; published to
     # Pulsar when pulsar_url is set. Topic mode: single | per_kind | per_project.
     events_enabled: bool = True
@@ -107,6 +139,21 @@ class Settings(BaseSettings):
         except re.error as e:
             raise ValueError(f"log_secret_param_pattern {value!r} is not a valid regex: {e}") from None
         return value
+
+    @model_validator(mode="after")
+    def _mtls_pair(self) -> Settings:
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ValueError("temporal_tls_cert_file and temporal_tls_key_file go together (mTLS needs both)")
+        for name in ("temporal_tls_ca_file", "temporal_tls_cert_file", "temporal_tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(self.temporal_tls or self.temporal_tls_ca_file or self.temporal_tls_cert_file
+                    or self.temporal_api_key.get_secret_value())
 
     @field_validator("datax_run_on")
     @classmethod

@@ -7,14 +7,19 @@ is Porpoise's own, and the API is the FastAPI app over real HTTP or ASGI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from temporalio.client import Client
@@ -27,6 +32,7 @@ from api.worker import build_worker
 from core import search_attributes as sa
 from core.settings import Settings
 
+WORKER_SHUTDOWN_SECONDS = 60
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
@@ -42,6 +48,21 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    # PORPOISE_TEST_TEMPORAL=server: a real Temporal already running (deploy/temporal/server.sh start
+    # prints its address into PORPOISE_TEST_TEMPORAL_ADDRESS), namespaces and search attributes registered.
+    # Each session gets a namespace of its own (the server outlives sessions; ids and codes repeat).
+    if os.environ.get("PORPOISE_TEST_TEMPORAL", "dev") == "server":
+        from core.registration import ensure_registered, remove_namespace
+
+        namespace = os.environ["PORPOISE_TEMPORAL_NAMESPACE"] = f"porpoise-test-{uuid.uuid4().hex[:8]}"
+        client = await Client.connect(os.environ["PORPOISE_TEST_TEMPORAL_ADDRESS"], namespace=namespace,
+                                      data_converter=pydantic_data_converter)
+        await ensure_registered(client, retention=timedelta(days=1))
+        try:
+            yield WorkflowEnvironment.from_client(client)
+        finally:
+            await remove_namespace(client)
+        return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
@@ -79,8 +100,65 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 @pytest.fixture(scope="session")
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     w = build_worker(client, settings)
-    async with w:
+    await w.__aenter__()
+    try:
         yield
+    finally:
+        # Runs left running by a failed or timed-out test would keep the worker busy (and a worker
+        # waits for its workflow tasks on shutdown): end them first, then stop within a bound.
+        await terminate_running(client)
+        try:
+            await asyncio.wait_for(w.__aexit__(None, None, None), WORKER_SHUTDOWN_SECONDS)
+        except TimeoutError:
+            print(f"\nconftest: the test worker did not stop within {WORKER_SHUTDOWN_SECONDS} s; left behind")
+
+
+async def terminate_running(client: Client, reason: str = "test session ended") -> list[str]:
+    """Terminate every workflow still running on the test server (teardown; bounded)."""
+    ended: list[str] = []
+
+    async def sweep() -> None:
+        async for wf in client.list_workflows("ExecutionStatus = 'Running'"):
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
+                await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate(reason)
+                ended.append(wf.id)
+
+    try:
+        await asyncio.wait_for(sweep(), 60)
+    except Exception as e:  # the server itself is gone or stuck: nothing more to do here
+        print(f"\nconftest: could not terminate leftover workflows: {e!r}")
+    if ended:
+        print(f"\nconftest: terminated {len(ended)} workflow(s) left running: {', '.join(ended[:10])}")
+    return ended
+
+
+def _kill_leftover_children() -> None:
+    """Kill every process this pytest process started and that is still alive (task processes,
+    `porpoise up` stacks, dev servers) at the very end of the session, also after a failure."""
+    me = psutil.Process()
+    children = me.children(recursive=True)
+    for c in children:
+        with contextlib.suppress(psutil.Error):
+            c.terminate()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for c in alive:
+        with contextlib.suppress(psutil.Error):
+            c.kill()
+    if children:
+        print(f"\nconftest: stopped {len(children)} leftover child process(es)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite budget (scripts/test.sh) and CI stop pytest with SIGTERM: turn it into a
+    # KeyboardInterrupt so pytest still tears fixtures down (servers, workers) and prints its summary.
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"pytest received signal {signum} (suite time budget?)")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _kill_leftover_children()
 
 
 @pytest.fixture(scope="session")

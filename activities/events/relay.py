@@ -11,8 +11,8 @@ from temporalio import activity
 
 from core.contracts import Activities
 from core.events import LifecycleEvent
+from storage.outbox import GroupCommit, Outbox
 
-from .outbox import GroupCommit, Outbox
 from .sinks import EventSink
 
 log = logging.getLogger("porpoise.events")
