@@ -41,7 +41,7 @@ from tests.pulsar_broker import CLIENT_LOG, Broker, start_broker
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 60
 TASK_SECONDS = 1
-LIMIT = 170.0  # the scenario's hard limit; the broker's first start is in the fixture
+LIMIT = 200.0  # the scenario's hard limit (~140 s at a load average of 20); the first broker start is in the fixture
 
 
 @pytest.fixture
