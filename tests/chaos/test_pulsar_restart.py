@@ -55,9 +55,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
     finally:
         try:
             next(gen, None)  # pulsar.sh stop
-        finally:
-            with contextlib.suppress(Exception):
-                psutil.Process(b.pid()).kill()
+        finally:  # also a JVM a `pulsar.sh start` cut short by the time limit launched after all
+            for p in psutil.process_iter(["cmdline"]):
+                with contextlib.suppress(psutil.Error):
+                    if any(f"{b.data}/" in part for part in p.info["cmdline"] or []):
+                        p.kill()
 
 
 def pending_count(outbox: Outbox) -> int:
