@@ -193,11 +193,22 @@ def _register_on(settings: Settings) -> None:
 
 
 @app.command()
-def worker(processes: Annotated[int, typer.Option(help="worker processes")] = 1) -> None:
+def worker(
+    processes: Annotated[int, typer.Option(help="worker processes")] = 1,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="a worker group whose tasks this worker runs (repeatable); DS workerGroup")] = None,
+    no_default: Annotated[bool, typer.Option(
+        "--no-default", help="do not run tasks of the default group (workflows still run here)")] = False,
+) -> None:
     """Run a Porpoise worker against the configured Temporal."""
-    from .worker import main
+    from .worker import main, served_groups
 
-    main(processes)
+    try:
+        groups = served_groups(group or [], default=not no_default)
+    except ValueError as e:
+        _fail(str(e))
+        raise
+    main(processes, groups)
 
 
 @app.command()
