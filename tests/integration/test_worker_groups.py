@@ -34,6 +34,7 @@ from activities.process import read_record
 from api.app import create_app
 from api.devserver import devserver_command, wait_for_port
 from core.settings import Settings
+from core.temporal import connect
 
 LIMIT = 150.0
 
@@ -253,3 +254,10 @@ async def _lost(stack: GroupStack, tmp_path: Path) -> None:
     assert "re-attached to pid" in logs or "had already ended with exit code" in logs, logs[-2000:]
     node = run["nodes"][0]
     assert node["recovery"], node
+    # Where Temporal scheduled it: the etl group's queue, then the etl queue of this host.
+    client = await connect(stack.settings)
+    queues = [e.activity_task_scheduled_event_attributes.task_queue.name
+              async for e in client.get_workflow_handle(instance).fetch_history_events()
+              if e.HasField("activity_task_scheduled_event_attributes")]
+    etl = f"{stack.settings.task_queue}-etl"
+    assert queues == [etl, f"{etl}@{socket.gethostname()}"], queues
