@@ -260,7 +260,7 @@ def _print_status(status: dict[str, Any]) -> None:
         table.add_column(col)
     for n in status["nodes"]:
         table.add_row(n["name"], n["task_type"], n["state"], str(n["attempts"]), str(n["start_time"] or ""),
-                      str(n["end_time"] or ""), n.get("error") or "")
+                      str(n["end_time"] or ""), n.get("error") or n.get("waiting") or "")
     err.print(table)
 
 
@@ -273,6 +273,8 @@ def run(
     failure_strategy: Annotated[str, typer.Option(help="CONTINUE or END")] = "CONTINUE",
     dry_run: Annotated[bool, typer.Option(help="DS dry run: tasks are not executed")] = False,
     name: Annotated[str | None, typer.Option(help="which definition of a multi-definition file")] = None,
+    worker_group: Annotated[str | None, typer.Option(
+        help="DS workerGroup of the run: tasks left in default run in this group")] = None,
 ) -> None:
     """Submit FILE, start it, show progress, and print the final instance state with every node."""
     params = _key_values(param)
@@ -282,6 +284,8 @@ def run(
         _fail(f"no definition named {name!r} in {file}")
         return
     body = {"startParams": params, "failureStrategy": failure_strategy, "dryRun": dry_run}
+    if worker_group:
+        body["workerGroup"] = worker_group
     created = _request("POST", f"/definitions/{target['code']}/runs", json=body)
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:
