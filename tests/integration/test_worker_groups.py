@@ -185,12 +185,22 @@ async def _routing(stack: GroupStack, tmp_path: Path) -> None:
         moved = await start(api, code, {"workerGroup": "etl"})
         for instance in (plain, moved):
             run = await wait_run(api, instance, 90)
-            assert run["state"] == "SUCCESS", run
+            assert run["state"] == "SUCCESS", [(n["name"], n["state"], n["error"]) for n in run["nodes"]]
+        # DS §4.9: a sub-process child runs in its SUB_PROCESS task's group.
+        child = await submit(api, export("wg-child", marks, [("leaf", "default", 0)]))
+        parent_doc = export("wg-parent", marks, [("top", "default", 0)])
+        parent_doc[0]["taskDefinitionList"][0].update(
+            taskType="SUB_PROCESS", workerGroup="etl", taskParams={"localParams": [], "processDefinitionCode": child})
+        parent = await start(api, await submit(api, parent_doc))
+        run = await wait_run(api, parent, 90)
+        assert run["state"] == "SUCCESS", run
+        child_instance = run["nodes"][0]["sub_instance_id"]
         r = await api.post(f"/definitions/{code}/runs", json={"workerGroup": "no@such"})
         assert r.status_code == 422 and "workerGroup" in r.text, r.text
     assert ran_on(marks, plain) == {"a": ["default-worker"], "b": ["etl-worker"], "c": ["default-worker"],
                                     "d": ["etl-worker"]}
     assert ran_on(marks, moved) == {t: ["etl-worker"] for t in "abcd"}
+    assert ran_on(marks, child_instance) == {"leaf": ["etl-worker"]}
 
 
 async def test_unserved_group_waits_then_runs(stack: GroupStack, tmp_path: Path) -> None:
