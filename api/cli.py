@@ -196,11 +196,22 @@ def _register_on(settings: Settings) -> None:
 
 
 @app.command()
-def worker(processes: Annotated[int, typer.Option(help="worker processes")] = 1) -> None:
+def worker(
+    processes: Annotated[int, typer.Option(help="worker processes")] = 1,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="a worker group whose tasks this worker runs (repeatable); DS workerGroup")] = None,
+    no_default: Annotated[bool, typer.Option(
+        "--no-default", help="do not run tasks of the default group (workflows still run here)")] = False,
+) -> None:
     """Run a Porpoise worker against the configured Temporal."""
-    from .worker import main
+    from .worker import main, served_groups
 
-    main(processes)
+    try:
+        groups = served_groups(group or [], default=not no_default)
+    except ValueError as e:
+        _fail(str(e))
+        raise
+    main(processes, groups)
 
 
 @app.command()
@@ -252,7 +263,7 @@ def _print_status(status: dict[str, Any]) -> None:
         table.add_column(col)
     for n in status["nodes"]:
         table.add_row(n["name"], n["task_type"], n["state"], str(n["attempts"]), str(n["start_time"] or ""),
-                      str(n["end_time"] or ""), n.get("error") or "")
+                      str(n["end_time"] or ""), n.get("error") or n.get("waiting") or "")
     err.print(table)
 
 
@@ -265,6 +276,8 @@ def run(
     failure_strategy: Annotated[str, typer.Option(help="CONTINUE or END")] = "CONTINUE",
     dry_run: Annotated[bool, typer.Option(help="DS dry run: tasks are not executed")] = False,
     name: Annotated[str | None, typer.Option(help="which definition of a multi-definition file")] = None,
+    worker_group: Annotated[str | None, typer.Option(
+        help="DS workerGroup of the run: tasks left in default run in this group")] = None,
 ) -> None:
     """Submit FILE, start it, show progress, and print the final instance state with every node."""
     params = _key_values(param)
@@ -274,6 +287,8 @@ def run(
         _fail(f"no definition named {name!r} in {file}")
         return
     body = {"startParams": params, "failureStrategy": failure_strategy, "dryRun": dry_run}
+    if worker_group:
+        body["workerGroup"] = worker_group
     created = _request("POST", f"/definitions/{target['code']}/runs", json=body)
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:

@@ -2,6 +2,10 @@
 
 A Python worker saturates about one core (temporal-notes B13), so `porpoise worker --processes N`
 runs N of these; they share the task queue and Temporal balances between them.
+
+Worker groups (core/worker_groups.py): every process runs the workflows on the shared task queue, and
+the activities of each group it serves (`--group NAME`, repeatable; `default` unless `--no-default`)
+on that group's queue, each beside its host queue for lost attempts (core.temporal.host_task_queue).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect, host_task_queue
+from core.worker_groups import DEFAULT_GROUP, check_name, group_task_queue
+from model.task_types import ACTIVITY_TYPES
 from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
@@ -88,10 +94,28 @@ def topic_for(settings: Settings) -> dict[str, str] | str | TopicFn:
     return base
 
 
-def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None) -> Worker:
+def served_groups(groups: list[str] | tuple[str, ...] = (), *, default: bool = True) -> list[str]:
+    """The worker groups a process serves: ``default`` (unless ``default`` is False) and ``groups``,
+    each once, in order. ValueError for a name that cannot be a group, or for serving none."""
+    out = [DEFAULT_GROUP] if default else []
+    for g in groups:
+        g = check_name(g.strip())
+        if g == DEFAULT_GROUP and not default:
+            continue  # --no-default wins over --group default
+        if g not in out:
+            out.append(g)
+    if not out:
+        raise ValueError("this worker would serve no worker group: give --group NAME or drop --no-default")
+    return out
+
+
+def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None,
+                 *, default_group: bool = True) -> Worker:
+    """The workflow worker on the shared task queue, with the default group's activities unless
+    ``default_group`` is False (then it runs workflows and the workflow-side activities only)."""
     configure_task_logs(settings)  # this worker's log cap and per-type mask rules
     restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
-    acts = activities(settings, client)
+    acts = activities(settings, client) if default_group else workflow_activities(settings, client)
     interceptors = []
     if settings.events_enabled:
         events = EventsInterceptor(outbox or Outbox(settings.resolved_database_url),
@@ -116,10 +140,28 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     ), settings.workflow_deadlock_seconds)
 
 
-def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worker:
-    """The worker of this host's own task queue (core.temporal.host_task_queue): it runs the attempt
-    that follows a lost one, so it can re-attach to the task process the lost worker left running."""
-    queue = host_task_queue(settings.task_queue)
+def workflow_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
+    """What the workflows themselves call on the shared queue, whatever groups the process serves:
+    every activity but the task types' (logic tasks, definitions, semaphores, alerts, DEPENDENT checks
+    run in the engine, not in a worker group, as on DS's master)."""
+    from temporalio.activity import _Definition
+
+    return [a for a in activities(settings, client) if _Definition.must_from_callable(a).name not in ACTIVITY_TYPES]
+
+
+def build_group_worker(client: Client, settings: Settings, main: Worker, group: str) -> Worker:
+    """The activity worker of worker group ``group`` (not default) on its own task queue."""
+    return _activity_worker(client, settings, main, group_task_queue(settings.task_queue, group))
+
+
+def build_host_worker(client: Client, settings: Settings, main: Worker, group: str = DEFAULT_GROUP) -> Worker:
+    """The worker of this host's own task queue for ``group`` (core.temporal.host_task_queue): it runs
+    the attempt that follows a lost one, so it can re-attach to the task process the lost worker left
+    running, with the settings of the group the task ran in."""
+    return _activity_worker(client, settings, main, host_task_queue(group_task_queue(settings.task_queue, group)))
+
+
+def _activity_worker(client: Client, settings: Settings, main: Worker, queue: str) -> Worker:
     configure_task_logs(settings, queue)
     return Worker(
         client,
@@ -133,14 +175,16 @@ def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worke
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, groups: list[str] | None = None) -> None:
+    groups = groups or [DEFAULT_GROUP]
     client = await connect(settings)
     if settings.temporal_register:  # a real server has only what was created on it (core/registration.py)
         from core.registration import ensure_registered
 
         await ensure_registered(client)
-    worker = build_worker(client, settings)
-    host_worker = build_host_worker(client, settings, worker)
+    worker = build_worker(client, settings, default_group=DEFAULT_GROUP in groups)
+    others = [build_group_worker(client, settings, worker, g) for g in groups if g != DEFAULT_GROUP]
+    hosts = [build_host_worker(client, settings, worker, g) for g in groups]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,9 +193,11 @@ async def run_worker(settings: Settings) -> None:
     sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
     health = (asyncio.create_task(_touch_while_running(settings.worker_health_file, stop))  # liveness probe
               if settings.worker_health_file else None)
-    async with worker, host_worker:
-        log.info("worker polling task queues %s and %s at %s", settings.task_queue,
-                 host_task_queue(settings.task_queue), settings.temporal_address)
+    async with contextlib.AsyncExitStack() as running:
+        for w in (worker, *others, *hosts):
+            await running.enter_async_context(w)
+        log.info("worker of groups %s polling task queues %s at %s", ", ".join(groups),
+                 ", ".join(w.task_queue for w in (worker, *others, *hosts)), settings.temporal_address)
         await stop.wait()
     if relay:
         await relay
@@ -178,23 +224,24 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         outbox.dispose()
 
 
-def _child() -> None:
+def _child(groups: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    asyncio.run(run_worker(get_settings(), groups))
 
 
-def _pool_child() -> None:
+def _pool_child(groups: list[str] | None) -> None:
     from .devserver import die_with_parent
 
     die_with_parent()  # a killed `porpoise worker --processes N` takes its N processes along
-    _child()
+    _child(groups)
 
 
-def main(processes: int = 1) -> None:
+def main(processes: int = 1, groups: list[str] | None = None) -> None:
     if processes <= 1:
-        _child()
+        _child(groups)
         return
-    procs = [multiprocessing.Process(target=_pool_child, name=f"porpoise-worker-{i}") for i in range(processes)]
+    procs = [multiprocessing.Process(target=_pool_child, args=(groups,), name=f"porpoise-worker-{i}")
+             for i in range(processes)]
     for p in procs:
         p.start()
     try:

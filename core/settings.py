@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # With no cluster configured (datax_k8s_namespace empty) everything runs locally.
     datax_run_on: str = "auto"
     datax_k8s_min_xmx_gb: int = Field(default=4, ge=1)
+    # Worker groups (core/worker_groups.py): heavy DataX jobs (runOn=k8s, or xmx >= datax_k8s_min_xmx_gb)
+    # of tasks in the default group run in this worker group instead ("" = where their group says).
+    datax_worker_group: str = ""
     datax_k8s_namespace: str = ""
     datax_k8s_host: str = ""  # API server URL (no kubeconfig); else datax_k8s_kubeconfig, else in-cluster
     datax_k8s_kubeconfig: Path | None = None
@@ -154,6 +157,13 @@ class Settings(BaseSettings):
     def temporal_uses_tls(self) -> bool:
         return bool(self.temporal_tls or self.temporal_tls_ca_file or self.temporal_tls_cert_file
                     or self.temporal_api_key.get_secret_value())
+
+    @field_validator("datax_worker_group")
+    @classmethod
+    def _datax_group(cls, value: str) -> str:
+        from .worker_groups import check_name
+
+        return check_name(value.strip()) if value.strip() else ""
 
     @field_validator("datax_run_on")
     @classmethod

@@ -120,7 +120,8 @@ async def start(ctx: Services, code: int, body: StartComplement) -> dict[str, An
         timezone=timezone, start_node_list=body.start_node_list, task_depend_type=body.task_depend_type,
         log_dir=str(settings.resolved_log_dir), minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority, task_group_sizes=sizes,
-        max_sub_process_depth=settings.max_sub_process_depth,
+        max_sub_process_depth=settings.max_sub_process_depth, worker_group=body.worker_group or "default",
+        datax_worker_group=settings.datax_worker_group, datax_heavy_xmx_gb=settings.datax_k8s_min_xmx_gb,
     )
     complement_id = new_complement_id(definition.code)
     inp = ComplementInput(

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -36,6 +37,7 @@ from core.operations_deadline import NoAnswer, update_within
 from core.payload_budget import refusal as payload_refusal
 from core.settings import Settings
 from core.temporal import final_status, ui_run_url
+from core.worker_groups import normalise as normalise_group
 from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
@@ -89,6 +91,9 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority,
         max_sub_process_depth=settings.max_sub_process_depth,
+        worker_group=normalise_group(body.worker_group),
+        datax_worker_group=settings.datax_worker_group,
+        datax_heavy_xmx_gb=settings.datax_k8s_min_xmx_gb,
     )
     groups = {t.task_group_id for t in definition.tasks if t.task_group_id > 0}
     sizes = await run_in_threadpool(store.task_group_sizes, groups) if store is not None else {}
@@ -153,12 +158,15 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
     except WorkflowQueryFailedError as e:
         raise Unavailable(str(e), title="The workflow did not answer") from e
     if desc.status == WorkflowExecutionStatus.RUNNING:
+        queues_seen: dict[str, bool] = {}
         for pending in desc.raw_description.pending_activities:
             try:
                 node = next(n for n in status.nodes if str(n.code) == pending.activity_id)
             except StopIteration:
                 continue
             node.attempts = pending.attempt
+            if _never_started(pending):
+                await _mark_waiting(client, node, pending, queues_seen)
             if pending.heartbeat_details.payloads:
                 details = client.data_converter.payload_converter.from_payloads(
                     pending.heartbeat_details.payloads)
@@ -170,6 +178,48 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
         # Terminated or timed out from outside: not a DS state, so say so plainly.
         status.state = WorkflowState.STOP if status.state is WorkflowState.RUNNING_EXECUTION else status.state
     return status, tstatus
+
+
+def _never_started(pending: Any) -> bool:
+    """Dispatched to a task queue and not taken by any worker yet (this schedule of the task)."""
+    return bool(pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+                and not pending.HasField("last_started_time"))
+
+
+async def _mark_waiting(client: Client, node: NodeStatus, pending: Any, queues_seen: dict[str, bool]) -> None:
+    """A task no worker has taken: say which worker group (task queue) it waits for, and whether a
+    worker polls it at all. A task of a group other than default shows SUBMITTED_SUCCESS, as in DS,
+    until a worker of its group takes it (docs/deploy.md "Worker groups")."""
+    queue = pending.activity_options.task_queue.name if pending.HasField("activity_options") else ""
+    polled: bool | None = None
+    if queue:
+        if queue not in queues_seen:
+            queues_seen[queue] = await _has_pollers(client, queue)
+        polled = queues_seen[queue]
+    group = node.worker_group or "default"
+    where = f"worker group {group!r}" + (f" (task queue {queue})" if queue else "")
+    if "@" in queue:
+        where = f"its lost worker's host (task queue {queue})"
+    node.waiting = (f"waiting for a worker of {where}" if polled is not False
+                    else f"waiting for a worker of {where}: no worker polls it")
+    if node.worker_group and node.state is TaskState.RUNNING_EXECUTION:
+        node.state = TaskState.SUBMITTED_SUCCESS
+
+
+async def _has_pollers(client: Client, queue: str) -> bool:
+    """Whether any worker polled ``queue`` for activities recently (the server keeps pollers of the
+    last minutes). True when it cannot tell."""
+    from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    try:
+        resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+    except RPCError:
+        return True
+    return len(resp.pollers) > 0
 
 
 async def get_run(ctx: Services, instance_id: str) -> dict[str, Any]:

@@ -288,6 +288,8 @@ def run_input(rec: ScheduleRecord, definition: WorkflowDefinition, settings: Set
         instance_priority=Priority(rec.instance_priority),
         task_group_sizes=task_group_sizes or {},
         max_sub_process_depth=settings.max_sub_process_depth,
+        worker_group=(rec.worker_group or "").strip() or "default",  # DS: the schedule row's group (§4.18)
+        datax_worker_group=settings.datax_worker_group, datax_heavy_xmx_gb=settings.datax_k8s_min_xmx_gb,
     )
 
 

@@ -42,6 +42,15 @@ class StartRun(BaseModel):
     instance_priority: Priority = Field(
         Priority.MEDIUM, validation_alias=AliasChoices("processInstancePriority", "workflowInstancePriority",
                                                        "instancePriority"))
+    # DS start-process-instance ``workerGroup``: tasks left in ``default`` run in this group (core/worker_groups.py).
+    worker_group: str | None = Field(None, alias="workerGroup")
+
+    @field_validator("worker_group")
+    @classmethod
+    def _worker_group(cls, v: str | None) -> str | None:
+        from core.worker_groups import check_name, normalise
+
+        return check_name(normalise(v)) if v is not None else None
 
     @field_validator("start_params", mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
+    from core import worker_groups
     from core.contracts import (
         WORKFLOW_TASK_TIMEOUT,
         Activities,
@@ -100,6 +101,8 @@ RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_P
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
 # workflow.patched ids: changes to the commands of running instances (docs: issue 16).
 PATCH_SUB_PROCESS_LIMITS = "sub-process-cycle-and-depth-limit"
+# Tasks of a worker group other than default are scheduled on that group's task queue.
+PATCH_WORKER_GROUPS = "worker-groups"
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
@@ -559,7 +562,9 @@ class DsWorkflow:
         resumable = workflow.patched(LOST_WORKER_PATCH)
         attempts_left = task.fail_retry_times + 1  # DS: the first run plus failRetryTimes retries
         offset = 0
-        queue: str | None = None
+        group_queue = self._group_queue(code, task)  # None: the shared queue (group default)
+        queue: str | None = group_queue
+        on_host = False  # queue is a lost attempt's host queue, which gets LOST_WORKER_WAIT to answer
         started = workflow.now()
         warner = asyncio.create_task(self._timeout_warning(code, task.timeout)) if warns else None
         try:
@@ -574,7 +579,8 @@ class DsWorkflow:
                     activity_id=f"{code}",
                     task_queue=queue,
                     start_to_close_timeout=timeout,
-                    schedule_to_start_timeout=LOST_WORKER_WAIT if queue else None,
+                    # No schedule-to-start timeout on a group's queue: a group with no live worker waits.
+                    schedule_to_start_timeout=LOST_WORKER_WAIT if on_host else None,
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RetryPolicy(
                         initial_interval=self._minutes(task.fail_retry_interval) or timedelta(seconds=1),
@@ -599,15 +605,17 @@ class DsWorkflow:
                             if lost.attempt > offset:  # it heartbeat: Temporal retries before it were failures
                                 attempts_left -= lost.attempt - offset - 1
                                 offset = lost.attempt
-                                queue = _heartbeat_field(e, "queue") or None
+                                queue = _heartbeat_field(e, "queue") or group_queue
+                                on_host = queue != group_queue
                             else:  # lost before its first heartbeat: it never got going, keep the old link
                                 offset += 1
                             request = request.model_copy(update={"attempt_offset": offset, "lost_attempt": lost})
                             workflow.logger.warning("task %s: worker lost during attempt %s on %s; resuming",
                                                     code, lost.attempt, lost.host)
                             continue
-                        if queue and _timed_out(e, TimeoutType.SCHEDULE_TO_START):
-                            queue = None  # the lost host did not come back: run it anywhere, afresh
+                        if on_host and _timed_out(e, TimeoutType.SCHEDULE_TO_START):
+                            # the lost host did not come back: run it on any worker of its group, afresh
+                            queue, on_host = group_queue, False
                             continue
                     self._activity_failed(code, task, e, offset=offset, attempts_left=attempts_left)
                     return
@@ -621,6 +629,27 @@ class DsWorkflow:
         recovered = {"recovery": result.recovery} if result.recovery else {}
         dag.finish(code, TaskState.SUCCESS, now, attempts=result.attempt, host=result.host,
                    pid=result.pid, log_path=result.log_path, var_pool=pool, **recovered)
+
+    def _group(self, task: TaskDefinition) -> str:
+        """The worker group the task instance runs in (DS's rule, core/worker_groups.py); a heavy DataX
+        job of the default group goes to the run's ``datax_worker_group`` when one is set."""
+        assert self._input is not None
+        inp = self._input
+        group = worker_groups.task_group(task.worker_group, inp.worker_group)
+        if (group == worker_groups.DEFAULT_GROUP and inp.datax_worker_group and task.task_type == "DATAX"
+                and worker_groups.is_heavy_datax(task.task_params, inp.datax_heavy_xmx_gb)):
+            group = inp.datax_worker_group
+        return group
+
+    def _group_queue(self, code: int, task: TaskDefinition) -> str | None:
+        """The task queue of the task's worker group; None for the default group (the shared queue the
+        workflow itself runs on), so runs without worker groups issue the commands they always did."""
+        assert self._dag is not None
+        group = self._group(task)
+        if group == worker_groups.DEFAULT_GROUP or not workflow.patched(PATCH_WORKER_GROUPS):
+            return None
+        self._dag.nodes[code].worker_group = group
+        return worker_groups.group_task_queue(workflow.info().task_queue, group)
 
     def _activity_failed(self, code: int, task: TaskDefinition, e: ActivityError, *, offset: int = 0,
                          attempts_left: int | None = None) -> None:
@@ -739,6 +768,9 @@ class DsWorkflow:
             minute_seconds=inp.minute_seconds, var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)),
             is_sub_process=True, parent_instance_id=inp.instance_id, command_type="START_PROCESS",
             call_chain=chain, max_sub_process_depth=inp.max_sub_process_depth,
+            # DS: the child's worker group is the SUB_PROCESS task's (reference §4.9)
+            worker_group=self._group(task), datax_worker_group=inp.datax_worker_group,
+            datax_heavy_xmx_gb=inp.datax_heavy_xmx_gb,
         )
         if previous is not None:  # resume the child where it stopped: its successful nodes are kept
             child_input = child_input.model_copy(update={

@@ -101,6 +101,8 @@ class NodeStatus(BaseModel):
     var_pool: list[Property] = Field(default_factory=list)
     sub_instance_id: str | None = None  # SUB_PROCESS: the child workflow instance
     branch: list[int] | None = None  # CONDITIONS/SWITCH: the targets chosen
+    worker_group: str | None = None  # the task's worker group when not default (core/worker_groups.py)
+    waiting: str | None = None  # set by the API: dispatched and no worker took it yet (which group, polled?)
 
 
 class AlertNote(BaseModel):
@@ -190,3 +192,8 @@ class RunInput(BaseModel):
     instance_priority: Priority = Priority.MEDIUM  # processInstancePriority (§4.16)
     task_group_sizes: dict[int, int] = Field(default_factory=dict)  # task group id -> groupSize
     carried: CarriedState | None = None
+    # Worker groups (core/worker_groups.py): the instance's group (start command, schedule row, or the
+    # parent's SUB_PROCESS task), and the group heavy DataX jobs of the default group go to ("" = none).
+    worker_group: str = "default"
+    datax_worker_group: str = ""
+    datax_heavy_xmx_gb: int = 4

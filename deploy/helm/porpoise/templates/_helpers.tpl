@@ -34,11 +34,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* A worker group's task queue: the group "default" polls settings.task_queue, others <queue>-<group>. */}}
+{{/* A worker group's task queue, as core/worker_groups.py group_task_queue: the group "default" is
+settings.task_queue, any other group G is <task_queue>-G. */}}
 {{- define "porpoise.taskQueue" -}}
 {{- $queue := .root.Values.settings.task_queue | default "porpoise" -}}
-{{- if .group.taskQueue -}}{{ .group.taskQueue }}
-{{- else if eq .group.name "default" -}}{{ $queue }}
+{{- if eq .group.name "default" -}}{{ $queue }}
 {{- else -}}{{ printf "%s-%s" $queue .group.name }}{{- end -}}
 {{- end -}}
 

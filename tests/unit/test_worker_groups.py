@@ -1,0 +1,88 @@
+"""Worker groups without a server: DS's group rule, queue names, what a worker serves, bad names."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from temporalio.activity import _Definition
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.worker import served_groups, workflow_activities
+from core.settings import Settings
+from core.worker_groups import check_name, group_task_queue, is_heavy_datax, task_group
+from model.task_types import ACTIVITY_TYPES
+from services.schemas import StartRun
+
+
+@pytest.mark.parametrize(("own", "instance", "runs_in"), [
+    ("default", "default", "default"),
+    ("", None, "default"),  # blank is default (DS StringUtils.isBlank)
+    ("etl", "default", "etl"),
+    ("default", "etl", "etl"),  # a task left in default takes the instance's group
+    ("", "etl", "etl"),
+    ("gpu", "etl", "gpu"),  # a task's own group wins over the instance's
+])
+def test_ds_rule(own: str, instance: str | None, runs_in: str) -> None:
+    assert task_group(own, instance) == runs_in
+
+
+def test_queue_names_match_the_chart() -> None:
+    assert group_task_queue("porpoise", "default") == "porpoise"
+    assert group_task_queue("porpoise", "") == "porpoise"
+    assert group_task_queue("porpoise", "etl") == "porpoise-etl"
+
+
+@pytest.mark.parametrize("bad", ["", "a@b", "has space", "-lead", "x" * 64])
+def test_bad_group_names(bad: str) -> None:
+    with pytest.raises(ValueError, match="worker group"):
+        check_name(bad)
+
+
+def test_heavy_datax() -> None:
+    assert is_heavy_datax({"runOn": "k8s", "xmx": 1}, 4)
+    assert not is_heavy_datax({"runOn": "local", "xmx": 16}, 4)
+    assert is_heavy_datax({"xmx": "8"}, 4)
+    assert not is_heavy_datax({"xmx": 2}, 4)
+    assert not is_heavy_datax({}, 4)
+    assert not is_heavy_datax({"xmx": "lots"}, 4)
+
+
+def test_served_groups() -> None:
+    assert served_groups([]) == ["default"]
+    assert served_groups(["etl", "etl", "default"]) == ["default", "etl"]
+    assert served_groups(["etl"], default=False) == ["etl"]
+    assert served_groups(["default", "etl"], default=False) == ["etl"]
+    with pytest.raises(ValueError, match="no worker group"):
+        served_groups([], default=False)
+    with pytest.raises(ValueError, match="worker group 'a@b'"):
+        served_groups(["a@b"])
+
+
+def test_cli_refuses_a_worker_of_no_group() -> None:
+    result = CliRunner().invoke(app, ["worker", "--no-default"])
+    assert result.exit_code == 1 and "serve no worker group" in result.output
+    result = CliRunner().invoke(app, ["worker", "--group", "a b"])
+    assert result.exit_code == 1 and "worker group 'a b'" in result.output
+
+
+def test_start_command_worker_group() -> None:
+    assert StartRun.model_validate({}).worker_group is None
+    assert StartRun.model_validate({"workerGroup": "etl"}).worker_group == "etl"
+    assert StartRun.model_validate({"workerGroup": " "}).worker_group == "default"
+    with pytest.raises(ValidationError, match="workerGroup"):
+        StartRun.model_validate({"workerGroup": "no@such"})
+
+
+def test_datax_worker_group_setting(tmp_path: object) -> None:
+    assert Settings(datax_worker_group=" datax ").datax_worker_group == "datax"
+    assert Settings().datax_worker_group == ""
+    with pytest.raises(ValidationError, match="worker group"):
+        Settings(datax_worker_group="a@b")
+
+
+def test_a_no_default_worker_keeps_the_workflows_activities_but_no_task_types(tmp_path: object) -> None:
+    settings = Settings(data_dir=tmp_path, dev_mode=True)  # type: ignore[arg-type]
+    names = {_Definition.must_from_callable(a).name for a in workflow_activities(settings, None)}  # type: ignore[arg-type]
+    assert not names & ACTIVITY_TYPES
+    assert {"load_definition", "evaluate_switch", "send_alerts"} <= names
