@@ -208,6 +208,9 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Setti
                             {**start, "failureStrategy": "SOMETIMES"}), 10001)
     envelope_err(await form(api, "POST", f"/projects/{project}/executors/start-process-instance",
                             {**start, "startNodeList": "42"}), 10207)
+    # a worker group that cannot name a task queue is refused, naming the field
+    envelope_err(await form(api, "POST", f"/projects/{project}/executors/start-process-instance",
+                            {**start, "workerGroup": "etl@host"}), 10001)
     trigger = envelope_ok(await form(api, "POST", f"/projects/{project}/executors/start-process-instance", start))
     assert isinstance(trigger, int)
     found = envelope_ok(await form(api, "GET", f"/projects/{project}/process-instances/trigger",

@@ -36,6 +36,9 @@ def _start_fields(p: Params, version: int | None) -> dict[str, Any]:
         "processInstancePriority": priority, "warningGroupId": p.integer("warningGroupId", 0) or 0,
         "dryRun": p.integer("dryRun", 0) or 0, "startNodeList": p.codes("startNodeList"), "version": version,
     }
+    group = (p.text("workerGroup") or "").strip()
+    if group:  # DS: tasks left in `default` run in the run's worker group (core/worker_groups.py)
+        fields["workerGroup"] = group
     raw = (p.text("startParams") or "").strip()
     if raw:
         try:
