@@ -11,7 +11,7 @@ from core.settings import Settings, get_settings
 
 from . import problems
 from .deps import AppState
-from .routers import alerts, complements, datasources, definitions, runs, schedules, task_groups
+from .routers import alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(task_groups.router)
     app.include_router(schedules.router)
     app.include_router(complements.router)
+    app.include_router(codec.router)
+    app.include_router(codec.ui_router)  # its own path secret, for the Temporal UI (no token)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
     alerts.install(app, settings)  # channel secrets use the same key
 

@@ -79,10 +79,15 @@ def up(
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
     from .devserver import devserver_command, wait_for_port
+    from .routers.codec import ensure_ui_secret
 
     settings = get_settings()
     data = (data_dir or settings.data_dir).resolve()
+    os.umask(0o077)  # every file the stack makes (databases, keys, logs) is the operator's alone
     data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    settings = settings.model_copy(update={"data_dir": data})
+    codec_endpoint = f"{settings.resolved_api_url}/codec/ui/{ensure_ui_secret(settings)}"
     env = dict(os.environ, PORPOISE_DATA_DIR=str(data))
     if pulsar is not None:
         env["PORPOISE_PULSAR_URL"] = pulsar
@@ -118,7 +123,7 @@ def up(
     signal.signal(signal.SIGHUP, interrupted)
     try:
         spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
-                                            ui_port=settings.temporal_ui_port))
+                                            ui_port=settings.temporal_ui_port, codec_endpoint=codec_endpoint))
         wait_for_port(host, int(port), 60)
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     secret_key_file: Path | None = None
     dev_mode: bool | None = None
+    # Temporal payload encryption (core/codec.py, docs/security.md): the AES key ring; default
+    # <data_dir>/payload.keys, generated in dev mode only.
+    payload_key_file: Path | None = None
     # Task logs (activities/logs.py, activities/masking.py, activities/log_budget.py). Per task attempt:
     # output past log_max_bytes_per_task keeps its head and its last log_tail_bytes (0 = no cap).
     # Per worker: the sweeper deletes logs older than log_retention_days and, while the log root holds

@@ -1,20 +1,29 @@
-"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads)."""
+"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads, encrypted)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 
+from .codec import codec_for
 from .contracts import InstanceStatus
 from .settings import Settings
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, encrypted by the payload codec (core/codec.py) before they reach Temporal."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings))
 
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
     )
 
 

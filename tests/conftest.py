@@ -18,7 +18,6 @@ import httpx
 import pytest
 import uvicorn
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -26,6 +25,7 @@ from api.devserver import temporal_binary
 from api.worker import build_worker
 from core import search_attributes as sa
 from core.settings import Settings
+from core.temporal import data_converter
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
@@ -41,11 +41,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)),  # encrypted; key ring in data_dir
     )
     try:
         yield env

@@ -1,0 +1,114 @@
+"""Payload encryption on the real stack: a secret start param and the varPool it flows into are
+ciphertext in Temporal's history (as the `temporal` CLI and a codec-less client see it), while the run
+succeeds and the API, and the codec server endpoints, give the decoded values back."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from api.devserver import temporal_binary
+from api.routers.codec import ensure_ui_secret
+from core.codec import ENCODING, EncryptionCodec, rotate
+from core.settings import Settings
+from tests import dsbuild
+from tests.integration.helpers import run
+
+
+def _forms(secret: str) -> list[bytes]:
+    return [secret.encode(), base64.b64encode(secret.encode()), secret.encode("utf-16-le")]
+
+
+async def _secret_run(api: httpx.AsyncClient, secret: str) -> dict[str, object]:
+    doc = dsbuild.export(
+        f"codec-{uuid.uuid4().hex[:6]}",
+        [dsbuild.task("emit", params={
+            "localParams": [{"prop": "leak", "direct": "OUT", "type": "VARCHAR", "value": ""}],
+            "rawScript": 'k=${api_key}; echo "#{setValue(leak=$k-out)}"', "resourceList": []})],
+        [(None, "emit")],
+        global_params='[{"prop": "api_key", "direct": "IN", "type": "VARCHAR", "value": "none"}]')
+    return await run(api, doc, startParams={"api_key": secret})
+
+
+async def test_secret_start_param_is_not_plaintext_in_history(api: httpx.AsyncClient, client: Client,
+                                                              temporal_address: str) -> None:
+    secret = f"s3cr3t-XYZ-{uuid.uuid4().hex[:8]}"
+    status = await _secret_run(api, secret)
+    assert status["state"] == "SUCCESS", status
+    var_pool = {p["prop"]: p["value"] for p in status["var_pool"]}  # type: ignore[attr-defined]
+    assert var_pool["leak"] == f"{secret}-out"  # the API decodes
+    instance_id = str(status["instance_id"])
+
+    # What the Temporal CLI shows (no codec): no trace of the secret, and the payloads say encrypted.
+    shown = subprocess.run(
+        [temporal_binary(), "workflow", "show", "-w", instance_id, "-o", "json", "--address", temporal_address,
+         "--namespace", "default"], capture_output=True, timeout=60, check=True).stdout
+    assert len(shown) > 1000
+    for form in _forms(secret):
+        assert form not in shown, "the secret is in `temporal workflow show`"
+    assert base64.b64encode(ENCODING) in shown
+
+    # What a client without the codec fetches: every event's bytes.
+    plain = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
+    history = await plain.get_workflow_handle(instance_id).fetch_history()
+    blob = b"\n".join(e.SerializeToString() for e in history.events) + history.to_json().encode()
+    for form in _forms(secret):
+        assert form not in blob, "the secret is in the history"
+
+    # The codec server decodes what the history holds.
+    started = history.events[0].workflow_execution_started_event_attributes.input
+    body = json.loads(history.to_json())["events"][0]["workflowExecutionStartedEventAttributes"]["input"]
+    assert len(started.payloads) == 1
+    r = await api.post("/codec/decode", json=body)
+    assert r.status_code == 200, r.text
+    decoded = base64.b64decode(r.json()["payloads"][0]["data"])
+    assert secret.encode() in decoded
+    r = await api.post("/codec/encode", json=r.json())
+    assert r.status_code == 200 and secret.encode() not in base64.b64decode(r.json()["payloads"][0]["data"])
+    r = await api.post("/codec/decode", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+
+
+async def test_ui_codec_path_needs_the_secret(api: httpx.AsyncClient, settings: Settings) -> None:
+    payload = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+                             "data": base64.b64encode(b'"hello"').decode()}]}
+    secret = ensure_ui_secret(settings)
+    assert (Path(settings.data_dir) / "codec-ui.secret").stat().st_mode & 0o777 == 0o600
+    r = await api.post(f"/codec/ui/{secret}/encode", json=payload, headers={"authorization": ""})
+    assert r.status_code == 200, r.text
+    enc = r.json()
+    assert base64.b64decode(enc["payloads"][0]["metadata"]["encoding"]) == ENCODING
+    r = await api.post(f"/codec/ui/{secret}/decode", json=enc, headers={"authorization": ""})
+    assert r.status_code == 200 and r.json() == payload
+    r = await api.post(f"/codec/ui/{secret[:-1]}x/decode", json=enc, headers={"authorization": ""})
+    assert r.status_code == 404
+
+
+async def test_key_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
+    from temporalio.api.common.v1 import Payload
+
+    ring = tmp_path / "payload.keys"
+    codec = EncryptionCodec(ring, create=True)
+    assert ring.stat().st_mode & 0o777 == 0o600
+    p = Payload(metadata={"encoding": b"json/plain"}, data=b'"value-1"')
+    (old,) = await codec.encode([p])
+    first_id = old.metadata["encryption-key-id"]
+    new_id = rotate(ring)
+    assert ring.stat().st_mode & 0o777 == 0o600
+    (new,) = await codec.encode([p])  # the running codec picks up the rotated ring by itself
+    assert new.metadata["encryption-key-id"] == new_id.encode() != first_id
+    assert await codec.decode([old, new]) == [p, p]
+    fresh = EncryptionCodec(ring)  # another process, started after the rotation
+    assert await fresh.decode([old]) == [p]
+    # a payload re-labelled to the other key does not decrypt
+    forged = Payload(metadata={"encoding": ENCODING, "encryption-key-id": new_id.encode()}, data=old.data)
+    with pytest.raises(Exception):  # noqa: B017 (cryptography's InvalidTag)
+        await codec.decode([forged])
