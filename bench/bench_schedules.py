@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.schedules_store import ONLINE, ScheduleRecord
 from api.routers import schedules
@@ -39,6 +38,7 @@ from bench.bench_runs import Sampler
 from bench.stack import Stack
 from core.contracts import InstanceStatus
 from core.settings import Settings
+from core.temporal import data_converter
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
@@ -78,7 +78,8 @@ async def bench(stack: Stack, n: int, concurrency: int, via: str, lead: float, p
                 timeout: float) -> dict[str, Any]:
     project = random.randrange(10**9, 2 * 10**9)
     base = int(time.time() * 1000) << 12
-    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter)
+    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"],  # the stack's key ring: results decrypt
+                                  data_converter=data_converter(Settings(data_dir=stack.data, dev_mode=True)))
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
         if via == "auto":
             via = "api" if (await api.get("/schedules", params={"limit": 1})).status_code == 200 else "temporal"
