@@ -45,7 +45,8 @@ async def temporal_env(data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
-        data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)),  # encrypted; key ring in data_dir
+        # encrypted payloads, the key ring in data_dir (as every Porpoise process does)
+        data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)),  # type: ignore[call-arg]
     )
     try:
         yield env
