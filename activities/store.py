@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, String, Text, create_engin
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from core.private_files import private_file, sqlite_file
 from model.definition import WorkflowDefinition
 
 
@@ -31,6 +32,8 @@ def open_engine(url: str) -> Engine:
     """An engine for Porpoise's own database. SQLite gets WAL and synchronous=NORMAL: many workers'
     small commits (events, definitions) would otherwise queue behind one fsync each."""
     kwargs: dict[str, object] = {"pool_pre_ping": True}
+    if (db_file := sqlite_file(url)) is not None:
+        private_file(db_file)  # 0600; SQLite gives its -wal and -shm files the same mode
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)  # type: ignore[arg-type]

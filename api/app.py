@@ -12,6 +12,7 @@ from core.settings import Settings, get_settings
 from . import problems
 from .deps import AppState
 from .routers import alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
+from .security import CrossSiteGuard
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="DolphinScheduler workflow definitions, run durably on Temporal.")
     app.state.porpoise = AppState(settings)
     problems.install(app)
+    app.add_middleware(CrossSiteGuard, settings=settings)  # Host allow-list, JSON bodies, CORS (api/security.py)
     app.include_router(definitions.router)
     app.include_router(runs.router)
     app.include_router(task_groups.router)

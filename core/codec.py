@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from .private_files import private_dir
 from .settings import Settings
 
 ENCODING = b"binary/encrypted"
@@ -57,7 +58,7 @@ def _new_line() -> str:
 def _write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write ``text`` to ``path`` (mode 0600) atomically: a reader never sees half a key ring. Without
     ``replace`` only the first of racing processes wins (``link`` fails if the file exists)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port
+    # Cross-site safety (api/security.py): Host names the API answers to besides api_host, 127.0.0.1,
+    # localhost and [::1] ("name" = any port, "name:port"); origins allowed by CORS (none = CORS off).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
     log_dir: Path | None = None  # task logs; default <data_dir>/logs
     max_definition_bytes: int = 5 * 1024 * 1024
     default_timezone: str = "UTC"

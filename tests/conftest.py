@@ -69,6 +69,7 @@ def settings(data_dir: Path, temporal_address: str) -> Settings:
         max_definition_bytes=3 * 1024 * 1024,
         minute_seconds=1.0,  # a DS minute lasts one second in tests
         default_timezone="Asia/Shanghai",
+        allowed_hosts=["porpoise"],  # the in-process test clients' base URL
     )
 
 

@@ -23,6 +23,7 @@ from google.protobuf.message import Error as ProtobufError
 from temporalio.api.common.v1 import Payloads
 
 from core.codec import PayloadKeyError, codec_for
+from core.private_files import private_dir
 from core.settings import Settings
 
 from ..deps import SettingsDep
@@ -42,7 +43,7 @@ def ensure_ui_secret(settings: Settings) -> str:
     """The UI codec path secret, made (0600) on first use."""
     path = ui_secret_file(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         try:
             fd = path.open("x")
         except FileExistsError:
