@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from core.settings import Settings, get_settings
+from storage.security import SecurityStore
 
 from . import problems
+from .auth import authenticate
 from .deps import AppState
-from .routers import alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
+from .routers import access, alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
 from .security import CrossSiteGuard
 
 
@@ -22,10 +24,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         app.state.porpoise.store.dispose()
+        app.state.security.dispose()
 
     app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
-                  description="DolphinScheduler workflow definitions, run durably on Temporal.")
+                  description="DolphinScheduler workflow definitions, run durably on Temporal.",
+                  dependencies=[Depends(authenticate)])  # a token on every route but health (api/auth.py)
     app.state.porpoise = AppState(settings)
+    app.state.security = SecurityStore(settings.resolved_database_url)
     problems.install(app)
     app.add_middleware(CrossSiteGuard, settings=settings)  # Host allow-list, JSON bodies, CORS (api/security.py)
     app.include_router(definitions.router)
@@ -34,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(complements.router)
     app.include_router(codec.router)
+    app.include_router(access.router)
     app.include_router(codec.ui_router)  # its own path secret, for the Temporal UI (no token)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
     alerts.install(app, settings)  # channel secrets use the same key

@@ -20,7 +20,10 @@ from core.settings import get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
+from .cli_tokens import client_token, token_app, write_admin_token
+
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 out = Console()
 err = Console(stderr=True)
 
@@ -28,7 +31,9 @@ FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
 
 
 def _api() -> httpx.Client:
-    return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60)
+    token = client_token()  # PORPOISE_TOKEN, a 0600 token file, or `porpoise up`'s (api/cli_tokens.py)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60, headers=headers)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -88,6 +93,7 @@ def up(
     data.chmod(0o700)
     settings = settings.model_copy(update={"data_dir": data})
     codec_endpoint = f"{settings.resolved_api_url}/codec/ui/{ensure_ui_secret(settings)}"
+    admin_token = write_admin_token(settings)  # made on the first start; the CLI here finds it
     env = dict(os.environ, PORPOISE_DATA_DIR=str(data))
     if pulsar is not None:
         env["PORPOISE_PULSAR_URL"] = pulsar
@@ -133,6 +139,7 @@ def up(
         out.print(f"  API          {settings.resolved_api_url}")
         out.print(f"  OpenAPI docs {settings.resolved_api_url}/docs")
         out.print(f"  Temporal UI  {settings.temporal_ui_url}")
+        out.print(f"  Admin token  {admin_token} (the CLI on this machine uses it)")
         out.print(f"  Events       {'Pulsar ' + events_to if events_to else 'outbox only (porpoise events tail)'}")
         out.print("Press Ctrl-C to stop.")
         while all(p.poll() is None for _, p in procs):

@@ -7,6 +7,7 @@ is Porpoise's own, and the API is the FastAPI app over real HTTP or ASGI.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -26,8 +27,40 @@ from api.worker import build_worker
 from core import search_attributes as sa
 from core.settings import Settings
 from core.temporal import data_converter
+from storage.security import SecurityStore, new_token
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+TEST_ADMIN_TOKEN = new_token()
+
+
+def seed_admin_token(store: SecurityStore) -> str:
+    """The test suite's administrator token, valid in ``store``'s database (made once per database)."""
+    if store.principal(TEST_ADMIN_TOKEN) is None:
+        store.issue_token("test-admin", admin=True, token=TEST_ADMIN_TOKEN)
+    return TEST_ADMIN_TOKEN
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_clients_are_admin() -> Iterator[None]:
+    """Every in-process API client (httpx ASGITransport) acts as an administrator unless the test sends
+    its own Authorization or token header (an empty one = no token): the tests that predate tokens
+    keep passing, and tests/integration/test_security*.py check what other callers get."""
+    original = httpx.ASGITransport.handle_async_request
+
+    async def with_token(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
+        store = getattr(getattr(self.app, "state", None), "security", None)
+        if isinstance(store, SecurityStore) and "authorization" not in request.headers \
+                and "token" not in request.headers:
+            request.headers["authorization"] = f"Bearer {seed_admin_token(store)}"
+        return await original(self, request)
+
+    httpx.ASGITransport.handle_async_request = with_token  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx.ASGITransport.handle_async_request = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +135,10 @@ def _free_port() -> int:
 def api_server(settings: Settings, worker: None) -> Iterator[str]:
     """The API on a real port, for CLI tests that go through HTTP like a user does."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings)
+    # the CLI processes the tests start send this administrator token (test_up.py drops it: `up` makes its own)
+    os.environ["PORPOISE_TOKEN"] = seed_admin_token(app.state.security)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -111,3 +147,4 @@ def api_server(settings: Settings, worker: None) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    os.environ.pop("PORPOISE_TOKEN", None)

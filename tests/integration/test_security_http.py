@@ -103,9 +103,11 @@ async def test_data_dir_files_are_private(api: httpx.AsyncClient, settings: Sett
     logs = [p for p in settings.resolved_log_dir.rglob("*.log") if status["instance_id"] in str(p)]
     assert logs and all(_mode(p) == 0o600 for p in logs)
     assert all(_mode(p.parent) == 0o700 for p in logs)
-    # the dev server's database file is made 0600 before the server starts (it would make it 0644)
-    temporal_db = tmp_path / "fresh" / "temporal.db"
+    # an existing dev-server database (the server makes it 0644) is made 0600 before the server starts
+    temporal_db = tmp_path / "old" / "temporal.db"
     temporal_db.parent.mkdir()
+    temporal_db.write_bytes(b"")
+    temporal_db.chmod(0o644)
     devserver_command(db_file=temporal_db)
     assert _mode(temporal_db) == 0o600
     # a data dir made by a Porpoise process is 0700

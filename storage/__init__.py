@@ -1,0 +1,1 @@
+"""Porpoise's own database: tables and stores."""
