@@ -130,3 +130,11 @@ async def require_datasource(principal: Principal, store: SecurityStore, datasou
     if datasource_id not in access or (owner and not access[datasource_id]):
         what = "owner" if owner else "owner or a user it is granted to"
         raise ProblemError(403, "Forbidden", f"only the datasource's {what} may do this")
+
+
+async def admin_only(principal: PrincipalDep) -> None:
+    """A route dependency: ``@router.put(..., dependencies=[ADMIN_ONLY])``."""
+    require_admin(principal)
+
+
+ADMIN_ONLY = Depends(admin_only)

@@ -51,6 +51,7 @@ from core.temporal import ui_run_url
 from model.definition import WarningType
 from model.problems import Problem, pointer
 
+from ..auth import ADMIN_ONLY
 from ..deps import AppState, app_state
 from ..problems import ProblemError
 from .runs import instance_status
@@ -139,7 +140,8 @@ async def _channel_or_404(sender: AlertSender, channel_id: int) -> ChannelView:
 # --------------------------------------------------------------------------------------------------
 
 
-@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)")
+@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)",
+             dependencies=[ADMIN_ONLY])
 async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
     try:
@@ -165,7 +167,7 @@ async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
     return view.as_dict()
 
 
-@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group")
+@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
 async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     try:
         patch = GroupPatch.model_validate(await _body(request, "Invalid alert group"))
@@ -179,7 +181,8 @@ async def update_group(group_id: int, request: Request, sender: SenderDep) -> di
     return view.as_dict()
 
 
-@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels")
+@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels",
+               dependencies=[ADMIN_ONLY])
 async def delete_group(group_id: int, sender: SenderDep) -> None:
     if not await run_in_threadpool(sender.store.delete_group, group_id):
         raise ProblemError(404, "Not found", f"alert group {group_id} does not exist")
@@ -190,7 +193,8 @@ async def delete_group(group_id: int, sender: SenderDep) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)")
+@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)",
+             dependencies=[ADMIN_ONLY])
 async def create_channel(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
     they are stored encrypted), ``templates`` ``{kind: {subject, body}}``, ``events`` (kinds; default
@@ -225,7 +229,8 @@ async def list_channels(group_id: int, sender: SenderDep) -> list[dict[str, Any]
     return [c.as_dict() for c in await run_in_threadpool(sender.store.list_channels, group_id)]
 
 
-@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key")
+@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
+             dependencies=[ADMIN_ONLY])
 async def rotate_keys(sender: SenderDep) -> dict[str, int]:
     return await run_in_threadpool(sender.store.rotate)
 
@@ -235,7 +240,8 @@ async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
     return (await _channel_or_404(sender, channel_id)).as_dict()
 
 
-@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one")
+@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one",
+            dependencies=[ADMIN_ONLY])
 async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
     replace the kinds given (``null`` goes back to the default); ``events``/``allEvents``; ``enabled``."""
@@ -269,7 +275,7 @@ async def update_channel(channel_id: int, request: Request, sender: SenderDep) -
     return view.as_dict()
 
 
-@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel")
+@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel", dependencies=[ADMIN_ONLY])
 async def delete_channel(channel_id: int, sender: SenderDep) -> None:
     if not await run_in_threadpool(sender.store.delete_channel, channel_id):
         raise ProblemError(404, "Not found", f"alert channel {channel_id} does not exist")
@@ -410,7 +416,8 @@ class TestSend(BaseModel):
     start_params: dict[str, str] = Field(default_factory=dict, alias="startParams")
 
 
-@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now")
+@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now",
+             dependencies=[ADMIN_ONLY])
 async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
     await _group_or_404(sender, group_id)
@@ -420,7 +427,7 @@ async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[st
     return {"ok": result.ok, "summary": result.summary()} | result.model_dump(mode="json", by_alias=True)
 
 
-@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first")
+@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
 async def deliveries(sender: SenderDep, instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:

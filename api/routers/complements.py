@@ -44,6 +44,7 @@ from workflows.complement import (
     deal,
 )
 
+from ..auth import PrincipalDep, project_filter, require_project, visibility_clause
 from ..deps import ClientDep, SettingsDep, StoreDep
 from ..problems import ProblemError
 from ..schemas import StartRun
@@ -150,11 +151,12 @@ def new_complement_id(code: int) -> str:
 @router.post("/definitions/{code}/complements", status_code=201,
              summary="Complement data (backfill): run the definition once per business date")
 async def start_complement(code: int, body: StartComplement, client: ClientDep, settings: SettingsDep,
-                           store: StoreDep, sstore: ScheduleStoreDep) -> dict[str, Any]:
+                           store: StoreDep, sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
     if body.dependent_mode != "OFF_MODE":
         raise ProblemError(422, "Not supported", "complementDependentMode ALL_DEPENDENT is not supported yet: "
                                                  "complement the dependent workflows separately")
     definition = await load(store, code, body.version)
+    require_project(principal, definition.project_code)
     bad = not_runnable(definition)
     if bad:
         raise ProblemError(422, "Definition cannot run here",
@@ -270,15 +272,18 @@ def status_view(st: ComplementStatus, tstatus: str, settings: Settings) -> dict[
 
 
 @router.get("/complements/{complement_id}", summary="A complement: every date's instance and state")
-async def get_complement(complement_id: str, client: ClientDep, settings: SettingsDep) -> dict[str, Any]:
+async def get_complement(complement_id: str, client: ClientDep, settings: SettingsDep,
+                         principal: PrincipalDep) -> dict[str, Any]:
     st, tstatus = await complement_status(client, complement_id)
+    require_project(principal, st.project_code)
     return status_view(st, tstatus, settings)
 
 
 @router.post("/complements/{complement_id}/stop",
              summary="Stop: running dates are stopped (STOP), no new date starts; the complement ends STOP")
-async def stop_complement(complement_id: str, client: ClientDep) -> dict[str, Any]:
+async def stop_complement(complement_id: str, client: ClientDep, principal: PrincipalDep) -> dict[str, Any]:
     st, tstatus = await complement_status(client, complement_id)
+    require_project(principal, st.project_code)
     if tstatus != "RUNNING":
         raise ProblemError(409, "Cannot stop", f"complement {complement_id} already ended {st.state.value}")
     await _handle(client, complement_id).cancel()
@@ -286,7 +291,7 @@ async def stop_complement(complement_id: str, client: ClientDep) -> dict[str, An
 
 
 @router.get("/complements", summary="List complements (Temporal visibility)")
-async def list_complements(client: ClientDep, settings: SettingsDep,
+async def list_complements(client: ClientDep, settings: SettingsDep, principal: PrincipalDep,
                            definition_code: int | None = Query(None, alias="definitionCode"),
                            state: WorkflowState | None = Query(None),
                            limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -295,6 +300,8 @@ async def list_complements(client: ClientDep, settings: SettingsDep,
         query.append(f"DsDefinitionCode = {int(definition_code)}")
     if state is not None:
         query.append(f"DsState = '{state.value}'")
+    if (only := visibility_clause(project_filter(principal))) is not None:
+        query.append(only)
     out = []
     async for wf in client.list_workflows(" AND ".join(query), limit=limit):
         attrs = wf.typed_search_attributes

@@ -14,6 +14,7 @@ from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from model.task_types import RUNNABLE
 
+from ..auth import PrincipalDep, project_filter, require_project
 from ..deps import AppState, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError
 from ..schemas import DefinitionSummary
@@ -55,7 +56,7 @@ def summary(d: WorkflowDefinition, created: bool | None = None) -> dict[str, Any
 
 
 @router.post("", status_code=201, summary="Create a definition, or a new version of one")
-async def create(request: Request, settings: SettingsDep, store: StoreDep,
+async def create(request: Request, settings: SettingsDep, store: StoreDep, principal: PrincipalDep,
                  state: Annotated[AppState, Depends(app_state)],
                  project_code: int | None = Query(None, alias="projectCode")) -> list[dict[str, Any]]:
     """Accepts a DS export (3.1/3.2/3.3, array or object), the create-API form (form-encoded or JSON)
@@ -70,6 +71,9 @@ async def create(request: Request, settings: SettingsDep, store: StoreDep,
     for d in definitions:
         if project_code is not None and not d.project_code:
             d = d.model_copy(update={"project_code": project_code})
+        require_project(principal, d.project_code)
+        if d.code and (old := await run_in_threadpool(store.get, d.code, None)) is not None:
+            require_project(principal, old.project_code)  # no overwriting or moving another project's
         saved = await run_in_threadpool(store.save, d)
         schedule = await import_schedule(state, saved.definition)
         out.append(summary(saved.definition, saved.created_version) | {"schedule": schedule})
@@ -83,12 +87,14 @@ async def validate(request: Request, settings: SettingsDep) -> list[dict[str, An
 
 
 @router.get("", summary="List definitions (latest versions)")
-async def list_definitions(store: StoreDep, project_code: int | None = Query(None, alias="projectCode"),
+async def list_definitions(store: StoreDep, principal: PrincipalDep,
+                           project_code: int | None = Query(None, alias="projectCode"),
                            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
                            ) -> list[dict[str, Any]]:
+    allowed = project_filter(principal, project_code)
     rows = await run_in_threadpool(store.list, project_code, limit, offset)
     return [{"code": r.code, "name": r.name, "projectCode": r.project_code, "version": r.latest_version,
-             "updatedAt": r.updated_at} for r in rows]
+             "updatedAt": r.updated_at} for r in rows if allowed is None or r.project_code in allowed]
 
 
 async def load(store: StoreDep, code: int, version: int | None = None) -> WorkflowDefinition:
@@ -100,16 +106,19 @@ async def load(store: StoreDep, code: int, version: int | None = None) -> Workfl
 
 
 @router.get("/{code}", summary="The latest version of a definition")
-async def get(code: int, store: StoreDep) -> dict[str, Any]:
-    return json.loads((await load(store, code)).model_dump_json())
+async def get(code: int, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    d = await load(store, code)
+    require_project(principal, d.project_code)
+    return json.loads(d.model_dump_json())
 
 
 @router.get("/{code}/versions", summary="Every stored version of a definition")
-async def versions(code: int, store: StoreDep) -> list[dict[str, Any]]:
-    await load(store, code)
+async def versions(code: int, store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    require_project(principal, (await load(store, code)).project_code)
     return await run_in_threadpool(store.versions, code)
 
 
 @router.get("/{code}/versions/{version}", summary="One version of a definition")
-async def get_version(code: int, version: int, store: StoreDep) -> dict[str, Any]:
+async def get_version(code: int, version: int, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    require_project(principal, (await load(store, code)).project_code)  # the latest version's project
     return json.loads((await load(store, code, version)).model_dump_json())

@@ -30,6 +30,7 @@ from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
 
+from ..auth import PrincipalDep, project_filter, require_project, require_run, visibility_clause
 from ..deps import ClientDep, SettingsDep, StoreDep
 from ..problems import ProblemError
 from ..schemas import RunCreated, RunSummary, StartRun
@@ -111,8 +112,9 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
 
 @router.post("/definitions/{code}/runs", status_code=201, summary="Start a workflow instance")
 async def start(code: int, body: StartRun, client: ClientDep, settings: SettingsDep,
-                store: StoreDep) -> dict[str, Any]:
+                store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     definition = await load(store, code, body.version)
+    require_project(principal, definition.project_code)
     return (await start_run(client, settings, definition, body, store)).model_dump(by_alias=True)
 
 
@@ -160,7 +162,9 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
 
 
 @router.get("/runs/{instance_id}", summary="A workflow instance with the state of every node")
-async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    await require_run(principal, client, instance_id)
     status, tstatus = await instance_status(client, instance_id)
     if tstatus != "RUNNING":
         forced = await run_in_threadpool(store.forced_success, instance_id)
@@ -174,7 +178,7 @@ async def get_run(instance_id: str, client: ClientDep, settings: SettingsDep, st
 
 
 @router.get("/runs", summary="List workflow instances (Temporal visibility)")
-async def list_runs(client: ClientDep, settings: SettingsDep,
+async def list_runs(client: ClientDep, settings: SettingsDep, principal: PrincipalDep,
                     definition_code: int | None = Query(None, alias="definitionCode"),
                     project_code: int | None = Query(None, alias="projectCode"),
                     state: WorkflowState | None = Query(None),
@@ -186,6 +190,8 @@ async def list_runs(client: ClientDep, settings: SettingsDep,
         query.append(f"DsProjectCode = {int(project_code)}")
     if state is not None:
         query.append(f"DsState = '{state.value}'")
+    if (only := visibility_clause(project_filter(principal, project_code))) is not None:
+        query.append(only)
     out = []
     async for wf in client.list_workflows(" AND ".join(query), limit=limit):
         attrs = wf.typed_search_attributes
@@ -201,14 +207,15 @@ async def list_runs(client: ClientDep, settings: SettingsDep,
 
 
 @router.post("/runs/{instance_id}/stop", summary="Stop: kill running tasks; the instance ends STOP")
-async def stop(instance_id: str, client: ClientDep) -> dict[str, Any]:
+async def stop(instance_id: str, principal: PrincipalDep, client: ClientDep) -> dict[str, Any]:
+    await require_run(principal, client, instance_id)
     return await _update(client, instance_id, "stop")
 
 
 @router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
             summary="A task instance's log (the last attempt unless one is named); follow=true streams it")
 async def task_log(instance_id: str, task_code: int, request: Request, client: ClientDep,
-                   settings: SettingsDep, attempt: int | None = Query(None, ge=1),
+                   principal: PrincipalDep, settings: SettingsDep, attempt: int | None = Query(None, ge=1),
                    offset: int = Query(0, ge=0), tail: int | None = Query(None, ge=1),
                    lines: int | None = Query(None, ge=1, description="the last N lines"),
                    follow: bool = Query(False, description="stream until the attempt ends")) -> Response:
@@ -217,6 +224,7 @@ async def task_log(instance_id: str, task_code: int, request: Request, client: C
     start; ``X-Log-Next-Offset`` says where to continue. A tail of a task past its output cap includes
     its live tail. ``follow=true`` streams from there, complete lines at a time, until the footer is
     written or the task is over."""
+    await require_run(principal, client, instance_id)
     import asyncio
 
     from fastapi.responses import StreamingResponse
@@ -307,15 +315,18 @@ async def _update(client: Client, instance_id: str, name: str) -> dict[str, Any]
 
 
 @router.post("/runs/{instance_id}/pause", summary="Pause: running tasks finish, nothing new starts")
-async def pause(instance_id: str, client: ClientDep) -> dict[str, Any]:
+async def pause(instance_id: str, principal: PrincipalDep, client: ClientDep) -> dict[str, Any]:
+    await require_run(principal, client, instance_id)
     return await _update(client, instance_id, "pause")
 
 
 @router.post("/runs/{instance_id}/recover", status_code=201,
              summary="Recover: from FAILURE re-run failed and killed tasks; from PAUSE or STOP resume")
-async def recover(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+async def recover(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
     """DS START_FAILURE_TASK_PROCESS / RECOVER_SUSPENDED_PROCESS (§4.14): successful nodes are kept,
     failed, killed, paused and unreached ones run again, as a new Temporal run of the same instance."""
+    await require_run(principal, client, instance_id)
     status, tstatus = await instance_status(client, instance_id)
     if tstatus == "RUNNING":
         raise ProblemError(409, "Cannot recover", f"{instance_id} is still {status.state.value}")
@@ -334,8 +345,10 @@ async def recover(instance_id: str, client: ClientDep, settings: SettingsDep, st
 
 
 @router.post("/runs/{instance_id}/rerun", status_code=201, summary="Rerun the whole DAG as a new run")
-async def rerun(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+async def rerun(instance_id: str, client: ClientDep, settings: SettingsDep, store: StoreDep,
+                principal: PrincipalDep) -> dict[str, Any]:
     """DS REPEAT_RUNNING: the whole DAG again, same instance, runTimes + 1, linked as the next run."""
+    await require_run(principal, client, instance_id)
     status, tstatus = await instance_status(client, instance_id)
     if tstatus == "RUNNING":
         raise ProblemError(409, "Cannot rerun", f"{instance_id} is still {status.state.value}")
@@ -349,7 +362,9 @@ async def rerun(instance_id: str, client: ClientDep, settings: SettingsDep, stor
 
 @router.post("/runs/{instance_id}/tasks/{task_code}/force-success",
              summary="Force a failed task of a finished instance to success; recover continues from it")
-async def force_success(instance_id: str, task_code: int, client: ClientDep, store: StoreDep) -> dict[str, Any]:
+async def force_success(instance_id: str, task_code: int, client: ClientDep, store: StoreDep,
+                        principal: PrincipalDep) -> dict[str, Any]:
+    await require_run(principal, client, instance_id)
     status, tstatus = await instance_status(client, instance_id)
     if tstatus == "RUNNING":  # as DS 3.2 (#15855): not while the instance runs
         raise ProblemError(409, "Cannot force success", f"{instance_id} is still {status.state.value}")

@@ -52,6 +52,7 @@ from model.problems import DefinitionError, Problem
 from model.quartz import TEMPORAL_MAX_YEAR, QuartzError, fire_times, parse
 from model.states import WorkflowState
 
+from ..auth import Principal, PrincipalDep, project_filter, require_project
 from ..deps import AppState, ClientDep, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError
 
@@ -518,13 +519,14 @@ async def _record(sstore: ScheduleStore, schedule_id: int) -> ScheduleRecord:
 
 @router.post("/schedules", status_code=201, summary="Create a definition's schedule (offline unless releaseState)")
 async def create_schedule(body: ScheduleBody, client: ClientDep, settings: SettingsDep, store: StoreDep,
-                          sstore: ScheduleStoreDep) -> dict[str, Any]:
+                          sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
     if body.definition_code is None:
         raise ProblemError(422, "Invalid schedule", "1 problem(s) found",
                            [Problem("/processDefinitionCode", "which definition to schedule", code="required")])
     definition = await run_in_threadpool(store.get, body.definition_code, None)
     if definition is None:
         raise ProblemError(404, "Not found", f"definition {body.definition_code} does not exist")
+    require_project(principal, definition.project_code)
     fields = checked({"timezone_id": settings.default_timezone, "release_state": OFFLINE} | body.fields())
     try:
         rec = await run_in_threadpool(
@@ -543,7 +545,7 @@ async def create_schedule(body: ScheduleBody, client: ClientDep, settings: Setti
 
 
 @router.get("/schedules", summary="List schedules")
-async def list_schedules(settings: SettingsDep, sstore: ScheduleStoreDep,
+async def list_schedules(settings: SettingsDep, sstore: ScheduleStoreDep, principal: PrincipalDep,
                          definition_code: int | None = Query(None, alias="definitionCode"),
                          project_code: int | None = Query(None, alias="projectCode"),
                          release_state: str | None = Query(None, alias="releaseState", pattern="^(ONLINE|OFFLINE)$"),
@@ -551,7 +553,8 @@ async def list_schedules(settings: SettingsDep, sstore: ScheduleStoreDep,
                          offset: int = Query(0, ge=0)) -> list[dict[str, Any]]:
     rows = await run_in_threadpool(lambda: sstore.list(definition_code=definition_code, project_code=project_code,
                                                        release_state=release_state, limit=limit, offset=offset))
-    return [view(r, settings) for r in rows]
+    allowed = project_filter(principal, project_code)
+    return [view(r, settings) for r in rows if allowed is None or r.project_code in allowed]
 
 
 @router.post("/schedules/preview", summary="The next fire times of a crontab (DS preview)")
@@ -574,8 +577,9 @@ async def preview(body: PreviewBody) -> dict[str, Any]:
 
 @router.get("/schedules/{schedule_id}", summary="A schedule, with its next fire times and recent fires")
 async def get_schedule(schedule_id: int, client: ClientDep, settings: SettingsDep,
-                       sstore: ScheduleStoreDep) -> dict[str, Any]:
+                       sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     desc = None
     try:
         desc = await client.get_schedule_handle(temporal_schedule_id(rec.definition_code)).describe()
@@ -587,17 +591,18 @@ async def get_schedule(schedule_id: int, client: ClientDep, settings: SettingsDe
 
 @router.get("/definitions/{code}/schedule", summary="A definition's schedule")
 async def definition_schedule(code: int, client: ClientDep, settings: SettingsDep,
-                              sstore: ScheduleStoreDep) -> dict[str, Any]:
+                              sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
     rec = await run_in_threadpool(sstore.by_definition, code)
     if rec is None:
         raise ProblemError(404, "Not found", f"definition {code} has no schedule")
-    return await get_schedule(rec.id, client, settings, sstore)
+    return await get_schedule(rec.id, client, settings, sstore, principal)
 
 
 @router.put("/schedules/{schedule_id}", summary="Update a schedule; what is not given stays")
 async def update_schedule(schedule_id: int, body: ScheduleBody, client: ClientDep, settings: SettingsDep,
-                          store: StoreDep, sstore: ScheduleStoreDep) -> dict[str, Any]:
+                          store: StoreDep, sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     if body.definition_code is not None and body.definition_code != rec.definition_code:
         raise ProblemError(422, "Cannot move a schedule", "a schedule belongs to its definition; create one "
                                                           "for the other definition")
@@ -620,8 +625,9 @@ async def update_schedule(schedule_id: int, body: ScheduleBody, client: ClientDe
 
 
 async def _release(schedule_id: int, state: str, client: Client, settings: Settings, store: DefinitionStore,
-                   sstore: ScheduleStore) -> dict[str, Any]:
+                   sstore: ScheduleStore, principal: Principal) -> dict[str, Any]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     fields: dict[str, Any] = {"release_state": state}
     definition = await run_in_threadpool(store.get, rec.definition_code, None)
     if definition is not None:
@@ -638,19 +644,21 @@ async def _release(schedule_id: int, state: str, client: Client, settings: Setti
 
 @router.post("/schedules/{schedule_id}/online", summary="Online: the schedule fires (Temporal unpause)")
 async def online(schedule_id: int, client: ClientDep, settings: SettingsDep, store: StoreDep,
-                 sstore: ScheduleStoreDep) -> dict[str, Any]:
-    return await _release(schedule_id, ONLINE, client, settings, store, sstore)
+                 sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await _release(schedule_id, ONLINE, client, settings, store, sstore, principal)
 
 
 @router.post("/schedules/{schedule_id}/offline", summary="Offline: the schedule stops firing (Temporal pause)")
 async def offline(schedule_id: int, client: ClientDep, settings: SettingsDep, store: StoreDep,
-                  sstore: ScheduleStoreDep) -> dict[str, Any]:
-    return await _release(schedule_id, OFFLINE, client, settings, store, sstore)
+                  sstore: ScheduleStoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await _release(schedule_id, OFFLINE, client, settings, store, sstore, principal)
 
 
 @router.delete("/schedules/{schedule_id}", summary="Delete an offline schedule")
-async def delete_schedule(schedule_id: int, client: ClientDep, sstore: ScheduleStoreDep) -> dict[str, Any]:
+async def delete_schedule(schedule_id: int, client: ClientDep, sstore: ScheduleStoreDep,
+                          principal: PrincipalDep) -> dict[str, Any]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     if rec.online:  # as DS: offline first
         raise ProblemError(409, "Schedule is online", f"schedule {schedule_id} is ONLINE; take it offline first")
     try:
@@ -664,8 +672,10 @@ async def delete_schedule(schedule_id: int, client: ClientDep, sstore: ScheduleS
 
 @router.post("/schedules/{schedule_id}/trigger", status_code=202,
              summary="Fire now, once (scheduleTime = now), even when offline")
-async def trigger(schedule_id: int, client: ClientDep, sstore: ScheduleStoreDep) -> dict[str, Any]:
+async def trigger(schedule_id: int, client: ClientDep, sstore: ScheduleStoreDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     await client.get_schedule_handle(temporal_schedule_id(rec.definition_code)).trigger(
         overlap=ScheduleOverlapPolicy.ALLOW_ALL)
     return {"id": schedule_id, "triggered": True, "runsUrl": f"/schedules/{schedule_id}/runs"}
@@ -673,8 +683,9 @@ async def trigger(schedule_id: int, client: ClientDep, sstore: ScheduleStoreDep)
 
 @router.get("/schedules/{schedule_id}/runs", summary="The workflow instances a schedule started (newest first)")
 async def schedule_runs(schedule_id: int, client: ClientDep, settings: SettingsDep, sstore: ScheduleStoreDep,
-                        limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
+                        principal: PrincipalDep, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
     rec = await _record(sstore, schedule_id)
+    require_project(principal, rec.project_code)
     return await runs_of(client, settings, temporal_schedule_id(rec.definition_code), limit)
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from workflows.semaphore import task_group_key
 
+from ..auth import ADMIN_ONLY
 from ..deps import ClientDep, StoreDep
 
 router = APIRouter(prefix="/task-groups", tags=["task groups"])
@@ -23,7 +24,7 @@ class TaskGroup(BaseModel):
     description: str = ""
 
 
-@router.put("/{group_id}", summary="Create or resize a task group")
+@router.put("/{group_id}", summary="Create or resize a task group (administrators)", dependencies=[ADMIN_ONLY])
 async def put(group_id: int, body: TaskGroup, store: StoreDep, client: ClientDep) -> dict[str, Any]:
     await run_in_threadpool(store.put_task_group, group_id, body.name, body.group_size, body.project_code,
                             body.description)
