@@ -12,6 +12,7 @@ Routes call the small checks below: ``require_admin`` (users, tokens, task group
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
+from model.definition import WorkflowDefinition
 from storage.security import Principal, SecurityStore
 
 from .problems import ProblemError
@@ -138,3 +140,33 @@ async def admin_only(principal: PrincipalDep) -> None:
 
 
 ADMIN_ONLY = Depends(admin_only)
+
+
+AccessDep = Annotated[SecurityStore, Depends(security_store)]
+
+# Where task types name datasources by id (DS taskParams keys).
+DATASOURCE_KEYS = {"SQL": ("datasource",), "PROCEDURE": ("datasource",), "DATAX": ("dataSource", "dataTarget")}
+
+
+def datasource_ids(definition: WorkflowDefinition) -> set[int]:
+    ids: set[int] = set()
+    for task in definition.tasks:
+        for key in DATASOURCE_KEYS.get(task.task_type, ()):
+            with contextlib.suppress(TypeError, ValueError):
+                if (value := int(task.task_params.get(key) or 0)) > 0:
+                    ids.add(value)
+    return ids
+
+
+async def require_datasources_of(principal: Principal, store: SecurityStore, definition: WorkflowDefinition) -> None:
+    """403 unless a general user may use every datasource the definition's tasks name: a task cannot
+    borrow credentials its author was never granted."""
+    if principal.is_admin:
+        return
+    ids = datasource_ids(definition)
+    if not ids:
+        return
+    access = await run_in_threadpool(store.datasource_access, principal.user_id)
+    if missing := sorted(ids - set(access)):
+        raise ProblemError(403, "Forbidden", f"datasource(s) {', '.join(map(str, missing))} are neither yours nor "
+                                             "granted to you")

@@ -14,7 +14,7 @@ from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from model.task_types import RUNNABLE
 
-from ..auth import PrincipalDep, project_filter, require_project
+from ..auth import PrincipalDep, project_filter, require_datasources_of, require_project, security_store
 from ..deps import AppState, SettingsDep, StoreDep, app_state
 from ..problems import ProblemError
 from ..schemas import DefinitionSummary
@@ -72,6 +72,7 @@ async def create(request: Request, settings: SettingsDep, store: StoreDep, princ
         if project_code is not None and not d.project_code:
             d = d.model_copy(update={"project_code": project_code})
         require_project(principal, d.project_code)
+        await require_datasources_of(principal, security_store(request), d)
         if d.code and (old := await run_in_threadpool(store.get, d.code, None)) is not None:
             require_project(principal, old.project_code)  # no overwriting or moving another project's
         saved = await run_in_threadpool(store.save, d)

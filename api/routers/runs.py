@@ -30,7 +30,15 @@ from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
 
-from ..auth import PrincipalDep, project_filter, require_project, require_run, visibility_clause
+from ..auth import (
+    AccessDep,
+    PrincipalDep,
+    project_filter,
+    require_datasources_of,
+    require_project,
+    require_run,
+    visibility_clause,
+)
 from ..deps import ClientDep, SettingsDep, StoreDep
 from ..problems import ProblemError
 from ..schemas import RunCreated, RunSummary, StartRun
@@ -112,9 +120,10 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
 
 @router.post("/definitions/{code}/runs", status_code=201, summary="Start a workflow instance")
 async def start(code: int, body: StartRun, client: ClientDep, settings: SettingsDep,
-                store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+                store: StoreDep, principal: PrincipalDep, access: AccessDep) -> dict[str, Any]:
     definition = await load(store, code, body.version)
     require_project(principal, definition.project_code)
+    await require_datasources_of(principal, access, definition)
     return (await start_run(client, settings, definition, body, store)).model_dump(by_alias=True)
 
 

@@ -21,6 +21,7 @@ import pytest
 from api.app import create_app
 from core.settings import Settings
 from tests import dsbuild
+from tests.integration.conftest_sql import sql_task
 from tests.integration.helpers import start, submit, wait
 
 NO_TOKEN = {"authorization": ""}
@@ -182,7 +183,15 @@ async def test_datasources_are_owned_and_shared_by_grant(api: httpx.AsyncClient)
     assert ds not in {d["id"] for d in (await api.get("/datasources", headers=bob)).json()}
     assert (await api.post(f"/datasources/{ds}/test", headers=bob)).status_code == 403
     assert (await api.put(f"/datasources/{ds}/grants/{alice_name}", headers=bob)).status_code == 403
+    # a task cannot borrow a datasource its author was not granted (bob, project pb)
+    pb = _project()
+    r = await api.post("/projects", json={"code": pb, "name": "b", "owner": bob_name})
+    assert r.status_code == 201, r.text
+    borrow = dsbuild.export("borrow", [sql_task("q", "select 1", ds)], [(None, "q")], projectCode=pb)
+    r = await api.post("/definitions", headers=bob, json=borrow)
+    assert r.status_code == 403 and str(ds) in r.json()["detail"]
     assert (await api.put(f"/datasources/{ds}/grants/{bob_name}", headers=alice)).status_code == 204
+    assert (await api.post("/definitions", headers=bob, json=borrow)).status_code == 201
     assert (await api.get(f"/datasources/{ds}", headers=bob)).status_code == 200
     assert ds in {d["id"] for d in (await api.get("/datasources", headers=bob)).json()}
     assert (await api.put(f"/datasources/{ds}", headers=bob, json={"note": "x"})).status_code == 403  # owner only
