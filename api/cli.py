@@ -20,10 +20,11 @@ from core.settings import get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
-from .cli_tokens import client_token, token_app, write_admin_token
+from .cli_tokens import client_token, keys_app, token_app, write_admin_token
 
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 

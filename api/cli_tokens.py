@@ -108,3 +108,16 @@ def token_revoke(token_id: int) -> None:
     """Revoke a token at once."""
     _request("DELETE", f"/tokens/{token_id}")
     typer.echo(f"token {token_id} revoked")
+
+
+keys_app = typer.Typer(help="The Temporal payload key ring (core/codec.py).", no_args_is_help=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new payload key: new payloads are encrypted with it, old ones still decrypt. Run it where
+    the key ring file lives (every process reads the same file)."""
+    from core.codec import key_file, rotate
+
+    path = key_file(get_settings())
+    typer.echo(f"new payload key {rotate(path)} in {path}")

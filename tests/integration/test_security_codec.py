@@ -5,7 +5,9 @@ succeeds and the API, and the codec server endpoints, give the decoded values ba
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -27,6 +29,28 @@ def _forms(secret: str) -> list[bytes]:
     return [secret.encode(), base64.b64encode(secret.encode()), secret.encode("utf-16-le")]
 
 
+def _payload_data(shown: bytes) -> bytes:
+    """Every payload's data in `temporal workflow show -o json` output, base64-decoded."""
+    out: list[bytes] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("data"), str):
+                with contextlib.suppress(ValueError):
+                    out.append(base64.b64decode(node["data"]))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    try:
+        walk(json.loads(shown))
+    except ValueError:
+        return b""
+    return b"\n".join(out)
+
+
 async def _secret_run(api: httpx.AsyncClient, secret: str) -> dict[str, object]:
     doc = dsbuild.export(
         f"codec-{uuid.uuid4().hex[:6]}",
@@ -39,7 +63,7 @@ async def _secret_run(api: httpx.AsyncClient, secret: str) -> dict[str, object]:
 
 
 async def test_secret_start_param_is_not_plaintext_in_history(api: httpx.AsyncClient, client: Client,
-                                                              temporal_address: str) -> None:
+                                                              temporal_address: str, api_server: str) -> None:
     secret = f"s3cr3t-XYZ-{uuid.uuid4().hex[:8]}"
     status = await _secret_run(api, secret)
     assert status["state"] == "SUCCESS", status
@@ -55,6 +79,16 @@ async def test_secret_start_param_is_not_plaintext_in_history(api: httpx.AsyncCl
     for form in _forms(secret):
         assert form not in shown, "the secret is in `temporal workflow show`"
     assert base64.b64encode(ENCODING) in shown
+
+    # The Temporal CLI with the API as its codec server (token required) shows the decrypted values.
+    command = [temporal_binary(), "workflow", "show", "-w", instance_id, "-o", "json", "--address",
+               temporal_address, "--namespace", "default", "--codec-endpoint", f"{api_server}/codec"]
+    token = os.environ["PORPOISE_TOKEN"]  # the suite's administrator token (tests/conftest.py)
+    decoded_show = subprocess.run([*command, "--codec-auth", f"Bearer {token}"], capture_output=True, timeout=60,
+                                  check=True).stdout
+    assert secret.encode() in _payload_data(decoded_show)
+    refused = subprocess.run(command, capture_output=True, timeout=60)
+    assert secret.encode() not in _payload_data(refused.stdout) + refused.stdout  # no token: no decoding
 
     # What a client without the codec fetches: every event's bytes.
     plain = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
