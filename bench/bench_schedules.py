@@ -80,7 +80,7 @@ async def bench(stack: Stack, n: int, concurrency: int, via: str, lead: float, p
     base = int(time.time() * 1000) << 12
     client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"],  # the stack's key ring: results decrypt
                                   data_converter=data_converter(Settings(data_dir=stack.data, dev_mode=True)))  # type: ignore[call-arg]
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, headers=stack.headers) as api:
         if via == "auto":
             via = "api" if (await api.get("/schedules", params={"limit": 1})).status_code == 200 else "temporal"
 
