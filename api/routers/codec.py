@@ -22,10 +22,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Error as ProtobufError
 from temporalio.api.common.v1 import Payloads
 
-from core.codec import PayloadKeyError, codec_for
+from core.codec import PayloadKeyError, codec_for, key_file, rotate
 from core.private_files import private_dir
 from core.settings import Settings
 
+from ..auth import ADMIN_ONLY
 from ..deps import SettingsDep
 from ..problems import ProblemError
 
@@ -89,6 +90,15 @@ async def encode(request: Request, settings: SettingsDep) -> dict[str, Any]:
 @router.post("/decode", summary="Decrypt payloads (Temporal codec server protocol)")
 async def decode(request: Request, settings: SettingsDep) -> dict[str, Any]:
     return await _decode(request, settings)
+
+
+@router.post("/rotate-keys", summary="Add a new payload key; old payloads still decrypt (administrators)",
+             dependencies=[ADMIN_ONLY])
+async def rotate_keys(settings: SettingsDep) -> dict[str, str]:
+    """Appends a key to the ring file the API reads; processes sharing that file (the embedded stack)
+    pick it up by themselves. A deployment copies the new file to every worker (docs/security.md)."""
+    path = key_file(settings)
+    return {"keyId": rotate(path), "keyFile": str(path)}
 
 
 def _check_ui_secret(settings: Settings, secret: str) -> None:

@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.devserver import temporal_binary
 from api.routers.codec import ensure_ui_secret
-from core.codec import ENCODING, EncryptionCodec, rotate
+from core.codec import ENCODING, EncryptionCodec, key_file, rotate
 from core.settings import Settings
 from tests import dsbuild
 from tests.integration.helpers import run
@@ -124,6 +124,23 @@ async def test_ui_codec_path_needs_the_secret(api: httpx.AsyncClient, settings: 
     assert r.status_code == 200 and r.json() == payload
     r = await api.post(f"/codec/ui/{secret[:-1]}x/decode", json=enc, headers={"authorization": ""})
     assert r.status_code == 404
+
+
+async def test_key_rotation_is_for_administrators(api: httpx.AsyncClient, settings: Settings,
+                                                  client: Client) -> None:
+    r = await api.post("/tokens", json={"name": f"norot-{uuid.uuid4().hex[:6]}"})
+    plain = r.json()["token"]
+    assert (await api.post("/codec/rotate-keys", headers={"authorization": f"Bearer {plain}"})).status_code == 403
+    before = key_file(settings).read_text().count("\n")
+    r = await api.post("/codec/rotate-keys")
+    assert r.status_code == 200 and key_file(settings).read_text().count("\n") == before + 1
+    new_id = r.json()["keyId"].encode()
+    status = await _secret_run(api, "after-rotation")  # the worker encrypts with the new key, and reads it
+    assert status["state"] == "SUCCESS"
+    history = await client.get_workflow_handle(str(status["instance_id"])).fetch_history()
+    ids = {p.metadata["encryption-key-id"] for e in history.events
+           for p in e.workflow_execution_started_event_attributes.input.payloads}
+    assert ids == {new_id}
 
 
 async def test_key_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
