@@ -51,7 +51,7 @@ from core.temporal import ui_run_url
 from model.definition import WarningType
 from model.problems import Problem, pointer
 
-from ..auth import ADMIN_ONLY
+from ..auth import ADMIN_ONLY, PrincipalDep, require_run
 from ..deps import AppState, app_state
 from ..problems import ProblemError
 from .runs import instance_status
@@ -345,13 +345,14 @@ def _default_task(status: InstanceStatus, kind: AlertKind) -> int | None:
 
 @router.post("/alert-groups/{group_id}/preview",
              summary="Render the group's templates against a sample or a real finished run (nothing is sent)")
-async def preview(group_id: int, body: Preview, sender: SenderDep,
+async def preview(group_id: int, body: Preview, sender: SenderDep, principal: PrincipalDep,
                   state: Annotated[AppState, Depends(app_state)]) -> dict[str, Any]:
     settings = sender.settings
     await _group_or_404(sender, group_id)
     run_input: RunInput | None = None
     if body.run_id:
         client = await state.client()
+        await require_run(principal, client, body.run_id)  # its start params are its project's
         status, _ = await instance_status(client, body.run_id)
         if not status.state.is_finished:
             raise ProblemError(409, "Run not finished", f"run {body.run_id} is {status.state.value}; alerts render "

@@ -133,6 +133,12 @@ async def test_a_project_token_reaches_only_its_project(api: httpx.AsyncClient) 
                                  headers=bearer(bob)) as b:
         assert (await b.get(f"/runs/{a_run}")).status_code == 403
         assert (await b.get(f"/runs/{b_run}")).status_code == 200
+        # an alert preview does not read another project's run (its start params)
+        r = await api.post("/alert-groups", json={"name": f"sec-{uuid.uuid4().hex[:6]}"})
+        assert r.status_code == 201, r.text
+        gid = r.json()["id"]
+        assert (await b.post(f"/alert-groups/{gid}/preview", json={"runId": a_run})).status_code == 403
+        assert (await b.post(f"/alert-groups/{gid}/preview", json={"runId": b_run})).status_code == 200
 
         # schedules and complements: B's are bob's alone
         r = await api.post("/schedules", json={"processDefinitionCode": a_code, "crontab": "0 0 2 * * ? *",
