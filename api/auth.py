@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -46,7 +47,13 @@ def token_of(request: Request) -> str:
     return request.headers.get("token", "").strip()
 
 
-async def authenticate(request: Request) -> Principal | None:
+# Declared for the OpenAPI docs ("Authorize" in /docs); the header is read by token_of either way.
+_bearer = HTTPBearer(auto_error=False, description="an access token (`porpoise token create`)")
+_ds_token = APIKeyHeader(name="token", auto_error=False, description="DolphinScheduler's token header")
+
+
+async def authenticate(request: Request, _b: Annotated[object, Depends(_bearer)] = None,
+                       _t: Annotated[object, Depends(_ds_token)] = None) -> Principal | None:
     """The app-wide dependency: the caller's principal, or 401. Public paths pass with None."""
     path = request.url.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
