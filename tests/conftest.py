@@ -103,6 +103,9 @@ def settings(data_dir: Path, temporal_address: str) -> Settings:
         minute_seconds=1.0,  # a DS minute lasts one second in tests
         default_timezone="Asia/Shanghai",
         allowed_hosts=["porpoise"],  # the in-process test clients' base URL
+        # one payload key ring for every app and worker of the session, also those with a data dir of
+        # their own (model_copy keeps it): the session client made it (temporal_env)
+        payload_key_file=data_dir / "payload.keys",
     )
 
 
