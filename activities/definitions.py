@@ -5,8 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from model.definition import WorkflowDefinition
-
-from .store import DefinitionStore
+from storage.definitions import DefinitionStore
 
 
 class DefinitionActivities:

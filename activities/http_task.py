@@ -28,7 +28,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.logs import TaskLog
 from activities.masking import http_secrets
-from activities.process import TASK_FAILED, ds_substitute, heartbeat_every, heartbeat_interval
+from activities.process import (
+    TASK_FAILED,
+    ds_substitute,
+    heartbeat_details,
+    heartbeat_every,
+    heartbeat_interval,
+    task_attempt,
+)
 from core.contracts import TaskRequest, TaskResult
 from model.definition import DataType, Direct, Property
 
@@ -208,13 +215,15 @@ async def run_http(request: TaskRequest) -> TaskResult:
     """
     from model.params import export_out_params
 
-    attempt = activity.info().attempt
+    attempt = task_attempt(request)
     host = socket.gethostname()
     label = f"HTTP task {request.task_name!r}"
     log = TaskLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
     with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
-        details = {"pid": None, "host": host, "log_path": str(log.path)}
+        details = heartbeat_details(request, log.path, None)
         activity.heartbeat(details)
+        if request.lost_attempt is not None:  # an HTTP request cannot be re-attached to: sent again, as DS does
+            log.note(f"worker lost during attempt {request.lost_attempt.attempt}: sending the request again")
         if request.dry_run:
             log.note("dry run: skipped")
             log.result = "skipped"

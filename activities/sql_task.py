@@ -40,18 +40,9 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.datasources import (
-    EXECUTABLE,
-    MYSQL_LIKE,
-    ConnectionInfo,
-    DatasourceNotFound,
-    DatasourceStore,
-    SecretKeyError,
-    create_engine_for,
-    resolve_datasource,
-)
+from activities.datasources import create_engine_for, resolve_datasource
 from activities.logs import TaskLog
-from activities.process import TASK_FAILED, heartbeat_every, heartbeat_interval
+from activities.process import TASK_FAILED, heartbeat_details, heartbeat_every, heartbeat_interval, task_attempt
 from core.contracts import TaskRequest, TaskResult
 from model.definition import DataType, Direct, Property
 from model.params import export_out_params
@@ -68,8 +59,17 @@ from model.sql import (
     update_count_out,
 )
 from model.timeexpr import replace_time_placeholders
+from storage.datasources import (
+    EXECUTABLE,
+    MYSQL_LIKE,
+    ConnectionInfo,
+    DatasourceNotFound,
+    DatasourceStore,
+    SecretKeyError,
+)
 
 INVALID = "InvalidTaskParams"  # not retried (the workflow's RetryPolicy lists it as non-retryable)
+SESSION_LOST = "SqlSessionLost"  # a write whose worker died: not retried (docs/compatibility.md)
 QUERY_LIMIT = 10000  # DS TaskConstants.QUERY_LIMIT: rows fetched when `limit` is 0 or absent
 DISPLAY_ROWS = 10  # DS default displayRows
 CANCEL_WAIT_SECONDS = 10.0  # after the server-side cancel, how long the statement may take to stop
@@ -428,10 +428,10 @@ class SqlTask:
     @activity.defn(name="SQL")
     async def run(self, request: TaskRequest) -> TaskResult:
         """Run the task's SQL on its datasource; OUT params from the result (reference §3 SQL)."""
-        attempt = activity.info().attempt
+        attempt = task_attempt(request)
         host = socket.gethostname()
         log = TaskLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
-        details = {"pid": None, "host": host, "log_path": str(log.path)}
+        details = heartbeat_details(request, log.path, None)
         with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
             activity.heartbeat(details)
             if request.dry_run:
@@ -489,6 +489,20 @@ class SqlTask:
             plan = build_plan(request, info.type, "qmark" if info.type == "SQLITE" else "format")
         except ApplicationError as e:
             raise self._fail(info.mask(f"{label}: {e.message}"), log, details, invalid=True) from None
+        lost = request.lost_attempt
+        if lost is not None and (not plan.query or plan.pre or plan.post):
+            # The lost worker's session died with it: its transaction was rolled back, or committed
+            # just before the worker died. Nobody can tell which, so a write is not run a second time
+            # behind the operator's back (docs/compatibility.md); recover re-runs it on purpose.
+            slog.note(f"worker lost during attempt {lost.attempt} (host {lost.host or '?'}): its session died "
+                      "mid-task and its writes may or may not have committed; not re-run automatically")
+            log.result = "1"
+            raise ApplicationError(
+                f"{label}: the worker running attempt {lost.attempt} was lost; its statements may or may not "
+                f"have committed, so they are not run again automatically (check, then recover); log: {log.path}",
+                {"log_path": str(log.path), "host": details["host"]}, type=SESSION_LOST, non_retryable=True)
+        if lost is not None:
+            slog.note(f"worker lost during attempt {lost.attempt}: a query only reads, running it again")
         _, _, ignored_params = info.driver_config()
         if ignored_params:
             slog.note(f"connection params not understood by the Python driver, ignored: {', '.join(ignored_params)}")
@@ -583,7 +597,7 @@ def _clip(text: str, limit: int = 200) -> str:
 def sql_activities(settings: Any) -> list[Callable[..., Any]]:
     """The SQL activity for a worker: registry from settings, threads = the worker's activity slots.
 
-    Raises :class:`~activities.datasources.SecretKeyError` when no key is configured outside dev
+    Raises :class:`~storage.crypto.SecretKeyError` when no key is configured outside dev
     mode, which stops the worker from starting.
     """
     task = SqlTask(DatasourceStore.from_settings(settings), threads=settings.max_concurrent_activities)

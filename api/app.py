@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from core.settings import Settings, get_settings
+from services.context import Services
 from storage.security import SecurityStore
 
-from . import problems
+from . import docs, problems
 from .auth import authenticate
-from .deps import AppState
+from .limits import BodyLimits, int64_params
 from .routers import access, alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
 from .security import CrossSiteGuard
 
@@ -23,14 +24,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        app.state.porpoise.store.dispose()
+        app.state.porpoise.dispose()
         app.state.security.dispose()
 
-    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Porpoise", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="DolphinScheduler workflow definitions, run durably on Temporal.",
-                  dependencies=[Depends(authenticate)])  # a token on every route but health (api/auth.py)
-    app.state.porpoise = AppState(settings)
-    app.state.security = SecurityStore(settings.resolved_database_url)
+                  # a token on every route but health and the docs (api/auth.py); 64-bit ids (api/limits.py)
+                  dependencies=[Depends(authenticate), Depends(int64_params)])
+    app.add_middleware(BodyLimits, settings=settings)  # size and depth limits on every body
+    docs.install(app)  # Swagger UI and ReDoc from local assets; / redirects to /docs
+    app.state.porpoise = Services(settings, interactive=True)  # 503 + Retry-After while Temporal is away
+    app.state.security = SecurityStore(app.state.porpoise.store.engine)
     problems.install(app)
     app.add_middleware(CrossSiteGuard, settings=settings)  # Host allow-list, JSON bodies, CORS (api/security.py)
     app.include_router(definitions.router)

@@ -28,7 +28,8 @@ from storage.security import Principal, SecurityStore
 
 from .problems import ProblemError
 
-PUBLIC_PATHS = {"/health"}
+# Health and the docs (api/docs.py; their assets are a mount, /openapi.json FastAPI's own route).
+PUBLIC_PATHS = {"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 PUBLIC_PREFIXES = ("/codec/ui/",)  # its own path secret (api/routers/codec.py)
 
 __all__ = ["Principal", "PrincipalDep", "authenticate", "require_admin", "require_project", "require_run",
@@ -103,15 +104,6 @@ def project_filter(principal: Principal, asked: int | None = None) -> frozenset[
         require_project(principal, asked)
         return frozenset({int(asked)})
     return None if principal.is_admin else principal.projects
-
-
-def visibility_clause(projects: frozenset[int] | None) -> str | None:
-    """A Temporal visibility condition limiting a list to ``projects`` (None: no limit)."""
-    if projects is None:
-        return None
-    if not projects:
-        return "DsProjectCode = -1"  # none: matches nothing
-    return "DsProjectCode IN (" + ", ".join(str(int(c)) for c in sorted(projects)) + ")"
 
 
 async def require_run(principal: Principal, client: Client, instance_id: str) -> None:

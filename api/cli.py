@@ -15,6 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperOption
 
 from core.settings import get_settings
 from model.formats import dump_document, parse_text
@@ -22,6 +23,19 @@ from model.problems import DefinitionError
 
 from .cli_tokens import client_token, keys_app, token_app, write_admin_token
 
+
+def _flags_without_type() -> None:
+    """Typer's help shows ``<bool>`` next to every on/off flag (``--json <bool>``), which reads as if
+    the flag took a value. Flags show no type; options that take a value keep theirs."""
+    shown = TyperOption.display_type_rich
+
+    def display(self: TyperOption, ctx: Any) -> str | None:
+        return "" if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display  # type: ignore[method-assign]
+
+
+_flags_without_type()
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
@@ -62,6 +76,10 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
             return _check(c.request(method, path, **kwargs))
     except httpx.ConnectError:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
+
+
+def _print_json(value: Any) -> None:
+    out.print_json(json.dumps(value))
 
 
 def _key_values(items: list[str] | None) -> dict[str, str]:
@@ -306,31 +324,81 @@ def logs(
 @app.command()
 def stop(instance_id: str) -> None:
     """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
-    out.print(_request("POST", f"/runs/{instance_id}/stop"))
+    _print_json(_request("POST", f"/runs/{instance_id}/stop"))
 
 
 @app.command()
 def pause(instance_id: str) -> None:
     """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
-    out.print(_request("POST", f"/runs/{instance_id}/pause"))
+    _print_json(_request("POST", f"/runs/{instance_id}/pause"))
 
 
 @app.command()
 def recover(instance_id: str) -> None:
     """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
-    out.print(_request("POST", f"/runs/{instance_id}/recover"))
+    _print_json(_request("POST", f"/runs/{instance_id}/recover"))
 
 
 @app.command()
 def rerun(instance_id: str) -> None:
     """Run the whole DAG of a finished instance again."""
-    out.print(_request("POST", f"/runs/{instance_id}/rerun"))
+    _print_json(_request("POST", f"/runs/{instance_id}/rerun"))
 
 
 @app.command("force-success")
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
-    out.print(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+    _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+
+
+# -- listing definitions and runs ------------------------------------------------------------------
+
+definitions_app = typer.Typer(help="Stored workflow definitions (latest versions).", no_args_is_help=True)
+app.add_typer(definitions_app, name="definitions")
+runs_app = typer.Typer(help="Workflow instances (Temporal visibility).", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@definitions_app.command("list")
+def definitions_list(
+    project: Annotated[int | None, typer.Option("--project", help="only this project code")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List definitions, most recently changed first."""
+    params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
+    rows = _request("GET", "/definitions", params=params)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("code", "name", "version", "updated")
+    for r in rows:
+        table.add_row(str(r["code"]), r["name"], str(r["version"]), str(r["updatedAt"])[:19])
+    out.print(table)
+
+
+@runs_app.command("list")
+def runs_list(
+    definition: Annotated[int | None, typer.Option("--definition", help="only this definition code")] = None,
+    state: Annotated[str | None, typer.Option(help="only this DS state, e.g. FAILURE")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List workflow instances, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if definition is not None:
+        params["definitionCode"] = definition
+    if state:
+        params["state"] = state.upper()
+    rows = _request("GET", "/runs", params=params)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("instance", "definition", "state", "started")
+    for r in rows:
+        table.add_row(r["instanceId"], r.get("definitionName") or str(r.get("definitionCode") or ""),
+                      r.get("state") or r.get("temporalStatus") or "", str(r.get("startTime") or "")[:19])
+    out.print(table)
 
 
 # -- datasources (docs/datasources.md) ---------------------------------------------------------------
@@ -485,7 +553,7 @@ def events_tail(
     last: Annotated[int, typer.Option(help="start with the last N events")] = 20,
 ) -> None:
     """Print events from the durable outbox, one JSON object per line."""
-    from activities.events.outbox import Outbox
+    from storage.outbox import Outbox
 
     outbox = Outbox(get_settings().resolved_database_url)
     after = max(0, outbox.last_id() - last) if not instance else 0

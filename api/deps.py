@@ -1,57 +1,37 @@
-"""Dependencies injected into routes: settings, the definition store, the Temporal client."""
+"""Dependencies injected into routes: the process's services context, settings, stores, client."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from activities.store import DefinitionStore
 from core.settings import Settings
-from core.temporal import connect
+from services.context import Services
+from storage.definitions import DefinitionStore
 
-from .problems import ProblemError
-
-
-class AppState:
-    """What one API process holds: built once in the lifespan, shared by every request."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = DefinitionStore(settings.resolved_database_url)
-        self._client: Client | None = None
-        self._lock = asyncio.Lock()
-
-    async def client(self) -> Client:
-        async with self._lock:
-            if self._client is None:
-                try:
-                    self._client = await connect(self.settings)
-                except Exception as e:  # the server being down is not the user's fault, nor a 500
-                    raise ProblemError(503, "Temporal is unavailable",
-                                       f"cannot reach Temporal at {self.settings.temporal_address}: {e}") from e
-            return self._client
+AppState = Services  # what one API process holds: built once, shared by every request
 
 
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.porpoise
+def app_state(request: Request) -> Services:
+    state: Services = request.app.state.porpoise
     return state
 
 
-def get_settings(state: Annotated[AppState, Depends(app_state)]) -> Settings:
+def get_settings(state: Annotated[Services, Depends(app_state)]) -> Settings:
     return state.settings
 
 
-def get_store(state: Annotated[AppState, Depends(app_state)]) -> DefinitionStore:
+def get_store(state: Annotated[Services, Depends(app_state)]) -> DefinitionStore:
     return state.store
 
 
-async def get_client(state: Annotated[AppState, Depends(app_state)]) -> Client:
+async def get_client(state: Annotated[Services, Depends(app_state)]) -> Client:
     return await state.client()
 
 
+ServicesDep = Annotated[Services, Depends(app_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[DefinitionStore, Depends(get_store)]
 ClientDep = Annotated[Client, Depends(get_client)]

@@ -7,12 +7,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from model.problems import DefinitionError, Problem, pointer
 
 MEDIA_TYPE = "application/problem+json"
+# Each domain refusal's HTTP status, in one place (services never speak HTTP).
+STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Invalid, 422),
+                                                     (Unavailable, 503))
+RETRY_AFTER_SECONDS = "5"  # while Temporal is unreachable: a restart takes a few seconds
 
 
 class ProblemError(Exception):
@@ -47,6 +53,14 @@ def install(app: FastAPI) -> None:
                                 "Payload too large" if too_large else "Invalid workflow definition",
                                 f"{len(exc.problems)} problem(s) found", exc.problems, request.url.path)
 
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+        response = problem_response(status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, exc.problems, request.url.path, **exc.extra)
@@ -60,11 +74,42 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", f"{len(problems)} problem(s) found", problems,
                                 request.url.path)
 
+    @app.exception_handler(RecursionError)
+    async def _recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        # Last line of defence: api/limits.py refuses deep JSON before any parser sees it.
+        return problem_response(422, "Input nested too deeply", "the request nests too deeply to be read",
+                                instance=request.url.path)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number too large for the database or a duration: the input's fault (ids are 64-bit).
+        return problem_response(422, "Number out of range", str(exc), instance=request.url.path)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL byte in PostgreSQL text, a number
+        # out of a column's range): the input's fault. The driver's first line says which.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return problem_response(422, "Value refused by the database", reason, instance=request.url.path)
+
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # e.g. a visibility query on a value out of range
+            return problem_response(422, "Temporal refused the request", exc.message, instance=request.url.path)
         # Temporal down or slow (no worker to answer a query, say): not the caller's fault, not a 500.
-        return problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
-                                instance=request.url.path)
+        response = problem_response(503, "Temporal did not answer", f"{exc.status.name}: {exc.message}",
+                                    instance=request.url.path)
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    @app.exception_handler(RuntimeError)
+    async def _unreachable(request: Request, exc: RuntimeError) -> JSONResponse:
+        # The API's lazy Temporal client raises this while nothing listens (core/temporal.py): the same
+        # refusal as any other Unavailable.
+        if not str(exc).startswith("Failed client connect"):
+            raise exc
+        return await _domain(request, Unavailable(str(exc), title="Temporal is unavailable"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

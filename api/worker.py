@@ -22,14 +22,14 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.events.interceptor import EventsInterceptor
-from activities.events.outbox import Outbox
 from activities.events.relay import EventActivities, OutboxRelay
 from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, TopicFn
 from activities.log_budget import run_log_sweeper
 from activities.logs import configure_task_logs
 from core.events import EventType
 from core.settings import Settings, get_settings
-from core.temporal import connect
+from core.temporal import connect, host_task_queue
+from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
@@ -44,8 +44,8 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.python_task import run_python
     from activities.shell import run_shell
     from activities.sql_task import sql_activities
-    from activities.store import DefinitionStore
     from activities.switch import evaluate_switch
+    from storage.definitions import DefinitionStore
 
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)
@@ -112,17 +112,36 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     )
 
 
+def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worker:
+    """The worker of this host's own task queue (core.temporal.host_task_queue): it runs the attempt
+    that follows a lost one, so it can re-attach to the task process the lost worker left running."""
+    queue = host_task_queue(settings.task_queue)
+    configure_task_logs(settings, queue)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=activities(settings, client),
+        interceptors=list(main.config().get("interceptors") or []),  # the same task-instance events
+        activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        max_heartbeat_throttle_interval=timedelta(seconds=5),
+    )
+
+
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
+    host_worker = build_host_worker(client, settings, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
     sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
-    async with worker:
-        log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+    async with worker, host_worker:
+        log.info("worker polling task queues %s and %s at %s", settings.task_queue,
+                 host_task_queue(settings.task_queue), settings.temporal_address)
         await stop.wait()
     if relay:
         await relay

@@ -31,14 +31,14 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
-from activities.schedules_store import ONLINE, ScheduleRecord
-from api.routers import schedules
 from bench import stack as stack_module
 from bench.bench_runs import Sampler
 from bench.stack import Stack
 from core.contracts import InstanceStatus
 from core.settings import Settings
 from core.temporal import data_converter
+from services import schedules
+from storage.schedules import ONLINE, ScheduleRecord
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 

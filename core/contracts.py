@@ -29,6 +29,16 @@ WORKFLOW_TYPE = "DsWorkflow"
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
+class LostAttempt(BaseModel):
+    """The last heartbeat of an attempt whose worker stopped answering."""
+
+    attempt: int
+    host: str = ""
+    pid: int | None = None
+    log_path: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)  # the whole last heartbeat (e.g. a DataX k8s_job)
+
+
 class TaskRequest(BaseModel):
     """What an activity needs to run one task instance. No secrets: those resolve inside the activity."""
 
@@ -51,6 +61,10 @@ class TaskRequest(BaseModel):
     definition_name: str = ""
     run_times: int = 1
     is_sub_process: bool = False
+    # A lost worker (docs/reliability.md): attempts of this task before this schedule of it, and the
+    # attempt whose worker died, which this one re-attaches to instead of running the task again.
+    attempt_offset: int = 0
+    lost_attempt: LostAttempt | None = None
 
 
 class TaskResult(BaseModel):
@@ -63,6 +77,7 @@ class TaskResult(BaseModel):
     exit_code: int | None = None
     var_pool: list[Property] = Field(default_factory=list)  # exported OUT params
     stats: dict[str, Any] | None = None  # DATAX: records, bytes, failures, duration (activities/datax/stats.py)
+    recovery: str | None = None  # after a lost worker: re-attached, took the recorded exit, or ran again
 
 
 class NodeStatus(BaseModel):
@@ -80,6 +95,7 @@ class NodeStatus(BaseModel):
     pid: int | None = None
     log_path: str | None = None
     error: str | None = None
+    recovery: str | None = None  # how the task came through a lost worker (docs/reliability.md)
     timeout_warned: bool = False
     var_pool: list[Property] = Field(default_factory=list)
     sub_instance_id: str | None = None  # SUB_PROCESS: the child workflow instance
@@ -162,6 +178,11 @@ class RunInput(BaseModel):
     var_pool: list[Property] = Field(default_factory=list)  # seeds root tasks (sub-process children)
     is_sub_process: bool = False  # children never alert (reference §4.9)
     parent_instance_id: str | None = None
+    # SUB_PROCESS nesting (model/sub_process.py): the definition codes from the root instance down to
+    # this one's parent, and how deep children may nest; a node that would go deeper or call back up
+    # the chain fails instead of starting its child.
+    call_chain: list[int] = Field(default_factory=list)
+    max_sub_process_depth: int = 10
     max_parallel_tasks: int = 1000  # below Temporal's 2,000 pending activities per workflow
     instance_priority: Priority = Priority.MEDIUM  # processInstancePriority (§4.16)
     task_group_sizes: dict[int, int] = Field(default_factory=dict)  # task group id -> groupSize

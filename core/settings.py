@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "porpoise"
+    # Temporal outages (docs/reliability.md): how long workers and the CLI keep retrying a Temporal call
+    # (and the first connection) before giving up; long enough to ride out a server restart. The API
+    # retries only briefly and answers 503 with Retry-After meanwhile.
+    temporal_retry_seconds: float = Field(default=600.0, gt=0)
+    api_temporal_retry_seconds: float = Field(default=5.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port
@@ -33,6 +38,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_dir: Path | None = None  # task logs; default <data_dir>/logs
     max_definition_bytes: int = 5 * 1024 * 1024
+    # Hostile input (api/limits.py): every other request body is capped at max_body_bytes (413), any
+    # JSON body nesting deeper than max_json_depth is refused (422). SUB_PROCESS calls nest at most
+    # max_sub_process_depth levels (model/sub_process.py: refused at submit, a node fails at run time).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=8, le=256)
+    max_sub_process_depth: int = Field(default=10, ge=1)
+    # What one Temporal payload may hold (the server's limit.blobSize.error, 2 MiB by default): a
+    # definition whose run cannot fit its definition or node status in one is refused at submit.
+    temporal_payload_limit_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
     default_timezone: str = "UTC"
     minute_seconds: float = 60.0  # length of a DS minute; only tests change it
     # Worker tuning (temporal-notes "Measured baseline"): more slots are not more throughput.

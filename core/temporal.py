@@ -1,17 +1,43 @@
-"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads, encrypted)."""
+"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads, encrypted by
+the payload codec of core/codec.py).
+
+A Temporal restart must be invisible to runs (docs/reliability.md). What rides it out:
+
+* Client calls (start, signal, query, result, the worker's DEPENDENT and sub-process look-ups) retry
+  for ``temporal_retry_seconds`` (minutes) with no cap on the number of retries, and a worker or CLI
+  waits that long for its first connection too.
+* Task polls are retried forever by sdk-core, whatever this says.
+* A worker's own calls (activity completions, heartbeats, workflow-task completions) are NOT
+  configurable: sdk-core's ``init_worker`` overwrites the connection's retry options with its
+  default (10 retries within 10 s) and then drops the call ("Network error while completing
+  activity"). A dropped workflow-task completion is retried by the server after the task timeout. A
+  dropped activity completion leaves the attempt "started" until its heartbeat timeout; the workflow
+  then re-schedules it as a lost worker, and the next attempt takes the result from the durable
+  process record (activities/process.py) instead of running the task again.
+* The API connects lazily with a short window and answers 503 with Retry-After while Temporal is
+  away (api/problems.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+import socket
+import time
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RetryConfig
 
 from .codec import codec_for
 from .contracts import InstanceStatus
 from .settings import Settings
+
+log = logging.getLogger("porpoise.temporal")
+MAX_BACKOFF_MILLIS = 2000  # between retries of one call: a restarted server is noticed within 2 s
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -19,12 +45,42 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings))
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-    )
+def retry_config(seconds: float) -> RetryConfig:
+    """Retry a failed call for ``seconds`` in all (unlimited retries within that window)."""
+    return RetryConfig(initial_interval_millis=100, multiplier=1.5, max_interval_millis=MAX_BACKOFF_MILLIS,
+                       max_elapsed_time_millis=int(seconds * 1000), max_retries=0)
+
+
+async def connect(settings: Settings, *, interactive: bool = False) -> Client:
+    """The client of a worker or CLI (retries for ``temporal_retry_seconds``, waits that long for the
+    server to come up), or with ``interactive`` the API's (lazy: it starts without Temporal, retries
+    ``api_temporal_retry_seconds``, and the caller gets a 503 after that)."""
+    if interactive:
+        return await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings), lazy=True,
+            retry_config=retry_config(settings.api_temporal_retry_seconds))
+    deadline = time.monotonic() + settings.temporal_retry_seconds
+    delay = 0.2
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace,
+                data_converter=data_converter(settings),
+                retry_config=retry_config(settings.temporal_retry_seconds))
+        except RuntimeError as e:  # "Failed client connect": nothing listens (yet)
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Temporal at %s unreachable (%s); retrying", settings.temporal_address, e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_MILLIS / 1000)
+
+
+def host_task_queue(task_queue: str) -> str:
+    """This host's own task queue next to the shared ``task_queue`` (samples-python
+    ``worker_specific_task_queues``): every worker process on the host polls it, so the next attempt of
+    a task whose worker died comes back to the host that holds its process (activities/process.py)."""
+    return f"{task_queue.split('@', 1)[0]}@{socket.gethostname()}"
 
 
 def ui_run_url(settings: Settings, workflow_id: str, run_id: str | None = None) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from . import json_limits
 from .definition import (
     DataType,
     Direct,
@@ -57,14 +58,20 @@ class _Collector:
             return default
         if isinstance(value, str):
             try:
-                return json.loads(value)
-            except json.JSONDecodeError as e:
-                self.add(ptr, f"malformed JSON string: {e.msg} at line {e.lineno} column {e.colno}",
-                         code="malformed-json")
+                return json_limits.loads(value)
+            except json_limits.JsonLimitError as e:
+                self.add(ptr, f"in this JSON string: {e.message}", code="malformed-json")
                 return default
         return value
 
     def integer(self, value: Any, ptr: str, default: int, task: str | None = None) -> int:
+        n = self._integer(value, ptr, default, task)
+        if not json_limits.in_int64(n):  # DS fields are Java ints and longs; the store's are BIGINT
+            self.add(ptr, f"{n} is out of range: at most a 64-bit integer", task, "range")
+            return default
+        return n
+
+    def _integer(self, value: Any, ptr: str, default: int, task: str | None = None) -> int:
         if value is None or value == "":
             return default
         if isinstance(value, bool):
@@ -389,11 +396,9 @@ def parse_text(text: str | bytes, *, max_bytes: int | None = None) -> list[Workf
         raise DefinitionError([Problem("", f"payload is {size} bytes, over the limit of {max_bytes}",
                                        code="too-large")])
     try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        msg = f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}" if isinstance(
-            e, json.JSONDecodeError) else f"not UTF-8 text: {e}"
-        raise DefinitionError([Problem("", msg, code="malformed-json")]) from None
+        doc = json_limits.loads(text)
+    except json_limits.JsonLimitError as e:
+        raise DefinitionError([Problem("", e.message, code="malformed-json")]) from None
     return parse_document(doc)
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from .definition import WorkflowDefinition
 from .graph import Dag
 from .problems import Problem, pointer
+from .sub_process import offline_problems
 from .task_types import branch_targets, check_task
 
 
@@ -55,6 +56,7 @@ def validate(
                     problems.append(Problem(f"{tptr(t.code)}/taskParams/{path}",
                                             f"branch target {c} is not a task of this workflow", t.name,
                                             "unknown-code"))
+    problems.extend(offline_problems(definition, tptr))
     cycle = Dag.of(definition).find_cycle()
     if cycle:
         named = " -> ".join(f"{names.get(c, c)!s}({c})" for c in cycle)

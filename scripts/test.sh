@@ -14,3 +14,5 @@ export PORPOISE_TEST_PULSAR_URL="${PORPOISE_TEST_PULSAR_URL:-$PULSAR_URL}" PORPO
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The chaos suite (docs/reliability.md): real kills and restarts, left out of the run above.
+if [ $# -eq 0 ]; then .venv/bin/python -m pytest -q -p no:cacheprovider tests/chaos; fi

@@ -1,1 +1,8 @@
-"""Porpoise's own database: tables and stores."""
+"""Porpoise's own database: every table, every store, the schema migrations, the secret cipher.
+
+One declarative base (:mod:`storage.db`), one engine per database URL per process, the schema
+brought to the newest Alembic revision once per process before the first store uses it
+(:mod:`storage.migrate`). Stores: definitions (+ force-success marks, task groups), schedules,
+datasources, alert groups/channels/deliveries, the lifecycle-event outbox. Nothing here imports
+``activities``, ``workflows``, ``services`` or ``api``.
+"""

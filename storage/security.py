@@ -20,18 +20,14 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from activities.store import open_engine
+from .db import Base, aware, engine_for, ensure_schema
 
 TOKEN_PREFIX = "pp_"
 
 
-class SecurityBase(DeclarativeBase):
-    pass
-
-
-class UserRow(SecurityBase):
+class UserRow(Base):
     __tablename__ = "porpoise_users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -39,7 +35,7 @@ class UserRow(SecurityBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ProjectRow(SecurityBase):
+class ProjectRow(Base):
     __tablename__ = "porpoise_projects"
     code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(255), default="")
@@ -47,13 +43,13 @@ class ProjectRow(SecurityBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ProjectUserRow(SecurityBase):
+class ProjectUserRow(Base):
     __tablename__ = "porpoise_project_users"
     project_code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
-class TokenRow(SecurityBase):
+class TokenRow(Base):
     __tablename__ = "porpoise_access_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -64,7 +60,7 @@ class TokenRow(SecurityBase):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class DatasourceAccessRow(SecurityBase):
+class DatasourceAccessRow(Base):
     __tablename__ = "porpoise_datasource_access"
     datasource_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -98,15 +94,22 @@ def new_token() -> str:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value  # SQLite
+    return aware(value) if value is not None else None  # SQLite drops the zone
 
 
 class SecurityStore:
+    """Users, projects, tokens and datasource grants on the process's engine for the database URL
+    (tables made by migration 0003_security)."""
+
     def __init__(self, url_or_engine: str | Engine) -> None:
-        self.engine = open_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-        SecurityBase.metadata.create_all(self.engine)
+        if isinstance(url_or_engine, str):
+            self.engine = engine_for(url_or_engine)
+        else:
+            self.engine = url_or_engine
+            ensure_schema(self.engine)
 
     def dispose(self) -> None:
+        """Close the pooled connections (the shared engine stays usable; it opens new ones)."""
         self.engine.dispose()
 
     # -- users -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     RetryState,
     TimeoutError,
+    TimeoutType,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TASK_TIMEOUT,
         CarriedState,
         InstanceStatus,
+        LostAttempt,
         NodeStatus,
         RunInput,
         TaskRequest,
@@ -43,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from model import dependent as ds_dependent
     from model import params as ds_params
+    from model import sub_process as ds_sub_process
     from model.clock import in_zone
     from model.definition import DataType, Property, TaskDefinition, TimeoutStrategy, WorkflowDefinition
     from model.states import TaskState, WorkflowState
@@ -64,6 +67,11 @@ SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTi
 # A worker that died is noticed after this long and its tasks are retried elsewhere. Tasks beat every
 # 5 s (activities/process.py), so a busy machine has 25 s of slack before a live task is taken for dead.
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# A lost worker (docs/reliability.md): its attempt fails to the workflow at once (not retried by
+# Temporal, which would count it as a DS retry) and is re-scheduled on its host's own task queue.
+LOST_WORKER_PATCH = "lost-worker-resume-v1"
+LOST_WORKER_TYPES = ("TemporalTimeout:Heartbeat", "WorkerShutdown")
+LOST_WORKER_WAIT = timedelta(minutes=5)  # how long a lost attempt's host gets to poll again
 MAX_HISTORY_EVENTS = 3500
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
 CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 mapping, §4.9)
@@ -74,6 +82,8 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
 }
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
+# workflow.patched ids: changes to the commands of running instances (docs: issue 16).
+PATCH_SUB_PROCESS_LIMITS = "sub-process-cycle-and-depth-limit"
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
@@ -473,6 +483,14 @@ class DsWorkflow:
         return True
 
     async def _run_activity(self, code: int, task: TaskDefinition) -> None:
+        """One task instance as an activity, retried by Temporal ``failRetryTimes`` times (DS retries).
+
+        A lost worker (heartbeat timeout, or a worker shutting down) is not a failure of the task
+        (docs/reliability.md): the activity is scheduled again, without using up a DS retry, on the
+        lost attempt's host's own task queue, where the next attempt re-attaches to the process the
+        lost worker left running (activities/process.py). If no worker of that host comes back within
+        ``LOST_WORKER_WAIT``, it goes to the shared queue and runs afresh, and its log says so.
+        """
         assert self._dag is not None and self._input is not None
         dag = self._dag
         request = self._request(code, task)
@@ -481,32 +499,61 @@ class DsWorkflow:
         warns = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
             TimeoutStrategy.WARN, TimeoutStrategy.WARNFAILED)
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
-        handle = workflow.start_activity(
-            task.task_type,
-            request,
-            result_type=TaskResult,
-            activity_id=f"{code}",
-            start_to_close_timeout=self._minutes(task.timeout) if kills else NO_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(
-                initial_interval=self._minutes(task.fail_retry_interval) or timedelta(seconds=1),
-                backoff_coefficient=1.0,
-                maximum_attempts=task.fail_retry_times + 1,
-                non_retryable_error_types=["InvalidTaskParams"],
-            ),
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{task.name} ({task.task_type})",
-            # Across instances Temporal orders by the instance's priority (DS dispatch order, §4.16);
-            # within the instance, the scheduler already released tasks by taskPriority.
-            priority=Priority(priority_key=self._input.instance_priority.rank + 1),
-        )
-        self._handles[code] = handle
+        resumable = workflow.patched(LOST_WORKER_PATCH)
+        attempts_left = task.fail_retry_times + 1  # DS: the first run plus failRetryTimes retries
+        offset = 0
+        queue: str | None = None
+        started = workflow.now()
         warner = asyncio.create_task(self._timeout_warning(code, task.timeout)) if warns else None
         try:
-            result: TaskResult = await handle
-        except ActivityError as e:
-            self._activity_failed(code, task, e)
-            return
+            while True:
+                timeout = self._minutes(task.timeout) if kills else NO_TIMEOUT
+                if resumable and kills:  # a re-scheduled attempt gets what is left of the task's timeout
+                    timeout = max(timeout - (workflow.now() - started), timedelta(seconds=1))
+                handle = workflow.start_activity(
+                    task.task_type,
+                    request,
+                    result_type=TaskResult,
+                    activity_id=f"{code}",
+                    task_queue=queue,
+                    start_to_close_timeout=timeout,
+                    schedule_to_start_timeout=LOST_WORKER_WAIT if queue else None,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RetryPolicy(
+                        initial_interval=self._minutes(task.fail_retry_interval) or timedelta(seconds=1),
+                        backoff_coefficient=1.0,
+                        maximum_attempts=attempts_left,
+                        non_retryable_error_types=["InvalidTaskParams", *(LOST_WORKER_TYPES if resumable else ())],
+                    ),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{task.name} ({task.task_type})",
+                    # Across instances Temporal orders by the instance's priority (DS dispatch order, §4.16);
+                    # within the instance, the scheduler already released tasks by taskPriority.
+                    priority=Priority(priority_key=self._input.instance_priority.rank + 1),
+                )
+                self._handles[code] = handle
+                try:
+                    result: TaskResult = await handle
+                    break
+                except ActivityError as e:
+                    if resumable and not self._must_die(code):
+                        lost = _lost_attempt(e, offset, request.lost_attempt)
+                        if lost is not None:  # the worker died: same task, no DS retry used
+                            if lost.attempt > offset:  # it heartbeat: Temporal retries before it were failures
+                                attempts_left -= lost.attempt - offset - 1
+                                offset = lost.attempt
+                                queue = _heartbeat_field(e, "queue") or None
+                            else:  # lost before its first heartbeat: it never got going, keep the old link
+                                offset += 1
+                            request = request.model_copy(update={"attempt_offset": offset, "lost_attempt": lost})
+                            workflow.logger.warning("task %s: worker lost during attempt %s on %s; resuming",
+                                                    code, lost.attempt, lost.host)
+                            continue
+                        if queue and _timed_out(e, TimeoutType.SCHEDULE_TO_START):
+                            queue = None  # the lost host did not come back: run it anywhere, afresh
+                            continue
+                    self._activity_failed(code, task, e, offset=offset, attempts_left=attempts_left)
+                    return
         finally:
             if warner:
                 warner.cancel()
@@ -514,24 +561,28 @@ class DsWorkflow:
         # transitively along paths as in 3.2 (§6.4); its own outputs win.
         now = workflow.now()
         pool = _merge_props(ds_params.merge_var_pool(dag.upstream_var_pool(code)), result.var_pool)
+        recovered = {"recovery": result.recovery} if result.recovery else {}
         dag.finish(code, TaskState.SUCCESS, now, attempts=result.attempt, host=result.host,
-                   pid=result.pid, log_path=result.log_path, var_pool=pool)
+                   pid=result.pid, log_path=result.log_path, var_pool=pool, **recovered)
 
-    def _activity_failed(self, code: int, task: TaskDefinition, e: ActivityError) -> None:
+    def _activity_failed(self, code: int, task: TaskDefinition, e: ActivityError, *, offset: int = 0,
+                         attempts_left: int | None = None) -> None:
         assert self._dag is not None
         cause = e.cause
         details: dict[str, Any] = {}
         if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
             details = cause.details[0]
         log_path = details.get("log_path")
-        attempts = task.fail_retry_times + 1
+        attempts = offset + (attempts_left if attempts_left is not None else task.fail_retry_times + 1)
         if e.retry_state is not RetryState.MAXIMUM_ATTEMPTS_REACHED and log_path:
             m = _ATTEMPT_IN_LOG.search(str(log_path))
             attempts = int(m.group(1)) if m else attempts
         if isinstance(cause, CancelledError):
             self._dag.finish(code, TaskState.KILL, workflow.now(), attempts=attempts, error="killed")
             return
-        if isinstance(cause, TimeoutError):
+        if isinstance(cause, TimeoutError) and cause.type == TimeoutType.HEARTBEAT:
+            message = "worker lost: no heartbeat from the task's worker for 30 seconds"
+        elif isinstance(cause, TimeoutError):
             message = f"task timed out after {task.timeout} minutes"
         elif isinstance(cause, ApplicationError):
             message = cause.message
@@ -593,6 +644,12 @@ class DsWorkflow:
         dag, inp = self._dag, self._input
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
         child_code = int(task.task_params.get("processDefinitionCode") or 0)
+        chain = [*inp.call_chain, self._definition.code]
+        if workflow.patched(PATCH_SUB_PROCESS_LIMITS):
+            refused = ds_sub_process.refusal_at_run_time(chain, child_code, inp.max_sub_process_depth)
+            if refused is not None:
+                dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=refused)
+                return
         previous = await self._previous_child(code)
         child_def: WorkflowDefinition | None = await workflow.execute_activity(
             "load_definition", args=[child_code, previous.definition_version if previous else None],
@@ -622,6 +679,7 @@ class DsWorkflow:
             schedule_time=inp.schedule_time or self._start, timezone=inp.timezone, log_dir=inp.log_dir,
             minute_seconds=inp.minute_seconds, var_pool=ds_params.merge_var_pool(dag.upstream_var_pool(code)),
             is_sub_process=True, parent_instance_id=inp.instance_id, command_type="START_PROCESS",
+            call_chain=chain, max_sub_process_depth=inp.max_sub_process_depth,
         )
         if previous is not None:  # resume the child where it stopped: its successful nodes are kept
             child_input = child_input.model_copy(update={
@@ -823,3 +881,37 @@ def _merge_props(base: list[Property], extra: list[Property]) -> list[Property]:
 
 
 __all__ = ["DsWorkflow", "NodeStatus"]
+
+
+def _heartbeat_field(e: ActivityError, name: str) -> Any:
+    """A field of the last heartbeat of the attempt that ended in ``e`` (None when there is none)."""
+    cause = e.cause
+    details: Any = ()
+    if isinstance(cause, TimeoutError):
+        details = cause.last_heartbeat_details
+    elif isinstance(cause, ApplicationError) and cause.type == "WorkerShutdown":
+        details = cause.details  # activities/process.py leaves the process running and says where
+    if details and isinstance(details[0], dict):
+        return details[0].get(name)
+    return None
+
+
+def _timed_out(e: ActivityError, kind: TimeoutType) -> bool:
+    return isinstance(e.cause, TimeoutError) and e.cause.type == kind
+
+
+def _lost_attempt(e: ActivityError, offset: int, previous: LostAttempt | None) -> LostAttempt | None:
+    """The attempt that ``e`` says lost its worker: a heartbeat timeout (the worker died or hung) or a
+    worker that shut down before the task ended. None for a failure of the task itself. An attempt
+    lost before it ever heartbeat (e.g. handed to a worker that was dying) started nothing: the
+    attempt to re-attach to stays ``previous`` (or, with none, the first attempt of this schedule)."""
+    cause = e.cause
+    shutdown = isinstance(cause, ApplicationError) and cause.type == "WorkerShutdown"
+    if not shutdown and not _timed_out(e, TimeoutType.HEARTBEAT):
+        return None
+    attempt = _heartbeat_field(e, "attempt")
+    if not isinstance(attempt, int) or attempt <= offset:
+        return previous or LostAttempt(attempt=offset + 1)
+    last = {k: _heartbeat_field(e, k) for k in ("k8s_job",) if _heartbeat_field(e, k) is not None}
+    return LostAttempt(attempt=attempt, host=str(_heartbeat_field(e, "host") or ""), pid=_heartbeat_field(e, "pid"),
+                       log_path=str(_heartbeat_field(e, "log_path") or ""), details=last)

@@ -4,13 +4,14 @@ The typed contract that crosses the Temporal boundary and the pure "should this 
 live in :mod:`core.alerts` (workflow code uses them) and are re-exported here. The I/O lives in
 submodules:
 
-* :mod:`activities.alerts.store`: the alert group / channel tables; channel secrets are Fernet-encrypted
-  with the datasource key (``PORPOISE_SECRET_KEY``);
 * :mod:`activities.alerts.templates`: user templates in a sandboxed Jinja environment, rendered in a
   separate, killable process; the default templates;
 * :mod:`activities.alerts.resolvers`: the pluggable business-placeholder resolver and an example;
 * :mod:`activities.alerts.channels`: the senders (smtplib, the WeCom APIs, webhooks);
 * :mod:`activities.alerts.activity`: the ``send_alerts`` activity.
+
+The alert group / channel / delivery tables are :mod:`storage.alerts` (secrets encrypted with
+:mod:`storage.crypto`).
 
 See docs/alerts.md.
 """

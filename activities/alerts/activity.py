@@ -36,11 +36,11 @@ from core.contracts import InstanceStatus
 from core.settings import Settings
 from core.temporal import ui_run_url
 from model.definition import WarningType
+from storage.alerts import AlertStore, BrokenChannel, ResolvedChannel
 
 from . import AlertKind, AlertRequest, AlertResult, ChannelOutcome, should_send
 from .channels import ChannelError, deliver
 from .resolvers import BusinessContext, BusinessResolver, configured_resolver
-from .store import AlertStore, BrokenChannel, ResolvedChannel
 from .templates import (
     RENDER_TIMEOUT,
     Message,

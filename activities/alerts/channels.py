@@ -33,8 +33,9 @@ from typing import Any
 
 import httpx
 
+from storage.alerts import EmailParams, ResolvedChannel, WebhookParams, WeComAppParams, WeComRobotParams
+
 from . import ChannelType
-from .store import EmailParams, ResolvedChannel, WebhookParams, WeComAppParams, WeComRobotParams
 from .templates import Message, html_to_text
 
 USER_AGENT = "Porpoise-alerts/1"

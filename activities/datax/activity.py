@@ -21,19 +21,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.datasources import (
-    ConnectionInfo,
-    DatasourceNotFound,
-    DatasourceStore,
-    SecretKeyError,
-    create_engine_for,
-    resolve_datasource,
-)
-from activities.process import TASK_FAILED
+from activities.datasources import create_engine_for, resolve_datasource
+from activities.process import TASK_FAILED, heartbeat_details, task_attempt
 from activities.sql_task import INVALID
 from core.contracts import TaskRequest, TaskResult
 from core.settings import Settings
 from model.params import export_out_params
+from storage.datasources import ConnectionInfo, DatasourceNotFound, DatasourceStore, SecretKeyError
 
 from .builders import BuildError, PasswordFn
 from .job import BuiltJob, build_job
@@ -72,11 +66,11 @@ class DataxTask:
 
     @activity.defn(name="DATAX")
     async def run(self, request: TaskRequest) -> TaskResult:
-        attempt = activity.info().attempt
+        attempt = task_attempt(request)
         host = socket.gethostname()
         log = DataxLog.for_task(request, attempt)  # the worker's cap, the type's masking, secret params
         assert isinstance(log, DataxLog)
-        details: dict[str, Any] = {"pid": None, "host": host, "log_path": str(log.path)}
+        details: dict[str, Any] = heartbeat_details(request, log.path, None)
         with log.open(task_name=request.task_name, task_type=request.task_type, attempt=attempt, host=host):
             activity.heartbeat(details)
             if request.dry_run:

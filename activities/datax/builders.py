@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from activities.datasources import ConnectionInfo
+from storage.datasources import ConnectionInfo
 
 from .columns import quote_column
 

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.datasources import ConnectionInfo
 from activities.process import ds_substitute
+from storage.datasources import ConnectionInfo
 
 from .builders import BuildError, PasswordFn, ReadSpec, Side, WriteSpec, builder_for
 from .columns import ColumnError, select_columns

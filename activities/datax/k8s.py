@@ -229,7 +229,8 @@ class _Session:
 
     def create_or_adopt(self, info: Any, request: TaskRequest, job_json: str, secrets: dict[str, str], xms: int,
                         xmx: int, deadline: int | None) -> Names:
-        previous = _previous_job(info)
+        previous = _previous_job(info) or (request.lost_attempt.details.get("k8s_job")
+                                           if request.lost_attempt is not None else None)
         if previous and previous != self.names.job:
             try:
                 job = self.batch.read_namespaced_job(previous, self.ns)

@@ -28,8 +28,7 @@ from temporalio.worker import WorkflowInboundInterceptor as _WorkflowInbound
 from core.contracts import TaskRequest, TaskResult
 from core.events import EventTask, EventType, LifecycleEvent
 from model.states import TaskState
-
-from .outbox import GroupCommit, Outbox
+from storage.outbox import GroupCommit, Outbox
 
 log = logging.getLogger("porpoise.events")
 HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while an attempt waits on the outbox

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from core.events import LifecycleEvent
+from storage.outbox import GroupCommit, Outbox
 
-from .outbox import GroupCommit, Outbox
 from .sinks import EventSink
 
 log = logging.getLogger("porpoise.events")

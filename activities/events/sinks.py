@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .outbox import Pending
+from storage.outbox import Pending
 
 log = logging.getLogger("porpoise.events")
 

@@ -1,12 +1,8 @@
 """Alert groups and channels: CRUD, template validation on save, previews, test sends, deliveries.
 
-Channel secrets go in and never come out (views say which are set). Templates are validated when a
-channel is saved: syntax, unknown placeholders (with "did you mean"), escapes, loops, output size;
-a refused template is a 422 problem+json listing every problem with a pointer such as
-``/templates/WORKFLOW_END/body`` and the line.
-
-The store is built by :func:`install` when the app is created (it needs the secret key, as
-datasources do), or on first use when only the router was included.
+Channel secrets go in and never come out (views say which are set). The work is
+:mod:`services.alerts`; the alert store and sender are built by :func:`install` when the app is
+created (they need the secret key, as datasources do).
 """
 
 from __future__ import annotations
@@ -14,47 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
 
-from activities.alerts import AlertKind, AlertRequest, ChannelType
 from activities.alerts.activity import AlertSender
-from activities.alerts.store import (
-    AlertConflict,
-    AlertNotFound,
-    AlertStore,
-    BrokenChannel,
-    ChannelPatch,
-    ChannelSpec,
-    ChannelView,
-    GroupPatch,
-    GroupSpec,
-    channel_format,
-    parse_params,
-    split_secrets,
-)
-from activities.alerts.templates import (
-    FORMATS,
-    KINDS,
-    MessageSpec,
-    TemplateProblem,
-    defaults,
-    sample_status,
-    schema,
-    validate_templates,
-)
-from activities.datasources import SecretKeyError
-from core.contracts import InstanceStatus, RunInput
 from core.settings import Settings
-from core.temporal import ui_run_url
-from model.definition import WarningType
-from model.problems import Problem, pointer
+from services import alerts as service
+from services.alerts import Preview, TestSend, ValidateTemplates
+from storage.alerts import AlertStore
 
 from ..auth import ADMIN_ONLY, PrincipalDep, require_run
-from ..deps import AppState, app_state
+from ..deps import ServicesDep
 from ..problems import ProblemError
-from .runs import instance_status
 
 router = APIRouter(tags=["alerts"])
 
@@ -75,26 +40,6 @@ def get_sender(request: Request) -> AlertSender:
 SenderDep = Annotated[AlertSender, Depends(get_sender)]
 
 
-# --------------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _invalid(e: ValidationError | ValueError, title: str, prefix: tuple[str, ...] = ()) -> ProblemError:
-    if isinstance(e, ValidationError):
-        problems = [Problem(pointer(*prefix, *err.get("loc", ())), str(err.get("msg", "invalid")), None,
-                            str(err.get("type"))) for err in e.errors()]
-    else:
-        problems = [Problem(pointer(*prefix), str(e), None, "invalid")]
-    return ProblemError(422, title, f"{len(problems)} problem(s) found", problems)
-
-
-def _template_error(problems: list[TemplateProblem]) -> ProblemError:
-    return ProblemError(
-        422, "Invalid alert template", f"{len(problems)} problem(s) found",
-        [Problem(p.pointer, (f"line {p.line}: " if p.line else "") + p.message, None, "template") for p in problems])
-
-
 async def _body(request: Request, title: str) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -105,92 +50,32 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-def _templates_dict(templates: dict[Any, Any]) -> dict[str, dict[str, str | None]]:
-    out: dict[str, dict[str, str | None]] = {}
-    for kind, pair in templates.items():
-        if pair is None:
-            continue
-        data = pair if isinstance(pair, dict) else pair.model_dump()
-        out[AlertKind(kind).value] = {k: v for k, v in data.items() if v}
-    return out
-
-
-async def _validate(sender: AlertSender, templates: dict[str, dict[str, str | None]], fmt: str) -> None:
-    if not any(v for parts in templates.values() for v in parts.values()):
-        return
-    problems = await run_in_threadpool(validate_templates, templates, fmt, sender.resolver)
-    if problems:
-        raise _template_error(problems)
-
-
-async def _group_or_404(sender: AlertSender, group_id: int) -> None:
-    if await run_in_threadpool(sender.store.get_group, group_id) is None:
-        raise ProblemError(404, "Not found", f"alert group {group_id} does not exist")
-
-
-async def _channel_or_404(sender: AlertSender, channel_id: int) -> ChannelView:
-    view = await run_in_threadpool(sender.store.get_channel, channel_id)
-    if view is None:
-        raise ProblemError(404, "Not found", f"alert channel {channel_id} does not exist")
-    return view
-
-
-# --------------------------------------------------------------------------------------------------
-# Groups
-# --------------------------------------------------------------------------------------------------
-
-
 @router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)",
              dependencies=[ADMIN_ONLY])
 async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
-    try:
-        spec = GroupSpec.model_validate(await _body(request, "Invalid alert group"))
-        view = await run_in_threadpool(sender.store.create_group, spec)
-    except ValidationError as e:
-        raise _invalid(e, "Invalid alert group") from None
-    except AlertConflict as e:
-        raise ProblemError(409, "Conflict", str(e)) from None
-    return view.as_dict()
+    return await service.create_group(sender, await _body(request, "Invalid alert group"))
 
 
 @router.get("/alert-groups", summary="List alert groups with their channels (never a secret)")
 async def list_groups(sender: SenderDep) -> list[dict[str, Any]]:
-    return [g.as_dict() for g in await run_in_threadpool(sender.store.list_groups)]
+    return await service.list_groups(sender)
 
 
 @router.get("/alert-groups/{group_id}", summary="One alert group with its channels")
 async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
-    view = await run_in_threadpool(sender.store.get_group, group_id)
-    if view is None:
-        raise ProblemError(404, "Not found", f"alert group {group_id} does not exist")
-    return view.as_dict()
+    return await service.get_group(sender, group_id)
 
 
 @router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
 async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
-    try:
-        patch = GroupPatch.model_validate(await _body(request, "Invalid alert group"))
-        view = await run_in_threadpool(sender.store.update_group, group_id, patch)
-    except ValidationError as e:
-        raise _invalid(e, "Invalid alert group") from None
-    except AlertConflict as e:
-        raise ProblemError(409, "Conflict", str(e)) from None
-    if view is None:
-        raise ProblemError(404, "Not found", f"alert group {group_id} does not exist")
-    return view.as_dict()
+    return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"))
 
 
 @router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels",
                dependencies=[ADMIN_ONLY])
 async def delete_group(group_id: int, sender: SenderDep) -> None:
-    if not await run_in_threadpool(sender.store.delete_group, group_id):
-        raise ProblemError(404, "Not found", f"alert group {group_id} does not exist")
-
-
-# --------------------------------------------------------------------------------------------------
-# Channels
-# --------------------------------------------------------------------------------------------------
+    await service.delete_group(sender, group_id)
 
 
 @router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)",
@@ -199,45 +84,23 @@ async def create_channel(group_id: int, request: Request, sender: SenderDep) -> 
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
     they are stored encrypted), ``templates`` ``{kind: {subject, body}}``, ``events`` (kinds; default
     all), ``enabled``. See docs/alerts.md for each type's params."""
-    title = "Invalid alert channel"
-    try:
-        spec = ChannelSpec.model_validate(await _body(request, title))
-    except ValidationError as e:
-        raise _invalid(e, title) from None
-    try:
-        params = parse_params(spec.type, spec.params)
-    except ValidationError as e:
-        raise _invalid(e, title, ("params",)) from None
-    await _group_or_404(sender, group_id)
-    await _validate(sender, _templates_dict(dict(spec.templates)), channel_format(spec.type, split_secrets(params)[0]))
-    try:
-        view = await run_in_threadpool(sender.store.create_channel, group_id, spec)
-    except AlertNotFound as e:
-        raise ProblemError(404, "Not found", str(e)) from None
-    except AlertConflict as e:
-        raise ProblemError(409, "Conflict", str(e)) from None
-    except ValidationError as e:
-        raise _invalid(e, title, ("params",)) from None
-    except ValueError as e:
-        raise _invalid(e, title) from None
-    return view.as_dict()
+    return await service.create_channel(sender, group_id, await _body(request, "Invalid alert channel"))
 
 
 @router.get("/alert-groups/{group_id}/channels", summary="The channels of an alert group")
 async def list_channels(group_id: int, sender: SenderDep) -> list[dict[str, Any]]:
-    await _group_or_404(sender, group_id)
-    return [c.as_dict() for c in await run_in_threadpool(sender.store.list_channels, group_id)]
+    return await service.list_channels(sender, group_id)
 
 
 @router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
              dependencies=[ADMIN_ONLY])
 async def rotate_keys(sender: SenderDep) -> dict[str, int]:
-    return await run_in_threadpool(sender.store.rotate)
+    return await service.rotate_keys(sender)
 
 
 @router.get("/alert-channels/{channel_id}", summary="One channel (never its secrets)")
 async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
-    return (await _channel_or_404(sender, channel_id)).as_dict()
+    return await service.get_channel(sender, channel_id)
 
 
 @router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one",
@@ -245,195 +108,42 @@ async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
 async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
     replace the kinds given (``null`` goes back to the default); ``events``/``allEvents``; ``enabled``."""
-    title = "Invalid alert channel"
-    try:
-        patch = ChannelPatch.model_validate(await _body(request, title))
-    except ValidationError as e:
-        raise _invalid(e, title) from None
-    current = await _channel_or_404(sender, channel_id)
-    if patch.templates is not None or patch.params is not None:
-        templates = dict(current.templates)
-        for kind, pair in (patch.templates or {}).items():
-            if pair is None:
-                templates.pop(kind.value, None)
-            else:
-                templates[kind.value] = {k: v for k, v in pair.model_dump().items() if v}
-        fmt = channel_format(current.type, {**current.params, **(patch.params or {})})
-        await _validate(sender, _templates_dict(templates), fmt)
-    try:
-        view = await run_in_threadpool(sender.store.update_channel, channel_id, patch)
-    except AlertConflict as e:
-        raise ProblemError(409, "Conflict", str(e)) from None
-    except SecretKeyError as e:
-        raise ProblemError(409, "Secrets unreadable", str(e)) from None
-    except ValidationError as e:
-        raise _invalid(e, title, ("params",)) from None
-    except ValueError as e:
-        raise _invalid(e, title) from None
-    if view is None:
-        raise ProblemError(404, "Not found", f"alert channel {channel_id} does not exist")
-    return view.as_dict()
+    return await service.update_channel(sender, channel_id, await _body(request, "Invalid alert channel"))
 
 
 @router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel", dependencies=[ADMIN_ONLY])
 async def delete_channel(channel_id: int, sender: SenderDep) -> None:
-    if not await run_in_threadpool(sender.store.delete_channel, channel_id):
-        raise ProblemError(404, "Not found", f"alert channel {channel_id} does not exist")
-
-
-# --------------------------------------------------------------------------------------------------
-# Templates, previews, test sends, deliveries
-# --------------------------------------------------------------------------------------------------
-
-
-class ValidateTemplates(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    format: str = Field("html", description="html (email), markdown (WeCom) or text")
-    templates: dict[str, dict[str, str | None]]
+    await service.delete_channel(sender, channel_id)
 
 
 @router.post("/alert-templates/validate", summary="Check templates without saving them")
 async def validate(body: ValidateTemplates, sender: SenderDep) -> dict[str, Any]:
-    if body.format not in FORMATS:
-        raise ProblemError(422, "Invalid format", f"format is one of {', '.join(FORMATS)}")
-    problems = await run_in_threadpool(validate_templates, body.templates, body.format, sender.resolver)
-    return {"ok": not problems,
-            "problems": [{"pointer": p.pointer, "line": p.line, "message": p.message} for p in problems]}
+    return await service.validate(sender, body)
 
 
 @router.get("/alert-templates/defaults", summary="The default templates and every placeholder per alert kind")
 async def template_defaults() -> dict[str, Any]:
-    placeholders = {kind: {name: sorted(fields) if fields is not None else None
-                           for name, fields in (await run_in_threadpool(schema, kind)).items()} for kind in KINDS}
-    return {"kinds": list(KINDS), "formats": list(FORMATS), "templates": defaults(), "placeholders": placeholders}
-
-
-class Preview(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    kind: AlertKind = AlertKind.WORKFLOW_END
-    run_id: str | None = Field(None, alias="runId", description="a finished run; default: a sample failed run")
-    task_code: int | None = Field(None, alias="taskCode", description="TASK_* kinds: default the first failed task")
-    start_params: dict[str, str] | None = Field(None, alias="startParams",
-                                                description="business values for the sample (or override the run's)")
-    channel_id: int | None = Field(None, alias="channelId", description="default: every channel of the group")
-    templates: dict[AlertKind, dict[str, str | None]] | None = Field(
-        None, description="unsaved templates to try instead of the channel's")
-    format: str | None = Field(None, description="the format of `templates` when the group has no channel")
-
-
-async def _run_input(client: Client, run_id: str) -> RunInput | None:
-    """The run's start input (start params, warningType, timezone), from its first history event."""
-    try:
-        handle = client.get_workflow_handle(run_id)
-        async for event in handle.fetch_history_events():
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            decoded = await client.data_converter.decode(payloads, [RunInput])
-            value = decoded[0] if decoded else None
-            return value if isinstance(value, RunInput) else None
-    except Exception:  # best effort: the preview still renders without them
-        return None
-    return None
-
-
-def _default_task(status: InstanceStatus, kind: AlertKind) -> int | None:
-    if kind is AlertKind.WORKFLOW_END:
-        return None
-    pick = [n for n in status.nodes if (n.timeout_warned if kind is AlertKind.TASK_TIMEOUT else n.state.is_failure)]
-    nodes = pick or status.nodes
-    return nodes[0].code if nodes else None
+    return await service.template_defaults()
 
 
 @router.post("/alert-groups/{group_id}/preview",
              summary="Render the group's templates against a sample or a real finished run (nothing is sent)")
-async def preview(group_id: int, body: Preview, sender: SenderDep, principal: PrincipalDep,
-                  state: Annotated[AppState, Depends(app_state)]) -> dict[str, Any]:
-    settings = sender.settings
-    await _group_or_404(sender, group_id)
-    run_input: RunInput | None = None
-    if body.run_id:
-        client = await state.client()
-        await require_run(principal, client, body.run_id)  # its start params are its project's
-        status, _ = await instance_status(client, body.run_id)
-        if not status.state.is_finished:
-            raise ProblemError(409, "Run not finished", f"run {body.run_id} is {status.state.value}; alerts render "
-                               "against a finished run")
-        run_input = await _run_input(client, body.run_id)
-        temporal_url = ui_run_url(settings, body.run_id)
-        source = "run"
-    else:
-        status = sample_status()
-        temporal_url = ui_run_url(settings, status.instance_id)
-        source = "sample"
-    project_name = "sales" if source == "sample" else ""
-    if run_input is not None and run_input.definition is not None:
-        project_name = run_input.definition.project_name
-    elif source == "run":
-        definition = await run_in_threadpool(state.store.get, status.definition_code, status.definition_version)
-        project_name = definition.project_name if definition is not None else ""
-    start_params = dict(run_input.start_params) if run_input is not None else {}
-    start_params.update(body.start_params or {})
-    task_code = body.task_code if body.task_code is not None else _default_task(status, body.kind)
-    alert = AlertRequest(
-        kind=body.kind, warning_group_id=group_id,
-        warning_type=run_input.warning_type if run_input is not None else WarningType.FAILURE, status=status,
-        task_code=task_code, start_params=start_params, project_name=project_name,
-        command_type=run_input.command_type if run_input is not None else "START_PROCESS",
-        timezone=run_input.timezone if run_input is not None else settings.default_timezone,
-        temporal_ui_url=temporal_url,
-    )
-    override = {k.value: v for k, v in body.templates.items()} if body.templates is not None else None
-    channels = await run_in_threadpool(sender.store.resolve_channels, group_id) or []
-    if body.channel_id is not None:
-        channels = [c for c in channels if c.id == body.channel_id]
-        if not channels:
-            raise ProblemError(404, "Not found", f"alert group {group_id} has no channel {body.channel_id}")
-    usable = [c for c in channels if not isinstance(c, BrokenChannel)]
-    specs = [sender.spec_for(c, body.kind, override) for c in usable]
-    labels: dict[str, dict[str, Any]] = {str(c.id): {"channelId": c.id, "channelName": c.name, "type": c.type.value}
-                                         for c in usable}
-    if not channels:  # no channel yet: show the defaults (or the given templates) in the format asked
-        fmts = [body.format] if body.format in FORMATS else list(FORMATS)
-        for fmt in fmts:
-            parts = (override or {}).get(body.kind.value) or {}
-            specs.append(MessageSpec(key=f"format:{fmt}", fmt=fmt, subject=parts.get("subject") or None,
-                                     body=parts.get("body") or None))
-            labels[f"format:{fmt}"] = {"channelId": None, "channelName": None, "type": None}
-    messages = await run_in_threadpool(sender.render, alert, specs, temporal_url=temporal_url)
-    return {
-        "kind": body.kind.value, "source": source, "instanceId": status.instance_id, "state": status.state.value,
-        "taskCode": task_code, "startParams": start_params,
-        "messages": [labels[s.key] | {"format": m.format, "subject": m.subject, "body": m.body,
-                                      "templateError": m.template_error, "unknownPlaceholders": m.unknown}
-                     for s in specs for m in [messages[s.key]]],
-        "brokenChannels": [{"channelId": c.id, "channelName": c.name, "error": c.error}
-                           for c in channels if isinstance(c, BrokenChannel)],
-    }
-
-
-class TestSend(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    kind: AlertKind = AlertKind.WORKFLOW_END
-    channel_id: int | None = Field(None, alias="channelId")
-    start_params: dict[str, str] = Field(default_factory=dict, alias="startParams")
+async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: ServicesDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    if body.run_id:  # a real run's start params are its project's
+        await require_run(principal, await ctx.client(), body.run_id)
+    return await service.preview(ctx, sender, group_id, body)
 
 
 @router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now",
              dependencies=[ADMIN_ONLY])
 async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
-    await _group_or_404(sender, group_id)
-    alert = sender.test_request(group_id, body.kind, body.start_params)
-    ids = {body.channel_id} if body.channel_id is not None else None
-    result = await run_in_threadpool(lambda: sender.send(alert, channel_ids=ids))
-    return {"ok": result.ok, "summary": result.summary()} | result.model_dump(mode="json", by_alias=True)
+    return await service.test_send(sender, group_id, body)
 
 
 @router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
 async def deliveries(sender: SenderDep, instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return await run_in_threadpool(lambda: sender.store.deliveries(instance_id=instance_id, group_id=group_id,
-                                                                   limit=limit))
-
-
-__all__ = ["ChannelType", "install", "router"]
+    return await service.deliveries(sender, instance_id, group_id, limit)

@@ -4,6 +4,10 @@
 # Idempotent; needs root; works without systemd (the server is started directly, daemonised by
 # mysqld_safe). Mirrors deploy/services/postgres.sh.
 #
+#   mariadb.sh [start]   install if needed, start, create the user and database
+#   mariadb.sh stop      stop the server this script started; its data stays
+#   mariadb.sh status    say whether it runs
+#
 #   PORPOISE_MARIADB_DIR   where data, socket, pid and log live (default /var/tmp/porpoise-mariadb)
 #   PORPOISE_MARIADB_PORT  TCP port on 127.0.0.1 (default 3306)
 set -euo pipefail
@@ -13,6 +17,21 @@ DATA=$BASE/data
 SOCK=$BASE/mysqld.sock
 PID=$BASE/mysqld.pid
 LOG=$BASE/server.log
+ACTION=${1:-start}
+case "$ACTION" in
+  start) ;;
+  stop|status)
+    ADMIN=$(command -v mariadb-admin || command -v mysqladmin || true)
+    if [ -z "$ADMIN" ] || ! "$ADMIN" --no-defaults --socket="$SOCK" -uroot ping >/dev/null 2>&1; then
+      echo "mariadb not running"; [ "$ACTION" = stop ] && exit 0 || exit 3
+    fi
+    if [ "$ACTION" = status ]; then echo "mariadb running on 127.0.0.1:$PORT"; exit 0; fi
+    "$ADMIN" --no-defaults --socket="$SOCK" -uroot shutdown
+    for _ in $(seq 1 60); do [ -e "$SOCK" ] || break; sleep 0.5; done
+    echo "mariadb stopped"
+    exit 0 ;;
+  *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
+esac
 
 if ! command -v mariadbd >/dev/null 2>&1 && ! [ -x /usr/sbin/mariadbd ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -38,12 +38,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.alerts import AlertKind, AlertRequest, AlertResult, ChannelType
 from activities.alerts.activity import RETRY_ERROR_TYPE, AlertActivities, AlertSender
 from activities.alerts.channels import forget_wecom_tokens
-from activities.alerts.store import AlertStore, ChannelSpec, GroupSpec
 from api.app import create_app
 from core.contracts import InstanceStatus, NodeStatus
 from core.settings import Settings
 from model.definition import FailureStrategy, Property, WarningType
 from model.states import TaskState, WorkflowState
+from storage.alerts import AlertStore, ChannelSpec, GroupSpec
 from tests import dsbuild
 from tests.integration.helpers import run
 

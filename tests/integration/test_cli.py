@@ -97,3 +97,29 @@ async def test_validate_exit_codes(tmp_path: Path) -> None:
 async def test_submit_without_api_says_how_to_start_it(tmp_path: Path) -> None:
     res = await porpoise("http://127.0.0.1:9", "submit", str(SAMPLES / "ds-export-v33-shell-minimal.json"))
     assert res.returncode == 1 and "porpoise up" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_definitions_list_runs_list_and_stop_print_tables_or_json(api_server: str, tmp_path: Path) -> None:
+    name = f"cli-list-{os.getpid()}-{id(tmp_path) % 10_000}"
+    doc = dsbuild.export(name, [dsbuild.task("sleepy", "sleep 30")], [(None, "sleepy")])
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps(doc))
+    started = await porpoise(api_server, "run", str(path), "--no-wait", "--json", check=True)
+    instance_id = json.loads(started.stdout)["instanceId"]
+    definitions = await porpoise(api_server, "definitions", "list", "--json", check=True)
+    code = next(d["code"] for d in json.loads(definitions.stdout) if d["name"] == name)
+    table = await porpoise(api_server, "definitions", "list", check=True)
+    assert name in table.stdout and str(code) in table.stdout
+    runs = await porpoise(api_server, "runs", "list", "--definition", str(code), "--json", check=True)
+    assert [r["instanceId"] for r in json.loads(runs.stdout)] == [instance_id]
+    runs_table = await porpoise(api_server, "runs", "list", "--definition", str(code), check=True)
+    assert instance_id in runs_table.stdout
+    stopped = await porpoise(api_server, "stop", instance_id, check=True)
+    assert json.loads(stopped.stdout)["instanceId"] == instance_id  # JSON, not a Python dict
+
+
+async def test_help_shows_no_bool_type_on_flags() -> None:
+    result = await porpoise("http://127.0.0.1:9", "run", "--help", check=True)
+    assert "--dry-run" in result.stdout and "--json" in result.stdout
+    assert "<bool>" not in result.stdout
+    assert "<str>" in result.stdout  # options that take a value keep their type

@@ -1,4 +1,4 @@
-"""Complement data (backfill, reference §4.13) on the real dev server: api/routers/complements.py and
+"""Complement data (backfill, reference §4.13) on the real dev server: services/complements.py and
 the Complement workflow (workflows/complement.py).
 
 Every date's instance exports the ``system.biz.date`` and ``$[yyyyMMddHHmmss]`` it saw, so each test
@@ -18,9 +18,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.routers.complements import ComplementDates, complement_dates
 from core.contracts import RunInput
 from core.settings import Settings
+from model.complement import ComplementDates, complement_dates
 from model.problems import DefinitionError
 from model.quartz import fire_times
 from workflows.complement import ComplementInput, ComplementStatus, ExecutionOrder, RunMode

@@ -19,17 +19,10 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
-from activities.datasources import (
-    Cipher,
-    ConnectionInfo,
-    DatasourceSpec,
-    DatasourceStore,
-    SecretKeyError,
-    key_file,
-    load_keys,
-)
 from api.app import create_app
 from core.settings import Settings
+from storage.crypto import Cipher, SecretKeyError, key_file, load_keys
+from storage.datasources import ConnectionInfo, DatasourceSpec, DatasourceStore
 from tests.integration.conftest_sql import (
     SERVERS,
     checks_passwords,

@@ -28,11 +28,11 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.datasources import Cipher, DatasourceStore
 from activities.datax.activity import DataxTask
 from activities.datax.k8s import _Session
 from core.contracts import TaskRequest
 from core.settings import Settings
+from storage.datasources import Cipher, DatasourceStore
 from tests import dsbuild
 from tests.integration.conftest_sql import MARIADB_URL, PG_URL, admin, out_param, scalar, unique
 from tests.integration.datax_support import assert_run_keeps_secrets, datax_stack, datax_task, stream_job

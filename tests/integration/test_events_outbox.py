@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.events.outbox import Outbox
 from core.events import LifecycleEvent
 from core.settings import Settings
+from storage.outbox import Outbox
 from tests import dsbuild
 from tests.integration.helpers import run
 

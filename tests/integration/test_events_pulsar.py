@@ -21,14 +21,14 @@ import pulsar
 import pytest
 from temporalio.client import Client
 
-from activities.events.outbox import Outbox, Pending
 from activities.events.relay import OutboxRelay
 from activities.events.sinks import PulsarSink
-from api.routers.runs import start_run
-from api.schemas import StartRun
 from core.contracts import InstanceStatus
 from core.settings import Settings
 from model.formats import parse_document
+from services.runs import start_run
+from services.schemas import StartRun
+from storage.outbox import Outbox, Pending
 from tests import dsbuild
 from tests.integration.helpers import nodes, run, wait
 from tests.pulsar_broker import CLIENT_LOG, Broker, start_broker

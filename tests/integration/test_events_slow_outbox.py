@@ -16,11 +16,11 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.events.outbox import Outbox
 from api.app import create_app
 from api.worker import build_worker
 from core.events import LifecycleEvent
 from core.settings import Settings
+from storage.outbox import Outbox
 from tests import dsbuild
 
 from .helpers import run

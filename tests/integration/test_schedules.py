@@ -1,4 +1,4 @@
-"""DS schedules as Temporal Schedules, on the real dev server (api/routers/schedules.py).
+"""DS schedules as Temporal Schedules, on the real dev server (services/schedules.py).
 
 The module runs its own worker (DsWorkflow, activities, ComplementWorkflow) on its own task queue
 and an app with the schedules router, so it does not depend on the wiring in api/app.py. Firing is
@@ -30,7 +30,6 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from api.devserver import temporal_binary
-from api.routers import complements, schedules
 from api.worker import build_worker
 from core import search_attributes as sa
 from core.contracts import InstanceStatus, RunInput
@@ -39,6 +38,7 @@ from core.temporal import data_converter
 from model.formats import parse_document
 from model.problems import DefinitionError
 from model.quartz import fire_times
+from services import schedules
 from tests import dsbuild
 from workflows.complement import ComplementWorkflow
 
@@ -52,14 +52,8 @@ FMT = "%Y-%m-%d %H:%M:%S"
 
 
 def porpoise_app(settings: Settings) -> FastAPI:
-    """The app with the schedule and complement routers (whether or not api/app.py includes them yet)."""
-    app = create_app(settings)
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/schedules" not in paths:
-        app.include_router(schedules.router)
-    if "/complements/{complement_id}" not in paths:
-        app.include_router(complements.router)
-    return app
+    """The app (api/app.py includes the schedule and complement routers)."""
+    return create_app(settings)
 
 
 def porpoise_worker(client: Client, settings: Settings) -> Worker:

@@ -114,7 +114,7 @@ async def temporal_record(client: Client, instance_id: str) -> bytes:
 def lifecycle_events(settings: Settings, instance_id: str) -> str | None:
     """The run's lifecycle events as the relay publishes them to Pulsar (None without the outbox)."""
     try:
-        from activities.events.outbox import Outbox
+        from storage.outbox import Outbox
     except ImportError:
         return None
     outbox = Outbox(settings.resolved_database_url)

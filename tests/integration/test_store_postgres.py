@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from activities.store import DefinitionStore
 from model.formats import parse_document
+from storage.definitions import DefinitionStore
 from tests import dsbuild
 
 URL = os.environ.get("PORPOISE_TEST_POSTGRES_URL")

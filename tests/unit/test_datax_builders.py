@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from activities.datasources import ConnectionInfo, DatasourceNotFound
 from activities.datax.builders import (
     BuildError,
     PluginBuilder,
@@ -28,6 +27,7 @@ from activities.datax.builders import (
 )
 from activities.datax.columns import quote_column, select_columns
 from activities.datax.job import build_custom_job, build_job, build_ui_job, speed_blocks
+from storage.datasources import ConnectionInfo, DatasourceNotFound
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "datax"
 REGEN = os.environ.get("PORPOISE_REGEN_GOLDEN") == "1"

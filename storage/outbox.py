@@ -15,8 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from activities.store import Base, open_engine
 from core.events import LifecycleEvent
+
+from .db import Base, engine_for, ensure_schema
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -52,8 +53,8 @@ class Pending:
 
 class Outbox:
     def __init__(self, url: str | Engine) -> None:
-        self.engine = open_engine(url) if isinstance(url, str) else url
-        Base.metadata.create_all(self.engine, tables=[OutboxRow.__table__, LeaseRow.__table__])  # type: ignore[list-item]
+        self.engine = engine_for(url) if isinstance(url, str) else url
+        ensure_schema(self.engine)
         self.owner = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
     def append(self, events: Sequence[LifecycleEvent]) -> None:

@@ -14,38 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, create_engine, event, select
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.private_files import private_file, sqlite_file
 from model.definition import WorkflowDefinition
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-def open_engine(url: str) -> Engine:
-    """An engine for Porpoise's own database. SQLite gets WAL and synchronous=NORMAL: many workers'
-    small commits (events, definitions) would otherwise queue behind one fsync each."""
-    kwargs: dict[str, object] = {"pool_pre_ping": True}
-    if (db_file := sqlite_file(url)) is not None:
-        private_file(db_file)  # 0600; SQLite gives its -wal and -shm files the same mode
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
-    if url.startswith("sqlite"):
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cur = dbapi_connection.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-    return engine
+from .db import Base, engine_for
 
 
 class DefinitionRow(Base):
@@ -106,8 +82,7 @@ def new_code() -> int:
 
 class DefinitionStore:
     def __init__(self, url: str) -> None:
-        self.engine: Engine = open_engine(url)
-        Base.metadata.create_all(self.engine)
+        self.engine: Engine = engine_for(url)
 
     def save(self, definition: WorkflowDefinition) -> Saved:
         """Store a new definition, or a new version of an existing one (matched by code, or by
@@ -163,11 +138,15 @@ class DefinitionStore:
             return [{"version": r.version, "created_at": r.created_at,
                      "name": json.loads(r.body).get("name")} for r in rows]
 
-    def list(self, project_code: int | None = None, limit: int = 100, offset: int = 0) -> list[DefinitionRow]:
+    def list(self, project_code: int | None = None, limit: int = 100, offset: int = 0,
+             projects: frozenset[int] | None = None) -> list[DefinitionRow]:
+        """Latest versions, newest change first; ``projects``: only these projects (None: all)."""
         with Session(self.engine) as s:
             q = select(DefinitionRow).order_by(DefinitionRow.updated_at.desc()).limit(limit).offset(offset)
             if project_code is not None:
                 q = q.where(DefinitionRow.project_code == project_code)
+            if projects is not None:
+                q = q.where(DefinitionRow.project_code.in_(sorted(projects)))
             rows = list(s.scalars(q).all())
             s.expunge_all()
             return rows
@@ -211,4 +190,5 @@ class DefinitionStore:
             return {r.id: r.group_size for r in rows}
 
     def dispose(self) -> None:
+        """Close the pooled connections (the shared engine stays usable; it opens new ones)."""
         self.engine.dispose()

@@ -6,7 +6,7 @@ key) or a generic HTTP webhook. Each channel may carry its own subject/body temp
 and may listen to some alert kinds only.
 
 Secrets (the SMTP password, the WeCom app secret, the robot key, the webhook URL and its secret
-headers) are encrypted with the datasource cipher (:class:`activities.datasources.Cipher`, the keys
+headers) are encrypted with the datasource cipher (:class:`storage.crypto.Cipher`, the keys
 of ``PORPOISE_SECRET_KEY``) and only come out through :meth:`AlertStore.resolve_channels`, on the
 worker, when an alert is sent. Views never contain them, only which ones are set.
 
@@ -18,7 +18,6 @@ an alert to a channel: what the activity uses to never send twice on a retry, an
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -26,25 +25,26 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, func, select
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from activities.datasources import Cipher, SecretKeyError
-from activities.store import open_engine
+from core.alerts import AlertKind, ChannelType
+from core.errors import Conflict, NotFound
 from core.settings import Settings
 
-from . import AlertKind, ChannelType
+from .crypto import Cipher, SecretKeyError, rotate_column
+from .db import Base, aware, delete_by_id, engine_for, next_id
 
 WECOM_BASE_URL = "https://qyapi.weixin.qq.com"
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(NotFound):
     pass
 
 
-class AlertConflict(ValueError):
+class AlertConflict(Conflict, ValueError):
     pass
 
 
@@ -224,11 +224,7 @@ def split_secrets(params: _Params) -> tuple[dict[str, Any], dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------
 
 
-class AlertBase(DeclarativeBase):
-    pass
-
-
-class AlertGroupRow(AlertBase):
+class AlertGroupRow(Base):
     __tablename__ = "alert_group"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -237,7 +233,7 @@ class AlertGroupRow(AlertBase):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class AlertChannelRow(AlertBase):
+class AlertChannelRow(Base):
     __tablename__ = "alert_channel"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     group_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -253,7 +249,7 @@ class AlertChannelRow(AlertBase):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class AlertDeliveryRow(AlertBase):
+class AlertDeliveryRow(Base):
     __tablename__ = "alert_delivery"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alert_key: Mapped[str] = mapped_column(String(512), index=True)
@@ -268,10 +264,6 @@ class AlertDeliveryRow(AlertBase):
     template_error: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,14 +432,12 @@ def _url_hint(url: str) -> str:
 
 class AlertStore:
     def __init__(self, url: str, cipher: Cipher) -> None:
-        self.engine: Engine = open_engine(url)
+        self.engine: Engine = engine_for(url)
         self.cipher = cipher
-        AlertBase.metadata.create_all(self.engine)
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertStore:
-        """Raises :class:`~activities.datasources.SecretKeyError` when no key is usable (as datasources do)."""
+        """Raises :class:`~storage.crypto.SecretKeyError` when no key is usable (as datasources do)."""
         return cls(settings.resolved_database_url, Cipher.from_settings(settings))
 
     def dispose(self) -> None:
@@ -466,7 +456,7 @@ class AlertStore:
                             raise AlertConflict(f"alert group id {spec.id} is taken")
                         new_id = spec.id
                     else:
-                        new_id = (s.scalar(select(func.max(AlertGroupRow.id))) or 0) + 1
+                        new_id = next_id(s, AlertGroupRow.id)
                     row = AlertGroupRow(id=new_id, name=spec.name, description=spec.description, created_at=now,
                                         updated_at=now)
                     s.add(row)
@@ -487,7 +477,7 @@ class AlertStore:
         channels = s.scalars(select(AlertChannelRow).where(AlertChannelRow.group_id == row.id)
                              .order_by(AlertChannelRow.id)).all()
         return GroupView(id=row.id, name=row.name, description=row.description or "",
-                         created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
+                         created_at=aware(row.created_at), updated_at=aware(row.updated_at),
                          channels=tuple(self._channel_view(c) for c in channels))
 
     def list_groups(self) -> list[GroupView]:
@@ -544,7 +534,7 @@ class AlertStore:
             id=row.id, group_id=row.group_id, name=row.name, type=type_, params=json.loads(row.params or "{}"),
             secrets_set=set_, templates=json.loads(row.templates or "{}"),
             events=json.loads(row.events) if row.events else None, enabled=bool(row.enabled), version=row.version,
-            created_at=_aware(row.created_at), updated_at=_aware(row.updated_at), url_hint=hint,
+            created_at=aware(row.created_at), updated_at=aware(row.updated_at), url_hint=hint,
         )
 
     def create_channel(self, group_id: int, spec: ChannelSpec) -> ChannelView:
@@ -563,7 +553,7 @@ class AlertStore:
                     if s.get(AlertGroupRow, group_id) is None:
                         raise AlertNotFound(f"alert group {group_id} does not exist")
                     self._check_channel_name(s, group_id, spec.name, None)
-                    new_id = (s.scalar(select(func.max(AlertChannelRow.id))) or 0) + 1
+                    new_id = next_id(s, AlertChannelRow.id)
                     row = AlertChannelRow(
                         id=new_id, group_id=group_id, name=spec.name, type=spec.type.value,
                         params=json.dumps(clear, sort_keys=True),
@@ -651,12 +641,7 @@ class AlertStore:
             return self._channel_view(row)
 
     def delete_channel(self, channel_id: int) -> bool:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(AlertChannelRow, channel_id)
-            if row is None:
-                return False
-            s.delete(row)
-            return True
+        return delete_by_id(self.engine, AlertChannelRow, channel_id)
 
     def resolve_channels(self, group_id: int) -> list[ResolvedChannel | BrokenChannel] | None:
         """Every channel of the group with its secrets (worker side); None when the group does not exist."""
@@ -691,19 +676,7 @@ class AlertStore:
 
     def rotate(self) -> dict[str, int]:
         """Re-encrypt every channel's secrets still under an older key with the primary key."""
-        counts = {"rotated": 0, "current": 0, "unreadable": 0}
-        with Session(self.engine) as s, s.begin():
-            for row in s.scalars(select(AlertChannelRow).with_for_update()).all():
-                if self.cipher.is_current(row.secrets_enc):
-                    counts["current"] += 1
-                    continue
-                try:
-                    row.secrets_enc = self.cipher.rotate(row.secrets_enc)
-                except InvalidToken:
-                    counts["unreadable"] += 1
-                    continue
-                counts["rotated"] += 1
-        return counts
+        return rotate_column(self.engine, AlertChannelRow, "secrets_enc", self.cipher)
 
     # -- deliveries --------------------------------------------------------------------------------
 
@@ -735,4 +708,4 @@ class AlertStore:
             return [{"id": r.id, "alertKey": r.alert_key, "instanceId": r.instance_id, "kind": r.kind,
                      "groupId": r.group_id, "channelId": r.channel_id, "channelName": r.channel_name, "ok": r.ok,
                      "transient": r.transient, "error": r.error or None, "templateError": r.template_error or None,
-                     "attempt": r.attempt, "time": _aware(r.created_at).isoformat()} for r in s.scalars(q)]
+                     "attempt": r.attempt, "time": aware(r.created_at).isoformat()} for r in s.scalars(q)]

@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .store import Base
+from core.errors import Conflict
+
+from .db import Base, delete_by_id, ensure_schema
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
 
@@ -99,30 +101,30 @@ class ScheduleRecord:
         return cls(**values)
 
 
-class ScheduleExists(Exception):
+class ScheduleExists(Conflict):
     """The definition already has a schedule (DS allows one per definition)."""
 
 
 class ScheduleStore:
-    """Schedule rows on an existing engine (the definition store's), creating the table if needed."""
+    """Schedule rows on an existing engine (the definition store's)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        Base.metadata.create_all(engine, tables=[ScheduleRow.__table__])  # type: ignore[list-item]
+        ensure_schema(engine)
 
     def create(self, definition_code: int, **fields: Any) -> ScheduleRecord:
         now = datetime.now(UTC)
         try:
             with Session(self.engine) as s, s.begin():
                 if s.scalars(select(ScheduleRow).where(ScheduleRow.definition_code == definition_code)).first():
-                    raise ScheduleExists(definition_code)
+                    raise ScheduleExists(f"definition {definition_code} already has a schedule")
                 row = ScheduleRow(definition_code=definition_code, created_at=now, updated_at=now,
                                   **_only_fields(fields))
                 s.add(row)
                 s.flush()
                 return ScheduleRecord.of(row)
         except IntegrityError:  # a concurrent create won the unique definition code
-            raise ScheduleExists(definition_code) from None
+            raise ScheduleExists(f"definition {definition_code} already has a schedule") from None
 
     def update(self, schedule_id: int, **fields: Any) -> ScheduleRecord | None:
         with Session(self.engine) as s, s.begin():
@@ -146,20 +148,19 @@ class ScheduleStore:
             return ScheduleRecord.of(row) if row else None
 
     def delete(self, schedule_id: int) -> bool:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(ScheduleRow, schedule_id)
-            if row is None:
-                return False
-            s.delete(row)
-            return True
+        return delete_by_id(self.engine, ScheduleRow, schedule_id)
 
     def list(self, *, definition_code: int | None = None, project_code: int | None = None,
-             release_state: str | None = None, limit: int = 100, offset: int = 0) -> builtins.list[ScheduleRecord]:
+             release_state: str | None = None, limit: int = 100, offset: int = 0,
+             projects: frozenset[int] | None = None) -> builtins.list[ScheduleRecord]:
+        """``projects``: only these projects' schedules (None: all)."""
         q = select(ScheduleRow).order_by(ScheduleRow.id).limit(limit).offset(offset)
         if definition_code is not None:
             q = q.where(ScheduleRow.definition_code == definition_code)
         if project_code is not None:
             q = q.where(ScheduleRow.project_code == project_code)
+        if projects is not None:
+            q = q.where(ScheduleRow.project_code.in_(sorted(projects)))
         if release_state is not None:
             q = q.where(ScheduleRow.release_state == release_state)
         with Session(self.engine) as s:

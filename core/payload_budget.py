@@ -1,0 +1,68 @@
+"""Will a run of a definition fit in Temporal's payloads? Refuse it at submit if not (issue 16).
+
+A run moves its whole definition and its whole node status through single Temporal payloads, each
+capped by the server (``limit.blobSize.error``, 2 MiB by default; a bigger one fails the command that
+carries it, and the run can never start or never end):
+
+* the definition: in the run's input up to 128 KiB, above that as the result of the
+  ``load_definition`` activity (a by-reference run, a SUB_PROCESS child, every continue-as-new);
+* the status, one :class:`NodeStatus` per task: the run's result (or its failure's details), the
+  state a continue-as-new carries, and the ``status`` query.
+
+So a definition is runnable only if both fit in ``limit`` with a margin for what grows at run time
+(error messages, varPool). The node status is estimated with every field a finished node fills in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from model.definition import FailureStrategy, WorkflowDefinition
+from model.states import TaskState, WorkflowState
+
+from .contracts import InstanceStatus, NodeStatus
+
+MARGIN = 0.9  # of the limit; the rest is room for errors and varPools that only exist at run time
+_T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    definition_bytes: int
+    status_bytes: int
+
+
+def _node(code: int, name: str, task_type: str, log_dir: str) -> NodeStatus:
+    return NodeStatus(code=code, name=name, task_type=task_type, state=TaskState.SUCCESS, attempts=1,
+                      max_attempts=1, start_time=_T, end_time=_T, host="h" * 64, pid=4_194_304,
+                      log_path=f"{log_dir}/ds-{code}-20260101000000-00000000/{code}.1.log")
+
+
+def footprint(definition: WorkflowDefinition, log_dir: str) -> Footprint:
+    empty = InstanceStatus(instance_id=f"ds-{definition.code}-20260101000000-00000000",
+                           definition_code=definition.code, definition_name=definition.name,
+                           definition_version=definition.version, project_code=definition.project_code,
+                           state=WorkflowState.SUCCESS, failure_strategy=FailureStrategy.CONTINUE,
+                           start_time=_T, end_time=_T)
+    status = len(empty.model_dump_json())
+    # A node's JSON is a fixed part plus its code (3 times: code, log file, instance id) and its
+    # strings: measured once on an empty node, then summed per task, so 20,000 tasks cost no models.
+    fixed = len(_node(0, "", "", log_dir).model_dump_json()) - 3 + 1  # +1: the comma between nodes
+    for t in definition.tasks:
+        status += fixed + 3 * len(str(t.code)) + len(json.dumps(t.name)) - 2 + len(t.task_type)
+    return Footprint(len(definition.model_dump_json().encode()), status)
+
+
+def refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
+    """Why a run of ``definition`` could not start or end within Temporal's payload limit, or None."""
+    size = footprint(definition, log_dir)
+    budget = int(limit * MARGIN)
+    for what, n in (("definition", size.definition_bytes),
+                    (f"status of its {len(definition.tasks)} task nodes", size.status_bytes)):
+        if n > budget:
+            return (f"a run of this definition cannot fit in Temporal: its {what} takes {n:,} bytes, over "
+                    f"{budget:,} ({MARGIN:.0%} of the {limit:,}-byte payload limit, "
+                    "temporal_payload_limit_bytes). Split it into SUB_PROCESS definitions")
+    return None

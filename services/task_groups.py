@@ -1,0 +1,35 @@
+"""Task groups (reference §4.17): named pools of ``groupSize`` concurrent slots shared across instances."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from workflows.semaphore import task_group_key
+
+from .context import Services
+
+
+class TaskGroup(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    group_size: int = Field(alias="groupSize", ge=1, le=100_000)
+    project_code: int = Field(0, alias="projectCode")
+    description: str = ""
+
+
+async def put(ctx: Services, group_id: int, body: TaskGroup) -> dict[str, Any]:
+    """Create or resize a task group; a live semaphore takes the new size at once."""
+    client = await ctx.client()
+    await run_in_threadpool(ctx.store.put_task_group, group_id, body.name, body.group_size, body.project_code,
+                            body.description)
+    # A new semaphore is created with the new size on first use.
+    with contextlib.suppress(Exception):
+        await client.get_workflow_handle(task_group_key(group_id)).execute_update("set_capacity", body.group_size)
+    return {"id": group_id, **body.model_dump(by_alias=True)}
+
+
+async def list_groups(ctx: Services) -> list[dict[str, Any]]:
+    return await run_in_threadpool(ctx.store.task_groups)
