@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperOption
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
@@ -100,6 +100,9 @@ def up(
     pulsar: Annotated[str | None, typer.Option(
         "--pulsar", help="publish lifecycle events to this Pulsar broker, e.g. pulsar://127.0.0.1:6650 "
                          "(default: PORPOISE_PULSAR_URL; none = events stay in the outbox)")] = None,
+    temporal: Annotated[str | None, typer.Option(
+        "--temporal", help="use this Temporal server (HOST:PORT; TLS, namespace and API key from the "
+                           "PORPOISE_TEMPORAL_* settings) instead of starting the dev server")] = None,
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
     from .devserver import devserver_command, wait_for_port
@@ -117,6 +120,10 @@ def up(
     if pulsar is not None:
         env["PORPOISE_PULSAR_URL"] = pulsar
     events_to = env.get("PORPOISE_PULSAR_URL") or settings.pulsar_url
+    if temporal is not None:
+        env["PORPOISE_TEMPORAL_ADDRESS"] = temporal
+        settings = settings.model_copy(update={"temporal_address": temporal})
+        _register_on(settings)
     host, port = settings.temporal_address.rsplit(":", 1)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     logs = data / "process-logs"
@@ -147,9 +154,10 @@ def up(
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     try:
-        spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
-                                            ui_port=settings.temporal_ui_port, codec_endpoint=codec_endpoint))
-        wait_for_port(host, int(port), 60)
+        if temporal is None:
+            spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
+                                                ui_port=settings.temporal_ui_port, codec_endpoint=codec_endpoint))
+            wait_for_port(host, int(port), 60)
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,
                       "--port", str(settings.api_port)])
@@ -157,6 +165,8 @@ def up(
         out.print(f"[bold]Porpoise is up[/bold] (data in {data}, process logs in {logs})")
         out.print(f"  API          {settings.resolved_api_url}")
         out.print(f"  OpenAPI docs {settings.resolved_api_url}/docs")
+        if temporal is not None:
+            out.print(f"  Temporal     {temporal} (namespace {settings.temporal_namespace})")
         out.print(f"  Temporal UI  {settings.temporal_ui_url}")
         out.print(f"  Admin token  {admin_token} (the CLI on this machine uses it)")
         out.print(f"  Events       {'Pulsar ' + events_to if events_to else 'outbox only (porpoise events tail)'}")
@@ -170,6 +180,29 @@ def up(
         out.print("stopping ...")
     finally:
         stop_all()
+
+
+def _register_on(settings: Settings) -> None:
+    """Namespace and search attributes on an existing server, or a clear error (core/registration.py)."""
+    import asyncio
+
+    from core.registration import RegistrationError, ensure_registered
+    from core.temporal import connect
+
+    async def go() -> None:
+        client = await connect(settings)
+        done = await ensure_registered(client)
+        if done.namespace_created:
+            err.print(f"created namespace {settings.temporal_namespace}")
+        if done.attributes_added:
+            err.print(f"registered search attributes {', '.join(done.attributes_added)}")
+
+    try:
+        asyncio.run(go())
+    except RegistrationError as e:
+        _fail(str(e))
+    except RuntimeError as e:  # cannot connect: the SDK says why (address, TLS)
+        _fail(f"cannot use Temporal at {settings.temporal_address}: {e}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ runs N of these; they share the task queue and Temporal balances between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -15,6 +16,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -131,6 +133,10 @@ def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worke
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    if settings.temporal_register:  # a real server has only what was created on it (core/registration.py)
+        from core.registration import ensure_registered
+
+        await ensure_registered(client)
     worker = build_worker(client, settings)
     host_worker = build_host_worker(client, settings, worker)
     stop = asyncio.Event()
@@ -139,6 +145,8 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     relay = asyncio.create_task(run_relay(settings, stop)) if settings.events_enabled else None
     sweeper = asyncio.create_task(run_log_sweeper(settings, stop))  # log retention and disk budget
+    health = (asyncio.create_task(_touch_while_running(settings.worker_health_file, stop))  # liveness probe
+              if settings.worker_health_file else None)
     async with worker, host_worker:
         log.info("worker polling task queues %s and %s at %s", settings.task_queue,
                  host_task_queue(settings.task_queue), settings.temporal_address)
@@ -146,6 +154,15 @@ async def run_worker(settings: Settings) -> None:
     if relay:
         await relay
     await sweeper
+    if health:
+        await health
+
+
+async def _touch_while_running(path: Path, stop: asyncio.Event, every: float = 5.0) -> None:
+    while not stop.is_set():
+        path.touch()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:

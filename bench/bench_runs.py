@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import random
+import re
 import threading
 import time
 from typing import Any
@@ -27,7 +31,8 @@ EDGES = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")
 
 
 def five_task_export() -> list[dict[str, Any]]:
-    base = 8_800_000_000_000
+    # A fresh code per stack: on a shared server, earlier benches' runs must not be counted.
+    base = 8_800_000_000_000 + random.randrange(10**8) * 10
     tasks = [{"code": base + i, "name": n, "version": 1, "taskType": "SHELL",
               "taskParams": {"localParams": [], "rawScript": "true", "resourceList": []}, "flag": "YES",
               "failRetryTimes": 0, "failRetryInterval": 1, "timeoutFlag": "CLOSE", "timeout": 0, "delayTime": 0}
@@ -57,9 +62,24 @@ def machine_busy_seconds() -> float:
     return sum(getattr(t, f) for f in t._fields if f not in not_busy)
 
 
+def temporal_postgres_cpu() -> float:
+    """CPU of the PostgreSQL backends serving the temporal and temporal_visibility databases (their
+    process titles read "postgres: USER temporal ..."; the server keeps its connections open)."""
+    total = 0.0
+    for p in psutil.process_iter(["cmdline"]):
+        title = " ".join(p.info["cmdline"] or [])
+        if title.startswith("postgres: ") and re.search(r"^postgres: \S+ temporal(_visibility)? ", title):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
 def cpu_now(stack: Stack) -> dict[str, float]:
     cpu = {k: stack.cpu_seconds(k) for k in ("server", "worker", "api")}
     cpu["worker_tasks"] = stack.cpu_seconds("worker", reaped_children=True)
+    if stack.temporal_address:  # a real server: its PostgreSQL work is part of its cost
+        cpu["server_postgres"] = temporal_postgres_cpu()
     own = psutil.Process().cpu_times()
     cpu["bench_client"] = own.user + own.system
     cpu["machine"] = machine_busy_seconds()
@@ -131,12 +151,26 @@ def main() -> None:
                     help="lifecycle events: default (as configured), off, outbox (recorded, no broker), "
                          "pulsar=URL, or a comma list (e.g. off,pulsar=pulsar://127.0.0.1:6650) to measure "
                          "each in turn, in this one run, on a fresh stack each")
+    ap.add_argument("--targets", default="dev",
+                    help="Temporal to run on, a comma list measured in turn in this one run: dev (a fresh dev "
+                         "server) and/or server (the one at --temporal, e.g. deploy/temporal/server.sh start)")
+    ap.add_argument("--temporal", default="", help="address of the running server for --targets server")
+    ap.add_argument("--server-pid", type=int, default=0,
+                    help="that server's pid, to sample its CPU and memory (default: read "
+                         "$PORPOISE_TEMPORAL_DATA/temporal.pid as server.sh writes it)")
     args = ap.parse_args()
     results = []
-    for mode in args.events.split(","):
-        with Stack(workers=args.workers, extra_env=events_env(mode)) as stack:
-            result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
-        results.append({"events": mode} | result)
+    for target in args.targets.split(","):
+        if target not in ("dev", "server"):
+            raise SystemExit(f"--targets: unknown target {target!r}")
+        if target == "server" and not args.temporal:
+            raise SystemExit("--targets server needs --temporal ADDRESS")
+        for mode in args.events.split(","):
+            external = {"temporal_address": args.temporal, "server_pid": args.server_pid or server_pid()} \
+                if target == "server" else {}
+            with Stack(workers=args.workers, extra_env=events_env(mode), **external) as stack:  # type: ignore[arg-type]
+                result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
+            results.append({"target": target, "events": mode} | result)
     if len(results) == 1:
         print(json.dumps(results[0], indent=2))
         return
@@ -148,6 +182,15 @@ def main() -> None:
                                      for k in r["cpu_ms_per_run"]},
         }
     print(json.dumps(results, indent=2))
+
+
+def server_pid() -> int | None:
+    pidfile = os.path.join(os.environ.get("PORPOISE_TEMPORAL_DATA", "/var/tmp/porpoise-temporal"), "temporal.pid")
+    try:
+        with open(pidfile) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def events_env(mode: str) -> dict[str, str]:

@@ -29,12 +29,17 @@ def free_port() -> int:
 class Stack:
     workers: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    # An already running Temporal (e.g. deploy/temporal/server.sh) instead of a fresh dev server;
+    # server_pid lets its CPU and memory be sampled like the dev server's.
+    temporal_address: str | None = None
+    server_pid: int | None = None
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="porpoise-bench-")))
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __enter__(self) -> Stack:
         tport, uiport, self.api_port = free_port(), free_port(), free_port()
-        env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
+        address = self.temporal_address or f"127.0.0.1:{tport}"
+        env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=address,
                    PORPOISE_API_PORT=str(self.api_port), PORPOISE_TEMPORAL_UI_PORT=str(uiport), **self.extra_env)
         self.env = env
 
@@ -43,8 +48,9 @@ class Stack:
             self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
 
-        spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport))
-        wait_for_port("127.0.0.1", tport, 60)
+        if self.temporal_address is None:
+            spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport))
+            wait_for_port("127.0.0.1", tport, 60)
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                       str(self.api_port), "--log-level", "warning"])
@@ -62,6 +68,8 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def tree(self, name: str) -> list[psutil.Process]:
+        if name == "server" and name not in self.procs:
+            return [psutil.Process(self.server_pid)] if self.server_pid else []
         root = psutil.Process(self.procs[name].pid)
         return [root, *root.children(recursive=True)]
 

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,18 @@ class Settings(BaseSettings):
     database_url: str = Field("", validation_alias=AliasChoices("DATABASE_URL", "PORPOISE_DATABASE_URL"))
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # An external Temporal (docs/deploy.md): TLS when temporal_tls is on or any TLS file is given;
+    # mTLS adds the client cert + key; temporal_api_key (e.g. Temporal Cloud) implies TLS too.
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None  # server CA; none = the system roots
+    temporal_tls_cert_file: Path | None = None  # client certificate (mTLS)
+    temporal_tls_key_file: Path | None = None  # its private key
+    temporal_tls_server_name: str = ""  # SNI / name to verify when it differs from the address host
+    temporal_api_key: SecretStr = SecretStr("")
+    # Register the namespace and search attributes at worker start (operator API; core/registration.py).
+    temporal_register: bool = True
+    # A file the worker touches every few seconds while its event loop runs: a liveness probe's signal.
+    worker_health_file: Path | None = None
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "porpoise"
@@ -128,6 +140,21 @@ class Settings(BaseSettings):
         except re.error as e:
             raise ValueError(f"log_secret_param_pattern {value!r} is not a valid regex: {e}") from None
         return value
+
+    @model_validator(mode="after")
+    def _mtls_pair(self) -> Settings:
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ValueError("temporal_tls_cert_file and temporal_tls_key_file go together (mTLS needs both)")
+        for name in ("temporal_tls_ca_file", "temporal_tls_cert_file", "temporal_tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(self.temporal_tls or self.temporal_tls_ca_file or self.temporal_tls_cert_file
+                    or self.temporal_api_key.get_secret_value())
 
     @field_validator("datax_run_on")
     @classmethod

@@ -30,7 +30,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from .codec import codec_for
 from .contracts import InstanceStatus
@@ -59,6 +59,7 @@ async def connect(settings: Settings, *, interactive: bool = False) -> Client:
         return await Client.connect(
             settings.temporal_address, namespace=settings.temporal_namespace,
             data_converter=data_converter(settings), lazy=True,
+            tls=tls_config(settings), api_key=api_key(settings),
             retry_config=retry_config(settings.api_temporal_retry_seconds))
     deadline = time.monotonic() + settings.temporal_retry_seconds
     delay = 0.2
@@ -67,6 +68,7 @@ async def connect(settings: Settings, *, interactive: bool = False) -> Client:
             return await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace,
                 data_converter=data_converter(settings),
+                tls=tls_config(settings), api_key=api_key(settings),
                 retry_config=retry_config(settings.temporal_retry_seconds))
         except RuntimeError as e:  # "Failed client connect": nothing listens (yet)
             if time.monotonic() + delay > deadline:
@@ -81,6 +83,25 @@ def host_task_queue(task_queue: str) -> str:
     ``worker_specific_task_queues``): every worker process on the host polls it, so the next attempt of
     a task whose worker died comes back to the host that holds its process (activities/process.py)."""
     return f"{task_queue.split('@', 1)[0]}@{socket.gethostname()}"
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS towards an external Temporal: False (plaintext, the dev server), True (system roots), or
+    the CA / client certificate (mTLS) / server name the settings give."""
+    if not settings.temporal_uses_tls:
+        return False
+    if not (settings.temporal_tls_ca_file or settings.temporal_tls_cert_file or settings.temporal_tls_server_name):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=settings.temporal_tls_ca_file.read_bytes() if settings.temporal_tls_ca_file else None,
+        client_cert=settings.temporal_tls_cert_file.read_bytes() if settings.temporal_tls_cert_file else None,
+        client_private_key=settings.temporal_tls_key_file.read_bytes() if settings.temporal_tls_key_file else None,
+        domain=settings.temporal_tls_server_name or None,
+    )
+
+
+def api_key(settings: Settings) -> str | None:
+    return settings.temporal_api_key.get_secret_value() or None
 
 
 def ui_run_url(settings: Settings, workflow_id: str, run_id: str | None = None) -> str:

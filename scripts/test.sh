@@ -13,6 +13,20 @@ PULSAR_URL=$(bash deploy/pulsar/pulsar.sh start)
 export PORPOISE_TEST_PULSAR_URL="${PORPOISE_TEST_PULSAR_URL:-$PULSAR_URL}" PORPOISE_REQUIRE_PULSAR=1
 .venv/bin/ruff check .
 .venv/bin/mypy
+# helm for the chart's offline checks (tests/unit/test_helm_chart.py), built once from the Go module proxy.
+bash deploy/helm/check.sh >/dev/null
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The DS semantics, operations, schedules, complements and a burst again on a real Temporal server
+# (deploy/temporal/server.sh: v1.32.1 built from the Go module proxy, 4 history shards, PostgreSQL).
+if [ $# -eq 0 ]; then
+  bash deploy/temporal/server.sh build
+  TEMPORAL_ADDRESS=$(bash deploy/temporal/server.sh start)
+  trap 'bash deploy/temporal/server.sh stop' EXIT
+  PORPOISE_TEST_TEMPORAL=server PORPOISE_TEST_TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS \
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_control_flow.py \
+    tests/integration/test_operations.py tests/integration/test_schedules.py tests/integration/test_complement.py \
+    tests/integration/test_registration.py tests/integration/test_burst.py \
+    --deselect tests/integration/test_schedules.py::test_misfire_policies_across_server_downtime  # own dev server
+fi
 # The chaos suite (docs/reliability.md): real kills and restarts, left out of the run above.
 if [ $# -eq 0 ]; then .venv/bin/python -m pytest -q -p no:cacheprovider tests/chaos; fi

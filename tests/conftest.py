@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,21 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def temporal_env(data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
+    # PORPOISE_TEST_TEMPORAL=server: a real Temporal already running (deploy/temporal/server.sh start
+    # prints its address into PORPOISE_TEST_TEMPORAL_ADDRESS), namespaces and search attributes registered.
+    # Each session gets a namespace of its own (the server outlives sessions; ids and codes repeat).
+    if os.environ.get("PORPOISE_TEST_TEMPORAL", "dev") == "server":
+        from core.registration import ensure_registered, remove_namespace
+
+        namespace = os.environ["PORPOISE_TEMPORAL_NAMESPACE"] = f"porpoise-test-{uuid.uuid4().hex[:8]}"
+        client = await Client.connect(os.environ["PORPOISE_TEST_TEMPORAL_ADDRESS"], namespace=namespace,
+                                      data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)))  # type: ignore[call-arg]
+        await ensure_registered(client, retention=timedelta(days=1))
+        try:
+            yield WorkflowEnvironment.from_client(client)
+        finally:
+            await remove_namespace(client)
+        return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
