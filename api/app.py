@@ -11,7 +11,7 @@ from core.settings import Settings, get_settings
 from services.context import Services
 from storage.security import SecurityStore
 
-from . import docs, problems
+from . import docs, ds_rest, problems
 from .auth import authenticate
 from .limits import BodyLimits, int64_params
 from .routers import access, alerts, codec, complements, datasources, definitions, runs, schedules, task_groups
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(complements.router)
     app.include_router(codec.router)
     app.include_router(access.router)
+    app.include_router(ds_rest.router)  # DS's REST API under /dolphinscheduler (docs/ds-rest.md)
     app.include_router(codec.ui_router)  # its own path secret, for the Temporal UI (no token)
     datasources.install(app, settings)  # refuses to start without a secret key outside dev mode
     alerts.install(app, settings)  # channel secrets use the same key

@@ -30,7 +30,8 @@ from .problems import ProblemError
 
 # Health and the docs (api/docs.py; their assets are a mount, /openapi.json FastAPI's own route).
 PUBLIC_PATHS = {"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-PUBLIC_PREFIXES = ("/codec/ui/",)  # its own path secret (api/routers/codec.py)
+PUBLIC_PREFIXES = ("/codec/ui/",  # its own path secret (api/routers/codec.py)
+                   "/dolphinscheduler/")  # DS's REST API checks DS's token header itself (api/ds_rest/deps.py)
 
 __all__ = ["Principal", "PrincipalDep", "authenticate", "require_admin", "require_project", "require_run",
            "require_datasource", "project_filter", "security_store"]

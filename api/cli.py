@@ -105,7 +105,7 @@ def up(
                            "PORPOISE_TEMPORAL_* settings) instead of starting the dev server")] = None,
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
-    from .devserver import devserver_command, wait_for_port
+    from .devserver import devserver_command, die_with_parent, wait_for_port
     from .routers.codec import ensure_ui_secret
 
     settings = get_settings()
@@ -132,7 +132,8 @@ def up(
     def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         # Children write to files, never to a pipe nobody drains (temporal-notes: a worker can hang).
         log = (logs / f"{name}.log").open("ab")
-        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=die_with_parent)  # killed outright, `up` takes its children along
         procs.append((name, p))
         return p
 
@@ -149,8 +150,10 @@ def up(
     def interrupted(*_: Any) -> None:
         raise KeyboardInterrupt
 
-    # SIGTERM and SIGHUP stop the stack as Ctrl-C does: children run in their own sessions, so they
-    # would otherwise outlive us.
+    # SIGINT, SIGTERM and SIGHUP stop the stack: children run in their own sessions, so they would
+    # otherwise outlive us. SIGINT explicitly, because a non-interactive shell starts background jobs
+    # (`porpoise up &`) with SIGINT ignored, and Python then keeps it ignored.
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     try:

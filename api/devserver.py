@@ -6,8 +6,10 @@ Used by ``porpoise up`` and by the test fixtures, so both run the same server th
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -65,3 +67,24 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies (prctl PR_SET_PDEATHSIG).
+
+    Used as ``preexec_fn`` of the processes ``porpoise up`` starts, so a stack whose ``up`` was killed
+    outright (SIGKILL, OOM) does not leave a dev server, worker or API behind. Also resets SIGINT to
+    its default: a non-interactive shell starts background jobs with SIGINT ignored, and an ignored
+    signal stays ignored across exec. A no-op where prctl does not exist."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)

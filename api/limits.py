@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any
 
@@ -23,8 +24,10 @@ from model.problems import Problem, pointer
 
 from .problems import ProblemError, problem_response
 
-# Routes whose body is a definition document, limited by max_definition_bytes instead.
+# Routes whose body is a definition document, limited by max_definition_bytes instead; the DS REST
+# API's definition create/update forms and import files too (api/ds_rest/routers/definitions.py).
 DEFINITION_DOCUMENTS = frozenset({"/definitions", "/definitions/validate"})
+DS_DEFINITION_DOCUMENTS = re.compile(r"^/dolphinscheduler/projects/[^/]+/(process|workflow)-definition(/[^/]+)?$")
 _NOT_JSON = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 
@@ -34,7 +37,7 @@ class BodyLimits:
         self.settings = settings
 
     def limit(self, path: str) -> tuple[int, str]:
-        if path.rstrip("/") in DEFINITION_DOCUMENTS:
+        if path.rstrip("/") in DEFINITION_DOCUMENTS or DS_DEFINITION_DOCUMENTS.match(path.rstrip("/")):
             return self.settings.max_definition_bytes, "max_definition_bytes"
         return self.settings.max_body_bytes, "max_body_bytes"
 

@@ -36,6 +36,8 @@ from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.semaphore import SemaphoreWorkflow
 
+from .starvation import tolerate_starvation
+
 log = logging.getLogger("porpoise.worker")
 
 
@@ -96,7 +98,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
                                    settings.events_emit_bound_seconds)
         acts.append(EventActivities(events.writer).append_events)
         interceptors.append(events)
-    return Worker(
+    return tolerate_starvation(Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[DsWorkflow, SemaphoreWorkflow, ComplementWorkflow],
@@ -111,7 +113,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
         # Heartbeats go out at least every 5 s when tasks beat (the default, 80 % of the heartbeat
         # timeout, left 2 s of slack under load: tasks timed out on a busy machine).
         max_heartbeat_throttle_interval=timedelta(seconds=5),
-    )
+    ), settings.workflow_deadlock_seconds)
 
 
 def build_host_worker(client: Client, settings: Settings, main: Worker) -> Worker:
@@ -181,11 +183,18 @@ def _child() -> None:
     asyncio.run(run_worker(get_settings()))
 
 
+def _pool_child() -> None:
+    from .devserver import die_with_parent
+
+    die_with_parent()  # a killed `porpoise worker --processes N` takes its N processes along
+    _child()
+
+
 def main(processes: int = 1) -> None:
     if processes <= 1:
         _child()
         return
-    procs = [multiprocessing.Process(target=_child, name=f"porpoise-worker-{i}") for i in range(processes)]
+    procs = [multiprocessing.Process(target=_pool_child, name=f"porpoise-worker-{i}") for i in range(processes)]
     for p in procs:
         p.start()
     try:

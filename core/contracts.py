@@ -131,6 +131,8 @@ class InstanceStatus(BaseModel):
     run_times: int = 1
     is_sub_process: bool = False
     alerts: list[AlertNote] = Field(default_factory=list)
+    # Set when Porpoise had to end the run itself (a stop nobody answered): what happened and why.
+    end_reason: str | None = None
 
 
 class CarriedState(BaseModel):

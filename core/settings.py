@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     max_cached_workflows: int = 5000
     max_concurrent_workflow_tasks: int = 100
     max_concurrent_activities: int = 100
+    # Wall time a workflow activation may take before the SDK calls it a deadlock (its own is 2 s; a
+    # starved CPU stretches activations far beyond that, api/starvation.py).
+    workflow_deadlock_seconds: float = 30.0
+    # How long stop/pause wait for the worker to take them; past it a stop terminates the run
+    # (reason recorded), a pause answers 503 (core/operations_deadline.py).
+    operation_answer_seconds: float = 30.0
     # Lifecycle events (docs/events/README.md): always recorded in the outbox table; published to
     # Pulsar when pulsar_url is set. Topic mode: single | per_kind | per_project.
     events_enabled: bool = True

@@ -125,4 +125,8 @@ async def final_status(client: Client, instance_id: str, status: WorkflowExecuti
             cause = e.cause
             if isinstance(cause, ApplicationError) and cause.details:
                 return InstanceStatus.model_validate(cause.details[0])
+    if status == WorkflowExecutionStatus.TERMINATED:  # by Porpoise, as a last resort (operations_deadline)
+        from core.operations_deadline import terminated_status
+
+        return await terminated_status(client, instance_id, run_id)
     return None

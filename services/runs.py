@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.contracts import WORKFLOW_TASK_TIMEOUT, WORKFLOW_TYPE, InstanceStatus, NodeStatus, RunInput
+from core.operations_deadline import NoAnswer, update_within
 from core.payload_budget import refusal as payload_refusal
 from core.settings import Settings
 from core.temporal import final_status, ui_run_url
@@ -218,12 +219,12 @@ async def list_runs(ctx: Services, definition_code: int | None = None, project_c
 
 async def stop(ctx: Services, instance_id: str) -> dict[str, Any]:
     """Stop: kill running tasks; the instance ends STOP."""
-    return await _update(await ctx.client(), instance_id, "stop")
+    return await _update(await ctx.client(), instance_id, "stop", ctx.settings.operation_answer_seconds)
 
 
 async def pause(ctx: Services, instance_id: str) -> dict[str, Any]:
     """Pause: running tasks finish, nothing new starts."""
-    return await _update(await ctx.client(), instance_id, "pause")
+    return await _update(await ctx.client(), instance_id, "pause", ctx.settings.operation_answer_seconds)
 
 
 @dataclass(frozen=True)
@@ -300,10 +301,12 @@ async def _original_input(client: Client, instance_id: str) -> RunInput:
     raise NotFound(f"workflow instance {instance_id} has no history")
 
 
-async def _update(client: Client, instance_id: str, name: str) -> dict[str, Any]:
-    handle = _handle(client, instance_id)
-    try:
-        state = await handle.execute_update(name)
+async def _update(client: Client, instance_id: str, name: str, answer_seconds: float) -> dict[str, Any]:
+    _handle(client, instance_id)  # a valid instance id
+    try:  # bounded: no answer in time terminates a stop, refuses a pause (core/operations_deadline.py)
+        state = await update_within(client, instance_id, name, answer_seconds)
+    except NoAnswer as e:
+        raise Unavailable(f"no worker answered within {e.seconds:g} s; try again", title=f"Cannot {name}") from e
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise Conflict(e.message, title=f"Cannot {name}") from e

@@ -7,7 +7,9 @@ is Porpoise's own, and the API is the FastAPI app over real HTTP or ASGI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -17,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from temporalio.client import Client
@@ -30,10 +33,11 @@ from core.settings import Settings
 from core.temporal import data_converter
 from storage.security import SecurityStore, new_token
 
+WORKER_SHUTDOWN_SECONDS = 60
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
-TEST_ADMIN_TOKEN = new_token()
+TEST_ADMIN_TOKEN = os.environ["PORPOISE_TEST_ADMIN_TOKEN"] = new_token()  # tests that send their own header
 
 
 def seed_admin_token(store: SecurityStore) -> str:
@@ -52,9 +56,10 @@ def _test_clients_are_admin() -> Iterator[None]:
 
     async def with_token(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
         store = getattr(getattr(self.app, "state", None), "security", None)
-        if isinstance(store, SecurityStore) and "authorization" not in request.headers \
-                and "token" not in request.headers:
-            request.headers["authorization"] = f"Bearer {seed_admin_token(store)}"
+        if isinstance(store, SecurityStore):
+            token = seed_admin_token(store)  # also valid for tests that send it themselves (DS's token header)
+            if "authorization" not in request.headers and "token" not in request.headers:
+                request.headers["authorization"] = f"Bearer {token}"
         return await original(self, request)
 
     httpx.ASGITransport.handle_async_request = with_token  # type: ignore[method-assign]
@@ -133,8 +138,65 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 @pytest.fixture(scope="session")
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     w = build_worker(client, settings)
-    async with w:
+    await w.__aenter__()
+    try:
         yield
+    finally:
+        # Runs left running by a failed or timed-out test would keep the worker busy (and a worker
+        # waits for its workflow tasks on shutdown): end them first, then stop within a bound.
+        await terminate_running(client)
+        try:
+            await asyncio.wait_for(w.__aexit__(None, None, None), WORKER_SHUTDOWN_SECONDS)
+        except TimeoutError:
+            print(f"\nconftest: the test worker did not stop within {WORKER_SHUTDOWN_SECONDS} s; left behind")
+
+
+async def terminate_running(client: Client, reason: str = "test session ended") -> list[str]:
+    """Terminate every workflow still running on the test server (teardown; bounded)."""
+    ended: list[str] = []
+
+    async def sweep() -> None:
+        async for wf in client.list_workflows("ExecutionStatus = 'Running'"):
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
+                await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate(reason)
+                ended.append(wf.id)
+
+    try:
+        await asyncio.wait_for(sweep(), 60)
+    except Exception as e:  # the server itself is gone or stuck: nothing more to do here
+        print(f"\nconftest: could not terminate leftover workflows: {e!r}")
+    if ended:
+        print(f"\nconftest: terminated {len(ended)} workflow(s) left running: {', '.join(ended[:10])}")
+    return ended
+
+
+def _kill_leftover_children() -> None:
+    """Kill every process this pytest process started and that is still alive (task processes,
+    `porpoise up` stacks, dev servers) at the very end of the session, also after a failure."""
+    me = psutil.Process()
+    children = me.children(recursive=True)
+    for c in children:
+        with contextlib.suppress(psutil.Error):
+            c.terminate()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for c in alive:
+        with contextlib.suppress(psutil.Error):
+            c.kill()
+    if children:
+        print(f"\nconftest: stopped {len(children)} leftover child process(es)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite budget (scripts/test.sh) and CI stop pytest with SIGTERM: turn it into a
+    # KeyboardInterrupt so pytest still tears fixtures down (servers, workers) and prints its summary.
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"pytest received signal {signum} (suite time budget?)")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _kill_leftover_children()
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,17 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
     WorkflowState.STOP: TaskState.KILL,
     WorkflowState.PAUSE: TaskState.PAUSE,
 }
+# Activations stay short whatever the DAG size (Temporal fails a workflow task whose activation does
+# not yield within 2 s, and a starved CPU stretches every activation): at most this many nodes are
+# dispatched per activation, then a short timer ends it and the next batch goes in the next one.
+DISPATCH_PER_ACTIVATION = 100
+BATCH_PAUSE = timedelta(milliseconds=10)
+PATCH_BOUNDED_ACTIVATIONS = "bounded-activations"
+# A stop ends within this many DS minutes even if a task or a child never reports back (a worker
+# that lost its process, a child instance that does not answer): what is still running is then
+# abandoned as KILL with the reason, and children are terminated with the parent (close policy).
+STOP_DEADLINE_MINUTES = 10
+PATCH_STOP_DEADLINE = "stop-deadline"
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
 # workflow.patched ids: changes to the commands of running instances (docs: issue 16).
@@ -150,19 +161,31 @@ class DsWorkflow:
             dag.restore(c.nodes, c.never_skip, c.end_requested, c.stopping)
             self._start, self._timeout_warned = c.start_time, c.timeout_warned
             self._dependent_started = dict(c.dependent_started)
-        self.created_status = self.status()  # the canvas before anything ran (WORKFLOW_INSTANCE_CREATED)
+        self.created_status = self.snapshot()  # the canvas before anything ran (WORKFLOW_INSTANCE_CREATED)
         self._state = WorkflowState.RUNNING_EXECUTION
         if not await self._serial_gate():
             self._request_stop()  # SERIAL_DISCARD while another instance runs, or stopped while waiting
+        bounded = workflow.patched(PATCH_BOUNDED_ACTIVATIONS)
+        if bounded and len(dag.nodes) > DISPATCH_PER_ACTIVATION:
+            # Building a big DAG took this activation's time; the first batch goes in the next one.
+            try:
+                await self._pause_between_batches()
+            except asyncio.CancelledError:
+                self._request_stop()  # cancelling the Temporal workflow is a DS stop (§4.14)
         watchdog = None
         if input.definition.timeout > 0 and not self._timeout_warned:
             elapsed = (workflow.now() - self._start).total_seconds()
             watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout, elapsed))
+        stop_deadline: asyncio.Task[None] | None = None
         while True:
+            if dag.stopping and stop_deadline is None and workflow.patched(PATCH_STOP_DEADLINE):
+                stop_deadline = asyncio.create_task(self._stop_deadline())
             self._kill_running()
             if self._history_is_long():
                 dag.draining = True  # let running tasks finish, then continue in a fresh history
-            for code in dag.ready(input.max_parallel_tasks - len(dag.running())):
+            free = input.max_parallel_tasks - len(dag.running())
+            dispatched = dag.ready(min(free, DISPATCH_PER_ACTIVATION) if bounded else free)
+            for code in dispatched:
                 node_task = asyncio.create_task(self._run_node(code))
                 self._node_tasks.add(node_task)
                 node_task.add_done_callback(self._node_tasks.discard)
@@ -172,7 +195,10 @@ class DsWorkflow:
                 break
             self._wake = False
             try:
-                await workflow.wait_condition(lambda: self._wake)
+                if bounded and len(dispatched) >= DISPATCH_PER_ACTIVATION:
+                    await self._pause_between_batches()  # more may be ready: next batch, next activation
+                else:
+                    await workflow.wait_condition(lambda: self._wake)
             except asyncio.CancelledError:
                 # Cancelling the Temporal workflow (UI, CLI, a parent) is a DS stop (§4.14).
                 self._request_stop()
@@ -183,6 +209,8 @@ class DsWorkflow:
 
         if watchdog:
             watchdog.cancel()
+        if stop_deadline is not None and not stop_deadline.done():
+            stop_deadline.cancel()
         await self._semaphores.release_all()  # the serial permit; never on the continue-as-new path
         self._state = dag.final_state()
         dag.mark_unreached(self._state)
@@ -202,6 +230,21 @@ class DsWorkflow:
             )
         return status
 
+    async def _stop_deadline(self) -> None:
+        """Bound a stop: after STOP_DEADLINE_MINUTES, nodes still running are given up as KILL."""
+        await workflow.sleep(self._minutes(STOP_DEADLINE_MINUTES), summary="stop deadline")
+        assert self._dag is not None
+        for code in self._dag.running():
+            self._dag.finish(code, TaskState.KILL, workflow.now(),
+                             error=f"did not stop within {STOP_DEADLINE_MINUTES} minutes; abandoned")
+            self._handles.pop(code, None)
+        self._wake = True
+
+    async def _pause_between_batches(self) -> None:
+        """End the current activation (a short durable timer) so the work that follows runs in the next
+        one. Costs a timer's events, only on big DAGs or big bursts."""
+        await workflow.sleep(BATCH_PAUSE, summary="next batch of tasks")
+
     # -- queries, updates, signals ---------------------------------------------------------------
 
     @property
@@ -216,6 +259,15 @@ class DsWorkflow:
 
     @workflow.query
     def status(self) -> InstanceStatus:
+        """The instance with every node. Serialized at once, so the nodes are not copied: a query on a
+        10,000-task DAG must stay far below the 2 s an activation may take."""
+        return self._status(copy=False)
+
+    def snapshot(self) -> InstanceStatus:
+        """The status as of now, safe to keep while the run goes on."""
+        return self._status(copy=True)
+
+    def _status(self, copy: bool) -> InstanceStatus:
         assert self._input is not None
         if self._dag is None or self._input.definition is None:  # still loading its definition
             return InstanceStatus(
@@ -238,7 +290,7 @@ class DsWorkflow:
             schedule_time=self._input.schedule_time,
             dry_run=self._input.dry_run,
             timeout_warned=self._timeout_warned,
-            nodes=[n.model_copy() for n in self._dag.nodes.values()],
+            nodes=[n.model_copy() for n in self._dag.nodes.values()] if copy else list(self._dag.nodes.values()),
             var_pool=self._dag.instance_var_pool(),
             run_times=self._input.run_times,
             is_sub_process=self._input.is_sub_process,

@@ -30,6 +30,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+import storage.ds_ids  # noqa: F401  (its tables, revision 0002, must be on Base for the comparison)
 from model.formats import parse_document
 from storage.alerts import AlertStore
 from storage.crypto import Cipher

@@ -4,7 +4,7 @@ Five tables. Each is created only when missing, so a database the security branc
 ``create_all`` before it had migrations is adopted as it is.
 
 Revision ID: 0003_security
-Revises: 0001
+Revises: 0002_ds_ids
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_security"
-down_revision = "0001"
+down_revision = "0002_ds_ids"
 branch_labels = None
 depends_on = None
 
