@@ -152,7 +152,7 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
                 continue
             node.attempts = pending.attempt
             if pending.heartbeat_details.payloads:
-                details = client.data_converter.payload_converter.from_payloads(
+                details = await client.data_converter.decode(  # through the payload codec (encrypted)
                     pending.heartbeat_details.payloads)
                 info = details[0] if details and isinstance(details[0], dict) else {}
                 node.pid = info.get("pid", node.pid)
@@ -291,7 +291,7 @@ async def _original_input(client: Client, instance_id: str) -> RunInput:
     handle = _handle(client, instance_id)
     async for event in handle.fetch_history_events():
         attrs = event.workflow_execution_started_event_attributes
-        (run_input,) = client.data_converter.payload_converter.from_payloads(attrs.input.payloads, [RunInput])
+        (run_input,) = await client.data_converter.decode(attrs.input.payloads, [RunInput])  # decrypts too
         if not run_input.instance_id:  # started by a Temporal Schedule (services/schedules.py)
             desc = await handle.describe()
             run_input = run_input.model_copy(update={

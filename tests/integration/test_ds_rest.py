@@ -270,7 +270,7 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Setti
     # ids are durable: a new API process (same database) answers the same ids
     fresh = create_app(settings)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url="http://other") as other:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url="http://porpoise") as other:
             again2 = envelope_ok(await form(other, "GET", f"/projects/{project}/process-instances/{instance_id}/tasks"))
             assert {t["id"]: t["name"] for t in again2["taskList"]} == {t["id"]: t["name"] for t in inst2_tasks}
     finally:
