@@ -50,8 +50,8 @@ from activities.masking import DEFAULT_SECRET_PARAM_PATTERN, Masker
 if TYPE_CHECKING:
     from core.contracts import TaskRequest
 
-DIR_MODE = 0o750
-FILE_MODE = 0o640
+DIR_MODE = 0o700  # task logs hold task output: the operator's alone (docs/security.md)
+FILE_MODE = 0o600
 PREFIX = b"[porpoise] "
 TAIL_SUFFIX = ".tail"  # the live-tail sidecar: <task_code>.<attempt>.log.tail
 DEFAULT_TAIL_BYTES = 1024 * 1024
@@ -71,7 +71,7 @@ def tail_path(log_path: Path) -> Path:
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parents with mode 0o750 (task logs are not world-readable).
+    """Create ``path`` and any missing parents with mode 0o700 (task logs are the operator's alone).
 
     Directories that already exist keep their mode: the log root may be shared with other tools.
     """

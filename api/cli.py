@@ -21,6 +21,8 @@ from core.settings import Settings, get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
+from .cli_tokens import client_token, keys_app, token_app, write_admin_token
+
 
 def _flags_without_type() -> None:
     """Typer's help shows ``<bool>`` next to every on/off flag (``--json <bool>``), which reads as if
@@ -35,6 +37,8 @@ def _flags_without_type() -> None:
 
 _flags_without_type()
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
@@ -42,7 +46,9 @@ FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
 
 
 def _api() -> httpx.Client:
-    return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60)
+    token = client_token()  # PORPOISE_TOKEN, a 0600 token file, or `porpoise up`'s (api/cli_tokens.py)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60, headers=headers)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -100,10 +106,16 @@ def up(
 ) -> None:
     """Run the embedded stack: Temporal dev server (SQLite, Web UI), a worker and the API. Ctrl-C stops all."""
     from .devserver import devserver_command, die_with_parent, wait_for_port
+    from .routers.codec import ensure_ui_secret
 
     settings = get_settings()
     data = (data_dir or settings.data_dir).resolve()
+    os.umask(0o077)  # every file the stack makes (databases, keys, logs) is the operator's alone
     data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    settings = settings.model_copy(update={"data_dir": data})
+    codec_endpoint = f"{settings.resolved_api_url}/codec/ui/{ensure_ui_secret(settings)}"
+    admin_token = write_admin_token(settings)  # made on the first start; the CLI here finds it
     env = dict(os.environ, PORPOISE_DATA_DIR=str(data))
     if pulsar is not None:
         env["PORPOISE_PULSAR_URL"] = pulsar
@@ -147,7 +159,7 @@ def up(
     try:
         if temporal is None:
             spawn("temporal", devserver_command(db_file=data / "temporal.db", port=int(port),
-                                                ui_port=settings.temporal_ui_port))
+                                                ui_port=settings.temporal_ui_port, codec_endpoint=codec_endpoint))
             wait_for_port(host, int(port), 60)
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,
@@ -159,6 +171,7 @@ def up(
         if temporal is not None:
             out.print(f"  Temporal     {temporal} (namespace {settings.temporal_namespace})")
         out.print(f"  Temporal UI  {settings.temporal_ui_url}")
+        out.print(f"  Admin token  {admin_token} (the CLI on this machine uses it)")
         out.print(f"  Events       {'Pulsar ' + events_to if events_to else 'outbox only (porpoise events tail)'}")
         out.print("Press Ctrl-C to stop.")
         while all(p.poll() is None for _, p in procs):

@@ -40,11 +40,19 @@ def search_attribute_args() -> list[str]:
 
 
 def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 8233, headless: bool = False,
-                      namespace: str = "default", log_level: str = "warn") -> list[str]:
+                      namespace: str = "default", log_level: str = "warn", codec_endpoint: str = "") -> list[str]:
+    """The dev server's command line. ``codec_endpoint``: where the UI decrypts payloads (api/routers/codec.py).
+    An existing database file is made 0600 (SQLite gives its -wal and -shm files the same mode); a new
+    one must not be made here (the server only creates its schema in a file it creates), so callers
+    start the server with umask 077 (`porpoise up`) inside a 0700 data dir."""
     cmd = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
            "--namespace", namespace, "--log-level", log_level]
     cmd += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    if codec_endpoint and not headless:
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
+        if db_file.exists():
+            os.chmod(db_file, 0o600)  # made 0644 by a server started before this rule
         cmd += ["--db-filename", str(db_file),
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
     return cmd + search_attribute_args()

@@ -87,7 +87,7 @@ def cpu_now(stack: Stack) -> dict[str, float]:
 
 
 async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, headers=stack.headers) as api:
         saved = (await api.post("/definitions", json=five_task_export())).json()[0]
         cpu0 = cpu_now(stack)
         sampler = Sampler(stack)

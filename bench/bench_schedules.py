@@ -30,13 +30,13 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench import stack as stack_module
 from bench.bench_runs import Sampler
 from bench.stack import Stack
 from core.contracts import InstanceStatus
 from core.settings import Settings
+from core.temporal import data_converter
 from services import schedules
 from storage.schedules import ONLINE, ScheduleRecord
 
@@ -78,8 +78,9 @@ async def bench(stack: Stack, n: int, concurrency: int, via: str, lead: float, p
                 timeout: float) -> dict[str, Any]:
     project = random.randrange(10**9, 2 * 10**9)
     base = int(time.time() * 1000) << 12
-    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter)
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
+    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"],  # the stack's key ring: results decrypt
+                                  data_converter=data_converter(Settings(data_dir=stack.data, dev_mode=True)))  # type: ignore[call-arg]
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, headers=stack.headers) as api:
         if via == "auto":
             via = "api" if (await api.get("/schedules", params={"limit": 1})).status_code == 200 else "temporal"
 

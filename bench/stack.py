@@ -56,6 +56,11 @@ class Stack:
                       str(self.api_port), "--log-level", "warning"])
         wait_for_port("127.0.0.1", self.api_port, 60)
         time.sleep(1.0)
+        from storage.security import SecurityStore  # an administrator token, as `porpoise up` makes
+
+        store = SecurityStore(f"sqlite:///{self.data / 'porpoise.db'}")
+        self.headers = {"authorization": f"Bearer {store.issue_token('bench', admin=True)[1]}"}
+        store.dispose()
         return self
 
     @property

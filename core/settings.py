@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port
+    # Cross-site safety (api/security.py): Host names the API answers to besides api_host, 127.0.0.1,
+    # localhost and [::1] ("name" = any port, "name:port"); origins allowed by CORS (none = CORS off).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
     log_dir: Path | None = None  # task logs; default <data_dir>/logs
     max_definition_bytes: int = 5 * 1024 * 1024
     # Hostile input (api/limits.py): every other request body is capped at max_body_bytes (413), any
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     secret_key_file: Path | None = None
     dev_mode: bool | None = None
+    # Temporal payload encryption (core/codec.py, docs/security.md): the AES key ring; default
+    # <data_dir>/payload.keys, generated in dev mode only.
+    payload_key_file: Path | None = None
     # Task logs (activities/logs.py, activities/masking.py, activities/log_budget.py). Per task attempt:
     # output past log_max_bytes_per_task keeps its head and its last log_tail_bytes (0 = no cap).
     # Per worker: the sweeper deletes logs older than log_retention_days and, while the log root holds

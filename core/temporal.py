@@ -1,4 +1,5 @@
-"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads).
+"""Connecting to Temporal the one way every Porpoise process does (pydantic payloads, encrypted by
+the payload codec of core/codec.py).
 
 A Temporal restart must be invisible to runs (docs/reliability.md). What rides it out:
 
@@ -20,20 +21,28 @@ A Temporal restart must be invisible to runs (docs/reliability.md). What rides i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RetryConfig, TLSConfig
 
+from .codec import codec_for
 from .contracts import InstanceStatus
 from .settings import Settings
 
 log = logging.getLogger("porpoise.temporal")
 MAX_BACKOFF_MILLIS = 2000  # between retries of one call: a restarted server is noticed within 2 s
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, encrypted by the payload codec (core/codec.py) before they reach Temporal."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings))
 
 
 def retry_config(seconds: float) -> RetryConfig:
@@ -49,7 +58,7 @@ async def connect(settings: Settings, *, interactive: bool = False) -> Client:
     if interactive:
         return await Client.connect(
             settings.temporal_address, namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter, lazy=True,
+            data_converter=data_converter(settings), lazy=True,
             tls=tls_config(settings), api_key=api_key(settings),
             retry_config=retry_config(settings.api_temporal_retry_seconds))
     deadline = time.monotonic() + settings.temporal_retry_seconds
@@ -58,7 +67,7 @@ async def connect(settings: Settings, *, interactive: bool = False) -> Client:
         try:
             return await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(settings),
                 tls=tls_config(settings), api_key=api_key(settings),
                 retry_config=retry_config(settings.temporal_retry_seconds))
         except RuntimeError as e:  # "Failed client connect": nothing listens (yet)

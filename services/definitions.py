@@ -57,8 +57,9 @@ def validate(definitions: list[WorkflowDefinition]) -> list[dict[str, Any]]:
 
 
 async def list_definitions(ctx: Services, project_code: int | None = None, limit: int = 100,
-                           offset: int = 0) -> list[dict[str, Any]]:
-    rows = await run_in_threadpool(ctx.store.list, project_code, limit, offset)
+                           offset: int = 0, *, projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """``projects``: only these projects' definitions (the caller's authorized ones; None: all)."""
+    rows = await run_in_threadpool(ctx.store.list, project_code, limit, offset, projects)
     return [{"code": r.code, "name": r.name, "projectCode": r.project_code, "version": r.latest_version,
              "updatedAt": r.updated_at} for r in rows]
 

@@ -168,7 +168,7 @@ async def instance_status(client: Client, instance_id: str) -> tuple[InstanceSta
             if _never_started(pending):
                 await _mark_waiting(client, node, pending, queues_seen)
             if pending.heartbeat_details.payloads:
-                details = client.data_converter.payload_converter.from_payloads(
+                details = await client.data_converter.decode(  # through the payload codec (encrypted)
                     pending.heartbeat_details.payloads)
                 info = details[0] if details and isinstance(details[0], dict) else {}
                 node.pid = info.get("pid", node.pid)
@@ -237,9 +237,20 @@ async def get_run(ctx: Services, instance_id: str) -> dict[str, Any]:
     }
 
 
+def projects_clause(projects: frozenset[int] | None) -> str | None:
+    """A Temporal visibility condition limiting a list to ``projects`` (None: no limit)."""
+    if projects is None:
+        return None
+    if not projects:
+        return "DsProjectCode = -1"  # no project: matches nothing
+    return "DsProjectCode IN (" + ", ".join(str(int(c)) for c in sorted(projects)) + ")"
+
+
 async def list_runs(ctx: Services, definition_code: int | None = None, project_code: int | None = None,
-                    state: WorkflowState | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Workflow instances, newest first (Temporal visibility)."""
+                    state: WorkflowState | None = None, limit: int = 50, *,
+                    projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Workflow instances, newest first (Temporal visibility); ``projects``: only these projects'
+    (the caller's authorized ones; None: all)."""
     client, settings = await ctx.client(), ctx.settings
     query = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if definition_code is not None:
@@ -248,6 +259,8 @@ async def list_runs(ctx: Services, definition_code: int | None = None, project_c
         query.append(f"DsProjectCode = {int(project_code)}")
     if state is not None:
         query.append(f"DsState = '{state.value}'")
+    if (only := projects_clause(projects)) is not None:
+        query.append(only)
     out = []
     async for wf in client.list_workflows(" AND ".join(query), limit=limit):
         attrs = wf.typed_search_attributes
@@ -336,7 +349,7 @@ async def _original_input(client: Client, instance_id: str) -> RunInput:
     handle = _handle(client, instance_id)
     async for event in handle.fetch_history_events():
         attrs = event.workflow_execution_started_event_attributes
-        (run_input,) = client.data_converter.payload_converter.from_payloads(attrs.input.payloads, [RunInput])
+        (run_input,) = await client.data_converter.decode(attrs.input.payloads, [RunInput])  # decrypts too
         if not run_input.instance_id:  # started by a Temporal Schedule (services/schedules.py)
             desc = await handle.describe()
             run_input = run_input.model_copy(update={

@@ -521,10 +521,12 @@ async def create(ctx: Services, body: ScheduleBody) -> dict[str, Any]:
 
 
 async def list_schedules(ctx: Services, definition_code: int | None = None, project_code: int | None = None,
-                         release_state: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                         release_state: str | None = None, limit: int = 100, offset: int = 0, *,
+                         projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """``projects``: only these projects' schedules (the caller's authorized ones; None: all)."""
     rows = await run_in_threadpool(lambda: ctx.schedules.list(
         definition_code=definition_code, project_code=project_code, release_state=release_state, limit=limit,
-        offset=offset))
+        offset=offset, projects=projects))
     return [view(r, ctx.settings) for r in rows]
 
 

@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
+from core.private_files import private_file, sqlite_file
+
 
 class Base(DeclarativeBase):
     """The base of every Porpoise table (one metadata: what the migrations must match)."""
@@ -25,6 +27,8 @@ def open_engine(url: str) -> Engine:
     """A new engine for Porpoise's own database. SQLite gets WAL and synchronous=NORMAL: many workers'
     small commits (events, definitions) would otherwise queue behind one fsync each."""
     kwargs: dict[str, object] = {"pool_pre_ping": True}
+    if (db_file := sqlite_file(url)) is not None:
+        private_file(db_file)  # 0600; SQLite gives its -wal and -shm files the same mode
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)  # type: ignore[arg-type]

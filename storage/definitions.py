@@ -138,11 +138,15 @@ class DefinitionStore:
             return [{"version": r.version, "created_at": r.created_at,
                      "name": json.loads(r.body).get("name")} for r in rows]
 
-    def list(self, project_code: int | None = None, limit: int = 100, offset: int = 0) -> list[DefinitionRow]:
+    def list(self, project_code: int | None = None, limit: int = 100, offset: int = 0,
+             projects: frozenset[int] | None = None) -> list[DefinitionRow]:
+        """Latest versions, newest change first; ``projects``: only these projects (None: all)."""
         with Session(self.engine) as s:
             q = select(DefinitionRow).order_by(DefinitionRow.updated_at.desc()).limit(limit).offset(offset)
             if project_code is not None:
                 q = q.where(DefinitionRow.project_code == project_code)
+            if projects is not None:
+                q = q.where(DefinitionRow.project_code.in_(sorted(projects)))
             rows = list(s.scalars(q).all())
             s.expunge_all()
             return rows

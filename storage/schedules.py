@@ -151,12 +151,16 @@ class ScheduleStore:
         return delete_by_id(self.engine, ScheduleRow, schedule_id)
 
     def list(self, *, definition_code: int | None = None, project_code: int | None = None,
-             release_state: str | None = None, limit: int = 100, offset: int = 0) -> builtins.list[ScheduleRecord]:
+             release_state: str | None = None, limit: int = 100, offset: int = 0,
+             projects: frozenset[int] | None = None) -> builtins.list[ScheduleRecord]:
+        """``projects``: only these projects' schedules (None: all)."""
         q = select(ScheduleRow).order_by(ScheduleRow.id).limit(limit).offset(offset)
         if definition_code is not None:
             q = q.where(ScheduleRow.definition_code == definition_code)
         if project_code is not None:
             q = q.where(ScheduleRow.project_code == project_code)
+        if projects is not None:
+            q = q.where(ScheduleRow.project_code.in_(sorted(projects)))
         if release_state is not None:
             q = q.where(ScheduleRow.release_state == release_state)
         with Session(self.engine) as s:

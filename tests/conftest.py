@@ -23,7 +23,6 @@ import psutil
 import pytest
 import uvicorn
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -31,9 +30,43 @@ from api.devserver import temporal_binary
 from api.worker import build_worker
 from core import search_attributes as sa
 from core.settings import Settings
+from core.temporal import data_converter
+from storage.security import SecurityStore, new_token
 
 WORKER_SHUTDOWN_SECONDS = 60
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+TEST_ADMIN_TOKEN = os.environ["PORPOISE_TEST_ADMIN_TOKEN"] = new_token()  # tests that send their own header
+
+
+def seed_admin_token(store: SecurityStore) -> str:
+    """The test suite's administrator token, valid in ``store``'s database (made once per database)."""
+    if store.principal(TEST_ADMIN_TOKEN) is None:
+        store.issue_token("test-admin", admin=True, token=TEST_ADMIN_TOKEN)
+    return TEST_ADMIN_TOKEN
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_clients_are_admin() -> Iterator[None]:
+    """Every in-process API client (httpx ASGITransport) acts as an administrator unless the test sends
+    its own Authorization or token header (an empty one = no token): the tests that predate tokens
+    keep passing, and tests/integration/test_security*.py check what other callers get."""
+    original = httpx.ASGITransport.handle_async_request
+
+    async def with_token(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
+        store = getattr(getattr(self.app, "state", None), "security", None)
+        if isinstance(store, SecurityStore):
+            token = seed_admin_token(store)  # also valid for tests that send it themselves (DS's token header)
+            if "authorization" not in request.headers and "token" not in request.headers:
+                request.headers["authorization"] = f"Bearer {token}"
+        return await original(self, request)
+
+    httpx.ASGITransport.handle_async_request = with_token  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx.ASGITransport.handle_async_request = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +80,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
     # PORPOISE_TEST_TEMPORAL=server: a real Temporal already running (deploy/temporal/server.sh start
     # prints its address into PORPOISE_TEST_TEMPORAL_ADDRESS), namespaces and search attributes registered.
     # Each session gets a namespace of its own (the server outlives sessions; ids and codes repeat).
@@ -56,7 +89,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
         namespace = os.environ["PORPOISE_TEMPORAL_NAMESPACE"] = f"porpoise-test-{uuid.uuid4().hex[:8]}"
         client = await Client.connect(os.environ["PORPOISE_TEST_TEMPORAL_ADDRESS"], namespace=namespace,
-                                      data_converter=pydantic_data_converter)
+                                      data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)))  # type: ignore[call-arg]
         await ensure_registered(client, retention=timedelta(days=1))
         try:
             yield WorkflowEnvironment.from_client(client)
@@ -66,7 +99,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
-        data_converter=pydantic_data_converter,
+        # encrypted payloads, the key ring in data_dir (as every Porpoise process does)
+        data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)),  # type: ignore[call-arg]
     )
     try:
         yield env
@@ -89,6 +123,10 @@ def settings(data_dir: Path, temporal_address: str) -> Settings:
         max_definition_bytes=3 * 1024 * 1024,
         minute_seconds=1.0,  # a DS minute lasts one second in tests
         default_timezone="Asia/Shanghai",
+        allowed_hosts=["porpoise"],  # the in-process test clients' base URL
+        # one payload key ring for every app and worker of the session, also those with a data dir of
+        # their own (model_copy keeps it): the session client made it (temporal_env)
+        payload_key_file=data_dir / "payload.keys",
     )
 
 
@@ -178,7 +216,10 @@ def _free_port() -> int:
 def api_server(settings: Settings, worker: None) -> Iterator[str]:
     """The API on a real port, for CLI tests that go through HTTP like a user does."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings)
+    # the CLI processes the tests start send this administrator token (test_up.py drops it: `up` makes its own)
+    os.environ["PORPOISE_TOKEN"] = seed_admin_token(app.state.security)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -187,3 +228,4 @@ def api_server(settings: Settings, worker: None) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    os.environ.pop("PORPOISE_TOKEN", None)

@@ -32,6 +32,7 @@ class Status(Enum):
     DELETE_DATA_SOURCE_FAILURE = (10038, "delete data source failure")
     QUERY_ALERT_GROUP_ERROR = (10180, "query alert group error")
     RESOURCE_NOT_EXIST = (20004, "resource not exist")
+    USER_NO_OPERATION_PERM = (30001, "user has no operation privilege")
     CREATE_PROJECT_ERROR = (10048, "create project error")
     DELETE_PROJECT_ERROR = (10050, "delete project error")
     CREATE_SCHEDULE_ERROR = (10076, "create schedule error")

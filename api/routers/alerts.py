@@ -17,6 +17,7 @@ from services import alerts as service
 from services.alerts import Preview, TestSend, ValidateTemplates
 from storage.alerts import AlertStore
 
+from ..auth import ADMIN_ONLY, PrincipalDep, require_run
 from ..deps import ServicesDep
 from ..problems import ProblemError
 
@@ -49,7 +50,8 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)")
+@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)",
+             dependencies=[ADMIN_ONLY])
 async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
     return await service.create_group(sender, await _body(request, "Invalid alert group"))
@@ -65,17 +67,19 @@ async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_group(sender, group_id)
 
 
-@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group")
+@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
 async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"))
 
 
-@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels")
+@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels",
+               dependencies=[ADMIN_ONLY])
 async def delete_group(group_id: int, sender: SenderDep) -> None:
     await service.delete_group(sender, group_id)
 
 
-@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)")
+@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)",
+             dependencies=[ADMIN_ONLY])
 async def create_channel(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
     they are stored encrypted), ``templates`` ``{kind: {subject, body}}``, ``events`` (kinds; default
@@ -88,7 +92,8 @@ async def list_channels(group_id: int, sender: SenderDep) -> list[dict[str, Any]
     return await service.list_channels(sender, group_id)
 
 
-@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key")
+@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
+             dependencies=[ADMIN_ONLY])
 async def rotate_keys(sender: SenderDep) -> dict[str, int]:
     return await service.rotate_keys(sender)
 
@@ -98,14 +103,15 @@ async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_channel(sender, channel_id)
 
 
-@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one")
+@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one",
+            dependencies=[ADMIN_ONLY])
 async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
     replace the kinds given (``null`` goes back to the default); ``events``/``allEvents``; ``enabled``."""
     return await service.update_channel(sender, channel_id, await _body(request, "Invalid alert channel"))
 
 
-@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel")
+@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel", dependencies=[ADMIN_ONLY])
 async def delete_channel(channel_id: int, sender: SenderDep) -> None:
     await service.delete_channel(sender, channel_id)
 
@@ -122,17 +128,21 @@ async def template_defaults() -> dict[str, Any]:
 
 @router.post("/alert-groups/{group_id}/preview",
              summary="Render the group's templates against a sample or a real finished run (nothing is sent)")
-async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: ServicesDep) -> dict[str, Any]:
+async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: ServicesDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    if body.run_id:  # a real run's start params are its project's
+        await require_run(principal, await ctx.client(), body.run_id)
     return await service.preview(ctx, sender, group_id, body)
 
 
-@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now")
+@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now",
+             dependencies=[ADMIN_ONLY])
 async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
     return await service.test_send(sender, group_id, body)
 
 
-@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first")
+@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
 async def deliveries(sender: SenderDep, instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:

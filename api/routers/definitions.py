@@ -6,12 +6,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from model.definition import WorkflowDefinition
 from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from services import definitions as service
 
+from ..auth import PrincipalDep, project_filter, require_datasources_of, require_project, security_store
 from ..deps import ServicesDep, SettingsDep
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
@@ -39,7 +41,7 @@ async def read_definitions(request: Request, max_bytes: int) -> list[WorkflowDef
 
 
 @router.post("", status_code=201, summary="Create a definition, or a new version of one")
-async def create(request: Request, settings: SettingsDep, ctx: ServicesDep,
+async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, principal: PrincipalDep,
                  project_code: int | None = Query(None, alias="projectCode")) -> list[dict[str, Any]]:
     """Accepts a DS export (3.1/3.2/3.3, array or object), the create-API form (form-encoded or JSON)
     or pydolphinscheduler output. Returns the stored code and version of each definition.
@@ -48,6 +50,12 @@ async def create(request: Request, settings: SettingsDep, ctx: ServicesDep,
     new version of a scheduled definition moves its schedule to that version (docs/schedules.md).
     """
     definitions = await read_definitions(request, settings.max_definition_bytes)
+    for d in definitions:  # every check before anything is saved
+        require_project(principal, project_code if project_code is not None and not d.project_code
+                        else d.project_code)
+        await require_datasources_of(principal, security_store(request), d)
+        if d.code and (old := await run_in_threadpool(ctx.store.get, d.code, None)) is not None:
+            require_project(principal, old.project_code)  # no overwriting or moving another project's
     return await service.submit(ctx, definitions, project_code)
 
 
@@ -57,22 +65,32 @@ async def validate(request: Request, settings: SettingsDep) -> list[dict[str, An
 
 
 @router.get("", summary="List definitions (latest versions)")
-async def list_definitions(ctx: ServicesDep, project_code: int | None = Query(None, alias="projectCode"),
+async def list_definitions(ctx: ServicesDep, principal: PrincipalDep,
+                           project_code: int | None = Query(None, alias="projectCode"),
                            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
                            ) -> list[dict[str, Any]]:
-    return await service.list_definitions(ctx, project_code, limit, offset)
+    return await service.list_definitions(ctx, project_code, limit, offset,
+                                          projects=project_filter(principal, project_code))
+
+
+async def check(ctx: ServicesDep, principal: PrincipalDep, code: int) -> None:
+    """404 for an unknown definition, 403 unless its latest version's project is the caller's."""
+    require_project(principal, (await service.load(ctx, code)).project_code)
 
 
 @router.get("/{code}", summary="The latest version of a definition")
-async def get(code: int, ctx: ServicesDep) -> dict[str, Any]:
+async def get(code: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    await check(ctx, principal, code)
     return await service.get(ctx, code)
 
 
 @router.get("/{code}/versions", summary="Every stored version of a definition")
-async def versions(code: int, ctx: ServicesDep) -> list[dict[str, Any]]:
+async def versions(code: int, ctx: ServicesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    await check(ctx, principal, code)
     return await service.versions(ctx, code)
 
 
 @router.get("/{code}/versions/{version}", summary="One version of a definition")
-async def get_version(code: int, version: int, ctx: ServicesDep) -> dict[str, Any]:
+async def get_version(code: int, version: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    await check(ctx, principal, code)  # the latest version's project
     return await service.get(ctx, code, version)

@@ -12,40 +12,56 @@ from starlette.concurrency import run_in_threadpool
 from activities.logs import follow_log, read_log
 from model.states import WorkflowState
 from services import runs as service
+from services.definitions import load
 from services.schemas import ForcedSuccess, RunOperation, StartRun
 
+from ..auth import AccessDep, PrincipalDep, project_filter, require_datasources_of, require_project, require_run
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["runs"])
 
 
 @router.post("/definitions/{code}/runs", status_code=201, summary="Start a workflow instance")
-async def start(code: int, body: StartRun, ctx: ServicesDep) -> dict[str, Any]:
+async def start(code: int, body: StartRun, ctx: ServicesDep, principal: PrincipalDep,
+                access: AccessDep) -> dict[str, Any]:
+    definition = await load(ctx, code, body.version)
+    require_project(principal, definition.project_code)
+    await require_datasources_of(principal, access, definition)
     return await service.start(ctx, code, body)
 
 
+async def check_run(ctx: ServicesDep, principal: PrincipalDep, instance_id: str) -> None:
+    """403 unless the caller may use the run's project (404 for an unknown run)."""
+    await require_run(principal, await ctx.client(), instance_id)
+
+
 @router.get("/runs/{instance_id}", summary="A workflow instance with the state of every node")
-async def get_run(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
+async def get_run(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    await check_run(ctx, principal, instance_id)
     return await service.get_run(ctx, instance_id)
 
 
 @router.get("/runs", summary="List workflow instances (Temporal visibility)")
-async def list_runs(ctx: ServicesDep, definition_code: int | None = Query(None, alias="definitionCode"),
+async def list_runs(ctx: ServicesDep, principal: PrincipalDep,
+                    definition_code: int | None = Query(None, alias="definitionCode"),
                     project_code: int | None = Query(None, alias="projectCode"),
                     state: WorkflowState | None = Query(None),
                     limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return await service.list_runs(ctx, definition_code, project_code, state, limit)
+    return await service.list_runs(ctx, definition_code, project_code, state, limit,
+                                   projects=project_filter(principal, project_code))
 
 
 @router.post("/runs/{instance_id}/stop", response_model=RunOperation,
              summary="Stop: kill running tasks; the instance ends STOP")
-async def stop(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
+async def stop(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    await check_run(ctx, principal, instance_id)
     return await service.stop(ctx, instance_id)
 
 
 @router.get("/runs/{instance_id}/tasks/{task_code}/log", response_class=PlainTextResponse,
             summary="A task instance's log (the last attempt unless one is named); follow=true streams it")
-async def task_log(instance_id: str, task_code: int, ctx: ServicesDep, attempt: int | None = Query(None, ge=1),
+async def task_log(instance_id: str, task_code: int, ctx: ServicesDep, principal: PrincipalDep,
+                   attempt: int | None = Query(None, ge=1),
                    offset: int = Query(0, ge=0), tail: int | None = Query(None, ge=1),
                    lines: int | None = Query(None, ge=1, description="the last N lines"),
                    follow: bool = Query(False, description="stream until the attempt ends")) -> Response:
@@ -54,6 +70,7 @@ async def task_log(instance_id: str, task_code: int, ctx: ServicesDep, attempt: 
     start; ``X-Log-Next-Offset`` says where to continue. A tail of a task past its output cap includes
     its live tail. ``follow=true`` streams from there, complete lines at a time, until the footer is
     written or the task is over."""
+    await check_run(ctx, principal, instance_id)
     target = await service.log_target(ctx, instance_id, task_code, attempt, follow)
     path, rules = target.path, target.rules
     part = await run_in_threadpool(read_log, path, offset=offset, tail=tail, lines=lines)
@@ -77,25 +94,30 @@ async def task_log(instance_id: str, task_code: int, ctx: ServicesDep, attempt: 
 
 @router.post("/runs/{instance_id}/pause", response_model=RunOperation,
              summary="Pause: running tasks finish, nothing new starts")
-async def pause(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
+async def pause(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    await check_run(ctx, principal, instance_id)
     return await service.pause(ctx, instance_id)
 
 
 @router.post("/runs/{instance_id}/recover", status_code=201,
              summary="Recover: from FAILURE re-run failed and killed tasks; from PAUSE or STOP resume")
-async def recover(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
+async def recover(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """DS START_FAILURE_TASK_PROCESS / RECOVER_SUSPENDED_PROCESS (§4.14): successful nodes are kept,
     failed, killed, paused and unreached ones run again, as a new Temporal run of the same instance."""
+    await check_run(ctx, principal, instance_id)
     return await service.recover(ctx, instance_id)
 
 
 @router.post("/runs/{instance_id}/rerun", status_code=201, summary="Rerun the whole DAG as a new run")
-async def rerun(instance_id: str, ctx: ServicesDep) -> dict[str, Any]:
+async def rerun(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """DS REPEAT_RUNNING: the whole DAG again, same instance, runTimes + 1, linked as the next run."""
+    await check_run(ctx, principal, instance_id)
     return await service.rerun(ctx, instance_id)
 
 
 @router.post("/runs/{instance_id}/tasks/{task_code}/force-success", response_model=ForcedSuccess,
              summary="Force a failed task of a finished instance to success; recover continues from it")
-async def force_success(instance_id: str, task_code: int, ctx: ServicesDep) -> dict[str, Any]:
+async def force_success(instance_id: str, task_code: int, ctx: ServicesDep,
+                        principal: PrincipalDep) -> dict[str, Any]:
+    await check_run(ctx, principal, instance_id)
     return await service.force_success(ctx, instance_id, task_code)

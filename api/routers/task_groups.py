@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from services import task_groups as service
 from services.task_groups import TaskGroup
 
+from ..auth import ADMIN_ONLY
 from ..deps import ServicesDep
 
 router = APIRouter(prefix="/task-groups", tags=["task groups"])
 
 
-@router.put("/{group_id}", summary="Create or resize a task group")
+@router.put("/{group_id}", summary="Create or resize a task group (administrators)", dependencies=[ADMIN_ONLY])
 async def put(group_id: int, body: TaskGroup, ctx: ServicesDep) -> dict[str, Any]:
     return await service.put(ctx, group_id, body)
 

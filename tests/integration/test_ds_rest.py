@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from api.app import create_app
 from core.settings import Settings
 
 DS = "/dolphinscheduler"
-TOKEN = {"token": "test-token"}
+TOKEN = {"token": os.environ["PORPOISE_TEST_ADMIN_TOKEN"]}  # an administrator (tests/conftest.py)
 
 
 def envelope_ok(r: httpx.Response, http: int = 200) -> Any:
@@ -272,7 +273,7 @@ async def test_end_to_end_as_a_ds_client(api: httpx.AsyncClient, settings: Setti
     # ids are durable: a new API process (same database) answers the same ids
     fresh = create_app(settings)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url="http://other") as other:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url="http://porpoise") as other:
             again2 = envelope_ok(await form(other, "GET", f"/projects/{project}/process-instances/{instance_id}/tasks"))
             assert {t["id"]: t["name"] for t in again2["taskList"]} == {t["id"]: t["name"] for t in inst2_tasks}
     finally:

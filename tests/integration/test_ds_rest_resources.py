@@ -23,7 +23,8 @@ async def test_datasources_crud_and_connection_test(api: httpx.AsyncClient, tmp_
     ds_id = created["id"]
     assert created["name"] == name and created["type"] == "SQLITE" and "connectionParams" in created
     envelope_err(await api.post(DS + "/datasources", json=body, headers=TOKEN), 10015)
-    envelope_err(await api.post(DS + "/datasources", content=b"not json", headers=TOKEN), 10001)
+    envelope_err(await api.post(DS + "/datasources", content=b"not json",
+                                 headers=TOKEN | {"content-type": "application/json"}), 10001)
     envelope_err(await api.post(DS + "/datasources", json={**body, "name": "x2", "type": "NOSUCHDB"},
                                 headers=TOKEN), 10001)
     got = envelope_ok(await form(api, "GET", f"/datasources/{ds_id}"))

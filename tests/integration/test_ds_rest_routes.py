@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -156,7 +157,8 @@ def test_a_curl_script_over_real_http(api_server: str) -> None:
     name = f"curl-{time.time_ns()}"
 
     def call(*args: str) -> Any:
-        out = subprocess.run([curl, "-sS", "--max-time", "20", "-H", "token: script-token", *args],
+        token = os.environ["PORPOISE_TOKEN"]  # the administrator token the api_server fixture set
+        out = subprocess.run([curl, "-sS", "--max-time", "20", "-H", f"token: {token}", *args],
                              capture_output=True, text=True, timeout=30, check=True)
         return json.loads(out.stdout)
 

@@ -25,6 +25,7 @@ from tests.integration.helpers import start, submit, wait
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 HUGE_ID = str(2**64)
+JSON = {"content-type": "application/json"}  # raw bodies are labelled JSON (api/security.py refuses others)
 
 
 def sub_task(name: str, code: int) -> dict[str, Any]:
@@ -97,9 +98,11 @@ async def test_null_and_nested_start_params_are_422(api: httpx.AsyncClient) -> N
 
 async def test_huge_integers_in_a_definition_are_422(api: httpx.AsyncClient) -> None:
     doc = json.dumps(dsbuild.export("huge-int", [dsbuild.task("a")], [(None, "a")]))
-    body = problem(await api.post("/definitions", content=doc.replace('"timeout": 0', '"timeout": ' + "9" * 4_300, 1)))
+    body = problem(await api.post("/definitions", content=doc.replace('"timeout": 0', '"timeout": ' + "9" * 4_300, 1),
+                                   headers=JSON))
     assert body["problems"][0]["code"] in ("range", "malformed-json")
-    body = problem(await api.post("/definitions", content=doc.replace('"timeout": 0', '"timeout": ' + "9" * 5_000, 1)))
+    body = problem(await api.post("/definitions", content=doc.replace('"timeout": 0', '"timeout": ' + "9" * 5_000, 1),
+                                   headers=JSON))
     assert body["problems"][0]["code"] == "malformed-json"
 
 
@@ -186,7 +189,7 @@ PG_URL = os.environ.get("PORPOISE_TEST_POSTGRES_URL")
 async def test_values_postgresql_refuses_are_422(tmp_path: Path) -> None:
     """PostgreSQL refuses a NUL byte in text (SQLite does not): the input's fault, not a 500."""
     settings = Settings(data_dir=tmp_path, database_url=PG_URL, secret_key=Fernet.generate_key().decode(),
-                        temporal_address="127.0.0.1:1")
+                        temporal_address="127.0.0.1:1", allowed_hosts=["porpoise"])  # the client's Host
     app = create_app(settings)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise") as api:

@@ -39,6 +39,7 @@ from storage.db import Base
 from storage.definitions import DefinitionStore
 from storage.migrate import config, current
 from storage.schedules import ScheduleStore
+from storage.security import SecurityStore
 from tests import dsbuild
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -111,6 +112,10 @@ def read_back(url: str) -> None:
         # New rows still get ids after the adopted ones.
         saved = store.save(parse_document(dsbuild.export("after", [dsbuild.task("b")], [(None, "b")]))[0])
         assert saved.created_version
+        security = SecurityStore(store.engine)  # 0003_security's tables on the adopted database
+        _, token = security.issue_token("migrated-admin", admin=True, projects=[CODE])
+        principal = security.principal(token)
+        assert principal is not None and principal.is_admin and principal.may_use_project(CODE)
         with store.engine.connect() as c:
             assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
     finally:

@@ -25,7 +25,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client, ScheduleOverlapPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -35,6 +34,7 @@ from api.worker import build_worker
 from core import search_attributes as sa
 from core.contracts import InstanceStatus, RunInput
 from core.settings import Settings
+from core.temporal import data_converter
 from model.formats import parse_document
 from model.problems import DefinitionError
 from model.quartz import fire_times
@@ -263,8 +263,8 @@ async def test_import_from_the_shared_export_sample(sapi: httpx.AsyncClient, cli
     assert (again["processDefinitionVersion"], again["releaseState"], again["crontab"]) == (
         2, "ONLINE", "0 15 1 ? * MON,THU *")
     action = (await handle.describe()).schedule.action
-    (started_with,) = client.data_converter.payload_converter.from_payloads(
-        action.args, [RunInput])  # type: ignore[attr-defined]
+    (started_with,) = await client.data_converter.decode(
+        action.args, [RunInput])  # type: ignore[arg-type]
     assert started_with.definition.version == 2 and started_with.command_type == "SCHEDULER"
     assert (started_with.failure_strategy, started_with.instance_priority, started_with.timezone) == (
         "END", "LOW", "Asia/Shanghai")
@@ -415,10 +415,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _private_server(db: Path, port: int) -> WorkflowEnvironment:
+async def _private_server(db: Path, port: int, settings: Settings) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), search_attributes=list(sa.ALL),
-        data_converter=pydantic_data_converter, dev_server_database_filename=str(db), port=port, ui=False)
+        data_converter=data_converter(settings), dev_server_database_filename=str(db), port=port, ui=False)
 
 
 async def test_misfire_policies_across_server_downtime(settings: Settings, tmp_path: Path) -> None:
@@ -428,7 +428,7 @@ async def test_misfire_policies_across_server_downtime(settings: Settings, tmp_p
     under the 20 s gap) only the latest, SKIP_MISSED (window = the threshold) none. Each run's
     schedule time is its own missed fire time."""
     db, port = tmp_path / "temporal.db", _free_port()
-    env = await _private_server(db, port)
+    env = await _private_server(db, port, settings)
     private = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}",
                                           "task_queue": f"porpoise-misfire-{uuid.uuid4().hex[:6]}"})
     now = datetime.now(UTC).replace(microsecond=0)
@@ -455,7 +455,7 @@ async def test_misfire_policies_across_server_downtime(settings: Settings, tmp_p
     assert windows == {"FIRE_ALL_MISSED": timedelta(days=365), "FIRE_ONCE_NOW": timedelta(seconds=19),
                        "SKIP_MISSED": timedelta(seconds=10)}
     await asyncio.sleep(max(0.0, (last + timedelta(seconds=14) - datetime.now(UTC)).total_seconds()))
-    env = await _private_server(db, port)
+    env = await _private_server(db, port, settings)
     try:
         async with porpoise_worker(env.client, private):
             expected = {"FIRE_ALL_MISSED": [first, last], "FIRE_ONCE_NOW": [last], "SKIP_MISSED": []}

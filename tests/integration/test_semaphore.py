@@ -19,7 +19,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     import pytest
     from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer, Worker
 
     from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
@@ -207,7 +206,7 @@ async def test_capacity_priority_and_fifo(client: Client, task_queue: str) -> No
     assert final is not None and final.generation >= 1 and final.granted_total == 7 and not final.holders
     # The semaphore's last run replays deterministically.
     history = await client.get_workflow_handle(key).fetch_history()
-    await Replayer(workflows=[SemaphoreWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[SemaphoreWorkflow], data_converter=client.data_converter).replay_workflow(history)
 
 
 async def test_try_acquire_refused_when_busy(client: Client, task_queue: str) -> None:

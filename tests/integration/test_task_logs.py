@@ -108,7 +108,8 @@ async def test_masking_per_type_and_resolved_secrets(api: httpx.AsyncClient, cli
 async def _follow(api_server: str, instance_id: str, code: int, **params: Any) -> list[tuple[float, bytes]]:
     got: list[tuple[float, bytes]] = []
     async with (
-        httpx.AsyncClient(base_url=api_server, timeout=httpx.Timeout(30, read=30)) as c,
+        httpx.AsyncClient(base_url=api_server, timeout=httpx.Timeout(30, read=30),
+                          headers={"authorization": f"Bearer {os.environ['PORPOISE_TOKEN']}"}) as c,
         c.stream("GET", f"/runs/{instance_id}/tasks/{code}/log", params={"follow": "true", **params}) as r,
     ):
         assert r.status_code == 200, await r.aread()

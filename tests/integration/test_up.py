@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -25,6 +27,7 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], int, int]:
     env = dict(os.environ, PORPOISE_DATA_DIR=str(tmp_path / "data"), PORPOISE_TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
                PORPOISE_TEMPORAL_UI_PORT=str(uiport), PORPOISE_TEMPORAL_UI_URL=f"http://127.0.0.1:{uiport}",
                PORPOISE_API_PORT=str(apiport), PORPOISE_PULSAR_URL="")
+    env.pop("PORPOISE_TOKEN", None)  # `up` makes the administrator token the CLI here finds
     return env, uiport, apiport
 
 
@@ -70,7 +73,24 @@ async def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             sample = Path(__file__).resolve().parents[3] / "shared" / "samples" / "ds-export-v33-shell-minimal.json"
             r = await c.post(f"http://127.0.0.1:{apiport}/definitions", content=sample.read_bytes(),
                              headers={"content-type": "application/json"})
+            assert r.status_code == 401  # no token
+            token_file = tmp_path / "data" / "admin.token"
+            assert "Admin token" in text and "admin.token" in text  # where the token is
+            assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+            r = await c.post(f"http://127.0.0.1:{apiport}/definitions", content=sample.read_bytes(),
+                             headers={"content-type": "application/json",
+                                      "authorization": f"Bearer {token_file.read_text().strip()}"})
             assert r.status_code == 201
+            # the Temporal UI decrypts payloads through the API's codec endpoint
+            ui_settings = (await c.get(f"http://127.0.0.1:{uiport}/api/v1/settings")).json()
+            assert f"http://127.0.0.1:{apiport}/codec/ui/" in json.dumps(ui_settings)
+        # the README's CLI commands work with no extra step: the CLI finds up's token in the data dir
+        cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "api", "submit", str(sample), env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cli.communicate(), 60)
+        assert cli.returncode == 0 and b"code" in out, err.decode()
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "data" / "temporal.db").stat().st_mode) == 0o600
         assert (tmp_path / "data" / "temporal.db").exists()  # the SQLite file under the data dir
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0

@@ -121,8 +121,8 @@ async def test_success_writes_log_and_exports_declared_out_param(tmp_path: Path)
     assert "${setValue(out=42)}" in lines
     assert lines[-1].startswith("[porpoise] end exit=0 duration=")
 
-    assert stat.S_IMODE(log_path.stat().st_mode) == 0o640
-    assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o750
+    assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
     script_path = tmp_path / "logs" / f"{CODE}.1.sh"
     assert stat.S_IMODE(script_path.stat().st_mode) == 0o700
     assert (tmp_path / "logs" / f"{CODE}.1.work").is_dir()

@@ -28,8 +28,8 @@ def settings(tmp_path: Path, **kw: object) -> Settings:
 
 
 async def test_api_answers_503_with_retry_after_while_temporal_is_down(tmp_path: Path) -> None:
-    app = create_app(settings(tmp_path, api_temporal_retry_seconds=1))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p") as api:
+    app = create_app(settings(tmp_path, api_temporal_retry_seconds=1))  # 127.0.0.1: an allowed Host
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         started = time.monotonic()
         r = await asyncio.wait_for(api.get("/runs/ds-1-20240101000000-abcdef12"), 30)
         assert r.status_code == 503, r.text
