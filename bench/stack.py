@@ -40,6 +40,14 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:  # a stack that did not come up is stopped and removed too
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
         tport, uiport, self.api_port = free_port(), free_port(), free_port()
         address = self.temporal_address or f"127.0.0.1:{tport}"
         env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=address,
@@ -57,13 +65,12 @@ class Stack:
         if self.kind == "baseline":
             spawn("worker", [sys.executable, "-m", "bench.baseline"])
             time.sleep(3.0)  # its imports and first polls; the bench's starts queue meanwhile anyway
-            return self
+            return
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                       str(self.api_port), "--log-level", "warning"])
         wait_for_port("127.0.0.1", self.api_port, 60)
         time.sleep(1.0)
-        return self
 
     @property
     def api_url(self) -> str:
