@@ -676,7 +676,8 @@ async def run_script_task(
         if request.dry_run:
             log.note("dry run: skipped")
             log.result = "skipped"
-            activity.heartbeat(heartbeat_details(request, log.path, None))
+            # No heartbeat: nothing runs that a later attempt could re-attach to, and the attempt ends
+            # now (a heartbeat RPC per task was part of every dry run's cost, docs/performance.md).
             return TaskResult(attempt=attempt, host=host, log_path=str(log.path))
 
         outcome, recovery = None, None

@@ -15,25 +15,61 @@ each line fsynced with its directory:
 Whoever comes next on this host (the worker, or the attempt that follows a lost worker) reads the
 record and the output instead of running the task again. Standard library only (run with
 ``python -S -I``): it must start fast, stay small and never import Porpoise.
+
+It starts once per task, so its start-up is part of every task's cost (docs/performance.md): it
+imports only builtin modules (no json, subprocess, socket, signal or typing, which together took
+~20 ms of CPU per task), writes its few flat records with :func:`to_json` and starts the task with
+``os.posix_spawnp`` (no ``preexec_fn``, which forces a full fork).
 """
 
 from __future__ import annotations
 
-import json
+import _signal
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-from typing import Any
+
+# The dispositions the supervisor ignores and the task gets back as default (SIGHUP, SIGINT, SIGPIPE).
+_SIGNALS = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE)
 
 
-def append_record(path: str, event: dict[str, Any]) -> None:
+def to_json(event: dict[str, object]) -> str:
+    """``json.dumps`` without importing json (and re and enum with it) for the supervisor's flat
+    records of str, int, float, bool and None; other values (the worker's records) go to json."""
+    return "{" + ", ".join(f"{_json_value(k)}: {_json_value(v)}" for k, v in event.items()) + "}"
+
+
+def _json_value(v: object) -> str:
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "null"
+    if not isinstance(v, str):
+        import json  # the worker's own records (e.g. set_values): the worker has json loaded anyway
+
+        return json.dumps(v)
+    text = v
+    out = ['"']
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch < " " or "\ud800" <= ch <= "\udfff":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def append_record(path: str, event: dict[str, object]) -> None:
     """Append one JSON line and make it durable (file and directory fsync) before returning."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, (json.dumps(event) + "\n").encode())
+        os.write(fd, (to_json(event) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -62,13 +98,19 @@ def main(argv: list[str]) -> int:
         print("usage: supervise.py RECORD OUTPUT -- ARGV...", file=sys.stderr)
         return 2
     record, output, command = argv[1], argv[2], argv[4:]
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)  # only the task decides how the task ends
+    for sig in _SIGNALS:
+        _signal.signal(sig, _signal.SIG_IGN)  # only the task decides how the task ends
     out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                 start_new_session=True, close_fds=True,
-                                 preexec_fn=_default_signals)
+        # A session and process group of its own, stdin from /dev/null, output appended to OUTPUT, the
+        # usual signal dispositions (not ours). The worker started us with no other descriptors open.
+        # SIGXFSZ: Python ignores it at start, subprocess's restore_signals gave it back to children too.
+        pid = os.posix_spawnp(command[0], command, os.environ, setsid=True,
+                              setsigdef=(*_SIGNALS, _signal.SIGXFSZ), file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, out, 2),
+        ])
     except OSError as e:
         append_record(record, {"event": "start_failed", "error": f"{type(e).__name__}: {e.strerror or e}",
                                "time": time.time()})
@@ -76,13 +118,13 @@ def main(argv: list[str]) -> int:
     finally:
         os.close(out)
     me = os.getpid()
-    append_record(record, {"event": "started", "pid": child.pid, "pgid": child.pid,
-                           "create_time": _create_time(child.pid), "supervisor_pid": me,
-                           "supervisor_create_time": _create_time(me), "host": socket.gethostname(),
+    append_record(record, {"event": "started", "pid": pid, "pgid": pid,
+                           "create_time": _create_time(pid), "supervisor_pid": me,
+                           "supervisor_create_time": _create_time(me), "host": os.uname().nodename,
                            "time": time.time()})
     while True:
         try:
-            _, status = os.waitpid(child.pid, 0)
+            _, status = os.waitpid(pid, 0)
             break
         except ChildProcessError:  # reaped elsewhere: cannot happen here, but never loop forever
             status = 255 << 8
@@ -91,11 +133,6 @@ def main(argv: list[str]) -> int:
             continue
     append_record(record, {"event": "exited", "exit_code": os.waitstatus_to_exitcode(status), "time": time.time()})
     return 0
-
-
-def _default_signals() -> None:
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)  # the task gets the usual dispositions, not ours
 
 
 if __name__ == "__main__":

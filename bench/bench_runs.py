@@ -1,11 +1,13 @@
 """Start N instances of a 5-task DAG (a -> b, c -> d -> e, each `true`) through the API, and print
 JSON: start rate, drain time, tasks per second, worker and server CPU and peak RSS.
 
-    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50] [--dry-run]
+    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50] [--dry-run] [--baseline]
 
 ``worker_tasks`` CPU is that of the worker's exited children, i.e. the SHELL task processes (bash);
 ``other_cpu_seconds`` is CPU used meanwhile by anything else on the machine (a noisy run if large).
 With --dry-run the runs are DS dry runs: every activity is dispatched but starts no process.
+With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its own fresh dev server,
+and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import random
 import re
 import threading
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -87,58 +91,82 @@ def cpu_now(stack: Stack) -> dict[str, float]:
 
 
 async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -> dict[str, Any]:
+    """N Porpoise runs of the diamond, started through the API."""
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, headers=stack.headers) as api:
         saved = (await api.post("/definitions", json=five_task_export())).json()[0]
-        cpu0 = cpu_now(stack)
-        sampler = Sampler(stack)
-        sampler.start()
-        sem = asyncio.Semaphore(concurrency)
-        ids: list[str] = []
 
-        async def one() -> None:
-            async with sem:
-                r = await api.post(f"/definitions/{saved['code']}/runs", json={"dryRun": dry_run})
-                r.raise_for_status()
-                ids.append(r.json()["instanceId"])
+        async def start() -> None:
+            r = await api.post(f"/definitions/{saved['code']}/runs", json={"dryRun": dry_run})
+            r.raise_for_status()
 
-        t0 = time.monotonic()
-        await asyncio.gather(*(one() for _ in range(n)))
-        started = time.monotonic() - t0
-        query = f"DsDefinitionCode = {saved['code']} AND ExecutionStatus = 'Running'"
-        # Count through visibility, as an operator would.
-        client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
-        while True:
-            running = (await client.count_workflows(query)).count
-            if running == 0:
-                break
-            await asyncio.sleep(0.5)
-        drained = time.monotonic() - t0
-        closed = (await client.count_workflows(f"DsDefinitionCode = {saved['code']}")).count
+        where = f"DsDefinitionCode = {saved['code']}"
         # DsState is upserted just before a run completes; visibility may lag behind the close.
-        succeeded = 0
-        for _ in range(30):
-            succeeded = (await client.count_workflows(
-                f"DsDefinitionCode = {saved['code']} AND DsState = 'SUCCESS'")).count
-            if succeeded >= closed:
-                break
-            await asyncio.sleep(1.0)
-        sampler.stop.set()
-        cpu1 = cpu_now(stack)
-        cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
-        # CPU used on this machine by anything but the stack and this client: non-zero means a noisy run.
-        machine = cpu.pop("machine")
-        other = machine - sum(cpu.values())
-        return {
-            "n": n, "workers": stack.workers, "concurrency": concurrency, "dry_run": dry_run,
-            "start_seconds": round(started, 2), "start_rate_per_s": round(n / started, 1),
-            "drain_seconds": round(drained, 2), "workflows_per_s": round(n / drained, 1),
-            "tasks_per_s": round(5 * n / drained, 1), "closed": closed, "succeeded": succeeded,
-            "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
-            "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
-            "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
-            "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
-            "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
-        }
+        result = await measure(stack, n, concurrency, start, where, f"{where} AND DsState = 'SUCCESS'")
+    return {"dry_run": dry_run} | result
+
+
+async def bench_baseline(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
+    """N runs of the raw-Temporal diamond (bench/baseline.py), started by a plain client."""
+    from bench.baseline import TASK_QUEUE, WORKFLOW_TYPE, BenchDiamond
+
+    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
+    tag = f"{random.randrange(10**9)}"
+
+    async def start() -> None:
+        await client.start_workflow(BenchDiamond.run, id=f"bench-{tag}-{uuid.uuid4().hex}", task_queue=TASK_QUEUE)
+
+    where = f"WorkflowType = '{WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH 'bench-{tag}-'"
+    return await measure(stack, n, concurrency, start, where, f"{where} AND ExecutionStatus = 'Completed'")
+
+
+async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Awaitable[None]], where: str,
+                  succeeded_where: str) -> dict[str, Any]:
+    """Start N runs, ``concurrency`` requests at a time, wait until visibility has none running
+    (``where`` selects this bench's runs), and sample CPU and memory meanwhile."""
+    load0 = os.getloadavg()
+    cpu0 = cpu_now(stack)
+    sampler = Sampler(stack)
+    sampler.start()
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            await start()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(n)))
+    started = time.monotonic() - t0
+    # Count through visibility, as an operator would.
+    client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
+    while (await client.count_workflows(f"{where} AND ExecutionStatus = 'Running'")).count:
+        await asyncio.sleep(0.5)
+    drained = time.monotonic() - t0
+    closed = (await client.count_workflows(where)).count
+    succeeded = 0
+    for _ in range(30):
+        succeeded = (await client.count_workflows(succeeded_where)).count
+        if succeeded >= closed:
+            break
+        await asyncio.sleep(1.0)
+    sampler.stop.set()
+    cpu1 = cpu_now(stack)
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    # CPU used on this machine by anything but the stack and this client: non-zero means a noisy run.
+    machine = cpu.pop("machine")
+    other = machine - sum(cpu.values())
+    return {
+        "n": n, "workers": stack.workers, "concurrency": concurrency,
+        "start_seconds": round(started, 2), "start_rate_per_s": round(n / started, 1),
+        "drain_seconds": round(drained, 2), "workflows_per_s": round(n / drained, 1),
+        "tasks_per_s": round(5 * n / drained, 1), "closed": closed, "succeeded": succeeded,
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
+        "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
+        "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
+        "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
+        # The machine is shared: the 1-minute load average before and after, next to every figure.
+        "load_average": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def main() -> None:
@@ -158,8 +186,16 @@ def main() -> None:
     ap.add_argument("--server-pid", type=int, default=0,
                     help="that server's pid, to sample its CPU and memory (default: read "
                          "$PORPOISE_TEMPORAL_DATA/temporal.pid as server.sh writes it)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="first run the raw-Temporal diamond (bench/baseline.py) on a fresh dev server with "
+                         "Porpoise's worker settings, and report each Porpoise run's ratio to it")
     args = ap.parse_args()
     results = []
+    baseline = None
+    if args.baseline:
+        with Stack(kind="baseline") as stack:
+            baseline = {"target": "dev", "kind": "baseline"} | asyncio.run(
+                bench_baseline(stack, args.n, args.concurrency))
     for target in args.targets.split(","):
         if target not in ("dev", "server"):
             raise SystemExit(f"--targets: unknown target {target!r}")
@@ -171,6 +207,17 @@ def main() -> None:
             with Stack(workers=args.workers, extra_env=events_env(mode), **external) as stack:  # type: ignore[arg-type]
                 result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
             results.append({"target": target, "events": mode} | result)
+    if baseline is not None:
+        for r in results:
+            r["vs_baseline"] = {
+                "workflows_per_s_ratio": round(r["workflows_per_s"] / baseline["workflows_per_s"], 3),
+                "cpu_ms_per_run_delta": {k: round(v - baseline["cpu_ms_per_run"].get(k, 0.0), 1)
+                                         for k, v in r["cpu_ms_per_run"].items()},
+            }
+        print(json.dumps({"baseline": baseline, "runs": results,
+                          "ratios": {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}},
+                         indent=2))
+        return
     if len(results) == 1:
         print(json.dumps(results[0], indent=2))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,8 @@ def free_port() -> int:
 @dataclass
 class Stack:
     workers: int = 1
+    # "porpoise" (worker + API) or "baseline" (bench/baseline.py's raw-Temporal worker, no API)
+    kind: str = "porpoise"
     extra_env: dict[str, str] = field(default_factory=dict)
     # An already running Temporal (e.g. deploy/temporal/server.sh) instead of a fresh dev server;
     # server_pid lets its CPU and memory be sampled like the dev server's.
@@ -35,8 +38,17 @@ class Stack:
     server_pid: int | None = None
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="porpoise-bench-")))
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # the API token, once the stack is up
 
     def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:  # a stack that did not come up is stopped and removed too
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
         tport, uiport, self.api_port = free_port(), free_port(), free_port()
         address = self.temporal_address or f"127.0.0.1:{tport}"
         env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=address,
@@ -51,6 +63,10 @@ class Stack:
         if self.temporal_address is None:
             spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport))
             wait_for_port("127.0.0.1", tport, 60)
+        if self.kind == "baseline":
+            spawn("worker", [sys.executable, "-m", "bench.baseline"])
+            time.sleep(3.0)  # its imports and first polls; the bench's starts queue meanwhile anyway
+            return
         spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                       str(self.api_port), "--log-level", "warning"])
@@ -61,7 +77,6 @@ class Stack:
         store = SecurityStore(f"sqlite:///{self.data / 'porpoise.db'}")
         self.headers = {"authorization": f"Bearer {store.issue_token('bench', admin=True)[1]}"}
         store.dispose()
-        return self
 
     @property
     def api_url(self) -> str:
@@ -70,6 +85,8 @@ class Stack:
     def tree(self, name: str) -> list[psutil.Process]:
         if name == "server" and name not in self.procs:
             return [psutil.Process(self.server_pid)] if self.server_pid else []
+        if name not in self.procs:  # the baseline has no API
+            return []
         root = psutil.Process(self.procs[name].pid)
         return [root, *root.children(recursive=True)]
 
@@ -99,3 +116,7 @@ class Stack:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        # The server's SQLite file, task logs and outbox: 70-140 MB per N=1000 run. Kept on request.
+        if not os.environ.get("PORPOISE_BENCH_KEEP"):
+            shutil.rmtree(self.data, ignore_errors=True)

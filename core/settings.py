@@ -160,6 +160,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: {path} is not a readable file")
         return self
 
+    @model_validator(mode="after")
+    def _ui_url_follows_port(self) -> Settings:
+        """The embedded dev server serves its UI on temporal_ui_port: unless the UI URL is set, links
+        (``porpoise up``, run and alert links) follow that port."""
+        if "temporal_ui_url" not in self.model_fields_set:
+            self.temporal_ui_url = f"http://127.0.0.1:{self.temporal_ui_port}"
+        return self
+
     @property
     def temporal_uses_tls(self) -> bool:
         return bool(self.temporal_tls or self.temporal_tls_ca_file or self.temporal_tls_cert_file

@@ -163,3 +163,16 @@ async def test_raw_output_is_freed_on_disk_as_the_log_takes_it(tmp_path: Path, m
     result: TaskResult = await asyncio.wait_for(task, 20)
     assert [(p.prop, p.value) for p in result.var_pool] == [("x", "early")]
     assert (tmp_path / "logs" / f"{CODE}.1.log").read_text().count("y" * 100) == 20000
+
+
+def test_the_supervisors_records_are_json() -> None:
+    """The supervisor writes its records without the json module (it starts once per task)."""
+    import json
+
+    from activities.supervise import to_json
+
+    event = {"event": "start_failed", "error": 'No "such" \\ file\n\t\x01 é 😀', "pid": 12, "pgid": -3,
+             "time": 1796577518.1823955, "create_time": None, "ok": True, "nan": float("nan")}
+    assert json.loads(to_json(event)) == event | {"nan": None}
+    nested = {"event": "progress", "offset": 3, "set_values": {"x": "early", "y": ["a", 1]}}
+    assert json.loads(to_json(nested)) == nested

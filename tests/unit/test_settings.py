@@ -17,3 +17,12 @@ def test_a_bad_setting_names_itself(field: str, value: object, says: str) -> Non
     with pytest.raises(ValidationError) as e:
         Settings(**{field: value})  # type: ignore[arg-type]
     assert field in str(e.value) and says in str(e.value)
+
+
+def test_the_ui_url_follows_the_ui_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORPOISE_TEMPORAL_UI_URL", raising=False)
+    assert Settings(temporal_ui_port=18233).temporal_ui_url == "http://127.0.0.1:18233"  # type: ignore[call-arg]
+    monkeypatch.setenv("PORPOISE_TEMPORAL_UI_PORT", "18234")
+    assert Settings().temporal_ui_url == "http://127.0.0.1:18234"  # type: ignore[call-arg]
+    explicit = Settings(temporal_ui_port=18233, temporal_ui_url="https://ui.example")  # type: ignore[call-arg]
+    assert explicit.temporal_ui_url == "https://ui.example"

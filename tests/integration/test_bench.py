@@ -1,0 +1,31 @@
+"""`bench_runs --baseline` measures Porpoise and the raw-Temporal diamond in one invocation and
+prints both with their ratio (issue 15), and leaves no data directory behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.timeout(400)
+def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # where the stacks make their data directories
+    out = subprocess.run([sys.executable, "-m", "bench.bench_runs", "--n", "5", "--baseline", "--dry-run"],
+                         env=env, capture_output=True, text=True, timeout=360)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    base, runs = result["baseline"], result["runs"]
+    assert base["kind"] == "baseline" and base["succeeded"] == base["closed"] == 5
+    assert len(runs) == 1 and runs[0]["dry_run"] is True and runs[0]["succeeded"] == 5
+    for r in (base, *runs):
+        assert r["workflows_per_s"] > 0 and len(r["load_average"]) == 2
+        assert {"server", "worker"} <= set(r["cpu_ms_per_run"])
+    ratio = runs[0]["vs_baseline"]["workflows_per_s_ratio"]
+    assert ratio == pytest.approx(runs[0]["workflows_per_s"] / base["workflows_per_s"], rel=0.01)
+    assert result["ratios"] == {"default": ratio}
+    assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
