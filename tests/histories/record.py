@@ -6,8 +6,9 @@ writes one JSON file per workflow run, as `WorkflowHistory.to_json()` gives it. 
 (tests/unit/test_replay.py) replays them all against the current workflow code.
 
 Re-record only when you ADD a scenario, or when a workflow change was made on purpose behind
-`workflow.patched(...)` and you want a history of the new path as well (keep the old file: it is the
-running instance an upgrade must not break). Never re-record to make a replay failure go away: that
+`workflow.patched(...)` and you want a history of the new path as well. Keep the old file under a new
+name first (`stop.json` -> `stop.before-<patch id>.json`; this script overwrites a scenario's files):
+it is the running instance an upgrade must not break. Never re-record to make a replay failure go away: that
 failure is an instance in production that the change would break. See docs/reliability.md, "Upgrading".
 
     python -m tests.histories.record                # all scenarios
