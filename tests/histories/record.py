@@ -264,6 +264,35 @@ async def complement(r: Recorder) -> None:
     await r.save("complement", cid, follow_children=False)  # its dates are ordinary runs, seen above
 
 
+async def lost_worker(tmp: Path) -> list[Path]:
+    """A worker killed with -9 while its task runs; the next worker's attempt re-attaches to the task
+    process (issue 16 item 2). Real processes, on a stack of their own (tests/chaos)."""
+    from tests.chaos.conftest import ChaosStack
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    stack = ChaosStack(tmp)
+    stack.env["PORPOISE_EVENTS_ENABLED"] = "true"  # as recorded everywhere else: the default
+    try:
+        stack.start_server()
+        stack.start_worker()
+        async with stack.api() as api:
+            rec = Recorder(api, await stack.client(), tmp)
+            saved = await submit(api, dsbuild.export("lost", [dsbuild.task("t", "sleep 6; echo done"),
+                                                              dsbuild.task("after")], [(None, "t"), ("t", "after")]))
+            instance = await start(api, saved["code"])
+            await wait(api, instance, 60, until=lambda s: nodes(s)["t"]["state"] == "RUNNING_EXECUTION")
+            await asyncio.sleep(2)
+            stack.kill_worker()
+            await asyncio.sleep(1)
+            stack.start_worker()
+            status = await wait(api, instance, 180)
+            print(f"  lost worker: {status['state']}")
+            await rec.save("lost-worker", instance)
+            return rec.saved
+    finally:
+        stack.cleanup()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "conditions": conditions, "switch": switch, "sub-process": sub_process, "dependent": dependent,
     "retries": retries, "task-timeout": task_timeout, "pause-recover": pause_recover, "stop": stop,
@@ -293,6 +322,9 @@ async def main(only: list[str]) -> None:
                         continue
                     print(name)
                     await asyncio.wait_for(scenario(rec), 900)
+                if not only or any(o in "lost-worker" for o in only):
+                    print("lost-worker")
+                    rec.saved += await asyncio.wait_for(lost_worker(data / "lost"), 300)
                 from tests.conftest import terminate_running
 
                 await terminate_running(env.client, "recording finished")

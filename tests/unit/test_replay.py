@@ -35,7 +35,7 @@ def test_every_scenario_is_recorded() -> None:
     names = {p.name for p in FILES}
     for prefix in ["sample-", "conditions", "switch", "sub-process.json", "sub-process.child", "dependent",
                    "retries", "task-timeout", "pause-recover", "stop", "task-group-holder", "task-group-waiter",
-                   "task-group-semaphore", "complement", "continue-as-new.run1", "continue-as-new.run2"]:
+                   "task-group-semaphore", "complement", "continue-as-new.run1", "continue-as-new.run2", "lost-worker"]:
         assert any(n.startswith(prefix) for n in names), f"no recorded history for {prefix!r} in {HISTORIES}"
 
 
