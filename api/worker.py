@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.events.relay import EventActivities, OutboxRelay
@@ -109,12 +110,31 @@ def served_groups(groups: list[str] | tuple[str, ...] = (), *, default: bool = T
     return out
 
 
+# The workflow side of the worker: build_worker runs it, build_replayer replays recorded histories
+# against it (tests/unit/test_replay.py), so the two cannot drift apart.
+WORKFLOWS: list[type] = [DsWorkflow, SemaphoreWorkflow, ComplementWorkflow]
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def build_replayer(settings: Settings) -> Replayer:
+    """A Replayer with the worker's workflows, sandbox, data converter and (when events are on) the
+    lifecycle interceptor, whose event activities are workflow commands too. Its outbox is never
+    written during a replay, so an in-memory one stands in."""
+    interceptors = ([EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)]
+                    if settings.events_enabled else [])
+    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), interceptors=interceptors,
+                    data_converter=pydantic_data_converter)
+
+
 def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None,
                  *, default_group: bool = True) -> Worker:
     """The workflow worker on the shared task queue, with the default group's activities unless
     ``default_group`` is False (then it runs workflows and the workflow-side activities only)."""
     configure_task_logs(settings)  # this worker's log cap and per-type mask rules
-    restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
     acts = activities(settings, client) if default_group else workflow_activities(settings, client)
     interceptors = []
     if settings.events_enabled:
@@ -125,11 +145,11 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     return tolerate_starvation(Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[DsWorkflow, SemaphoreWorkflow, ComplementWorkflow],
+        workflows=WORKFLOWS,
         activities=acts,
         interceptors=interceptors,
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
-        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        workflow_runner=workflow_runner(),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.max_concurrent_activities,
