@@ -13,7 +13,7 @@ from core.settings import Settings
 
 async def test_docs_and_redoc_load_only_local_assets(tmp_path: Path) -> None:
     app = create_app(Settings(data_dir=tmp_path, temporal_address="127.0.0.1:9"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise",
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
                                  timeout=30) as c:
         root = await c.get("/")
         assert root.status_code in (302, 307) and root.headers["location"] == "/docs"

@@ -163,7 +163,7 @@ async def test_worker_kill_9_loses_no_event(client: Client, settings: Settings, 
             await asyncio.sleep(0.2)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-        worker = spawn()  # a new worker: Temporal retries the lost attempt after its heartbeat timeout
+        worker = spawn()  # a new worker: the lost attempt comes back to this host and re-attaches
         result = await asyncio.wait_for(handle.result(), 90)
         assert result.state.value == "SUCCESS"
         long_node = next(n for n in result.nodes if n.name == "long")
@@ -172,7 +172,11 @@ async def test_worker_kill_9_loses_no_event(client: Client, settings: Settings, 
         assert [e["event_id"] for e in events] == outbox_ids(settings, created.instance_id)
         long_events = [(e["task"]["attempt"], e["new_state"]) for e in events if e["task"]
                        and e["task"]["name"] == "long"]
-        assert (1, "RUNNING_EXECUTION") in long_events and (2, "SUCCESS") in long_events
+        # The lost attempt's process outlived the worker and was re-attached (docs/reliability.md): its
+        # one SUCCESS is published, and no FAILURE, for a task that never failed.
+        assert (1, "RUNNING_EXECUTION") in long_events
+        assert [state for _, state in long_events].count("SUCCESS") == 1
+        assert "FAILURE" not in {state for _, state in long_events}
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
