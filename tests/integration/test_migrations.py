@@ -252,7 +252,7 @@ def test_api_and_workers_started_together_on_a_fresh_data_dir(tmp_path: Path, te
                     api_up = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
                 except httpx.HTTPError:
                     api_up = False
-                workers_up = all("worker polling task queue" in log.read_text() for log in logs[1:])
+                workers_up = all("polling task queues" in log.read_text() for log in logs[1:])
                 time.sleep(0.3)
             assert api_up and workers_up, "\n".join(f"{log.name}: {log.read_text()[-2000:]}" for log in logs)
             assert current(create_engine(f"sqlite:///{data / 'porpoise.db'}")) == head()
