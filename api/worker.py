@@ -36,7 +36,6 @@ from core.events import EventType
 from core.settings import Settings, get_settings
 from core.temporal import connect, host_task_queue
 from core.worker_groups import DEFAULT_GROUP, check_name, group_task_queue
-from model.task_types import ACTIVITY_TYPES
 from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
@@ -133,14 +132,18 @@ def build_replayer(settings: Settings) -> Replayer:
 def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None,
                  *, default_group: bool = True) -> Worker:
     """The workflow worker on the shared task queue, with the default group's activities unless
-    ``default_group`` is False (then it runs workflows and the workflow-side activities only)."""
+    ``default_group`` is False. Then it runs workflows only and polls no activity on the shared queue:
+    Temporal hands a queue's activity tasks to any poller of it, and a poller that lacks SHELL fails
+    the default group's SHELL task ("not registered"). The workflow-side activities (definitions,
+    task groups, alerts, DEPENDENT checks, events) are then served by the default group's workers."""
     configure_task_logs(settings)  # this worker's log cap and per-type mask rules
-    acts = activities(settings, client) if default_group else workflow_activities(settings, client)
+    acts = shared_queue_activities(settings, client, default_group=default_group)
     interceptors = []
     if settings.events_enabled:
         events = EventsInterceptor(outbox or Outbox(settings.resolved_database_url),
                                    settings.events_emit_bound_seconds)
-        acts.append(EventActivities(events.writer).append_events)
+        if default_group:
+            acts.append(EventActivities(events.writer).append_events)
         interceptors.append(events)
     return tolerate_starvation(Worker(
         client,
@@ -160,13 +163,10 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     ), settings.workflow_deadlock_seconds)
 
 
-def workflow_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
-    """What the workflows themselves call on the shared queue, whatever groups the process serves:
-    every activity but the task types' (logic tasks, definitions, semaphores, alerts, DEPENDENT checks
-    run in the engine, not in a worker group, as on DS's master)."""
-    from temporalio.activity import _Definition
-
-    return [a for a in activities(settings, client) if _Definition.must_from_callable(a).name not in ACTIVITY_TYPES]
+def shared_queue_activities(settings: Settings, client: Client, *, default_group: bool) -> list[Callable[..., Any]]:
+    """What a process polls on the shared task queue: every activity when it serves the default group,
+    none otherwise (see build_worker)."""
+    return activities(settings, client) if default_group else []
 
 
 def build_group_worker(client: Client, settings: Settings, main: Worker, group: str) -> Worker:

@@ -54,7 +54,7 @@ class GroupStack:
         self.port = port
         self.settings = Settings(data_dir=root, temporal_address=f"127.0.0.1:{port}",
                                  task_queue=f"wg-{uuid.uuid4().hex[:6]}", database_url=f"sqlite:///{root / 'p.db'}",
-                                 temporal_retry_seconds=120)
+                                 temporal_retry_seconds=120, allowed_hosts=["porpoise"])
         self.env = dict(os.environ, PORPOISE_DATA_DIR=str(root),
                         PORPOISE_TEMPORAL_ADDRESS=self.settings.temporal_address,
                         PORPOISE_TASK_QUEUE=self.settings.task_queue, PORPOISE_DATABASE_URL=self.settings.database_url,

@@ -8,7 +8,7 @@ from temporalio.activity import _Definition
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.worker import served_groups, workflow_activities
+from api.worker import served_groups, shared_queue_activities
 from core.settings import Settings
 from core.worker_groups import check_name, group_task_queue, is_heavy_datax, task_group
 from model.task_types import ACTIVITY_TYPES
@@ -81,8 +81,12 @@ def test_datax_worker_group_setting(tmp_path: object) -> None:
         Settings(datax_worker_group="a@b")
 
 
-def test_a_no_default_worker_keeps_the_workflows_activities_but_no_task_types(tmp_path: object) -> None:
-    settings = Settings(data_dir=tmp_path, dev_mode=True)  # type: ignore[arg-type]
-    names = {_Definition.must_from_callable(a).name for a in workflow_activities(settings, None)}  # type: ignore[arg-type]
-    assert not names & ACTIVITY_TYPES
+def test_a_no_default_worker_polls_no_activity_on_the_shared_queue(tmp_path: object) -> None:
+    """Temporal hands a queue's activity tasks to any poller: a --no-default process that polled the
+    shared queue without SHELL failed the default group's SHELL tasks ("not registered")."""
+    settings = Settings(data_dir=tmp_path, dev_mode=True, events_enabled=True)  # type: ignore[arg-type]
+    assert shared_queue_activities(settings, None, default_group=False) == []  # type: ignore[arg-type]
+    default = shared_queue_activities(settings, None, default_group=True)  # type: ignore[arg-type]
+    names = {_Definition.must_from_callable(a).name for a in default}
+    assert names >= ACTIVITY_TYPES
     assert {"load_definition", "evaluate_switch", "send_alerts"} <= names
