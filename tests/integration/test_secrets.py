@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf import json_format
 from sqlalchemy import text
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from core.settings import Settings
@@ -96,6 +98,27 @@ def _payload_texts(node: Any) -> Iterator[str]:
             yield from _payload_texts(v)
 
 
+def _payload_dicts(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and "metadata" in node:
+            yield node
+        for v in node.values():
+            yield from _payload_dicts(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _payload_dicts(v)
+
+
+async def _decrypted_payload_texts(client: Client, history_json: Any) -> list[str]:
+    """The same payloads as the operator reads them through the codec (core/codec.py): encryption at
+    rest must not be what keeps a password out; it must be absent from the plaintext too."""
+    payloads = [json_format.ParseDict(d, Payload(), ignore_unknown_fields=True) for d in _payload_dicts(history_json)]
+    codec = client.data_converter.payload_codec
+    if codec is not None:
+        payloads = list(await codec.decode(payloads))
+    return [p.data.decode("utf-8", "replace") for p in payloads]
+
+
 async def temporal_record(client: Client, instance_id: str) -> bytes:
     """All Temporal holds about a run: each history event's bytes, decoded payloads, the description."""
     handle = client.get_workflow_handle(instance_id)
@@ -105,6 +128,7 @@ async def temporal_record(client: Client, instance_id: str) -> bytes:
     as_json = history.to_json()
     parts.append(as_json.encode())
     parts.extend(t.encode() for t in _payload_texts(json.loads(as_json)))
+    parts.extend(t.encode() for t in await _decrypted_payload_texts(client, json.loads(as_json)))
     desc = await handle.describe()
     parts.append(desc.raw_description.SerializeToString())
     parts.append(repr(desc.typed_search_attributes).encode())
