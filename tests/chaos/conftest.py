@@ -70,7 +70,7 @@ class ChaosStack:
         self.port = free_port()
         self.settings = Settings(data_dir=root, temporal_address=f"127.0.0.1:{self.port}",
                                  task_queue=f"chaos-{uuid.uuid4().hex[:6]}", database_url=f"sqlite:///{root / 'p.db'}",
-                                 temporal_retry_seconds=300)
+                                 temporal_retry_seconds=300, allowed_hosts=["porpoise"])
         self.env = dict(os.environ, PORPOISE_DATA_DIR=str(root),
                         PORPOISE_TEMPORAL_ADDRESS=self.settings.temporal_address,
                         PORPOISE_TASK_QUEUE=self.settings.task_queue,
