@@ -46,7 +46,7 @@ from workflows.complement import deal
 from .context import Services
 from .definitions import load, not_runnable
 from .errors import Conflict, Invalid, NotFound, Unavailable
-from .runs import INSTANCE_ID, projects_clause
+from .runs import INSTANCE_ID, visibility_query
 from .schemas import StartRun
 
 __all__ = ["ComplementDates", "StartComplement", "complement_dates", "start", "get", "stop", "list_complements"]
@@ -224,15 +224,10 @@ async def list_complements(ctx: Services, definition_code: int | None = None, st
                            limit: int = 50, *, projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
     """Complements, newest first (Temporal visibility); ``projects``: only these projects' (None: all)."""
     client, settings = await ctx.client(), ctx.settings
-    query = [f"WorkflowType = '{COMPLEMENT_WORKFLOW_TYPE}'"]
-    if definition_code is not None:
-        query.append(f"DsDefinitionCode = {int(definition_code)}")
-    if state is not None:
-        query.append(f"DsState = '{state.value}'")
-    if (only := projects_clause(projects)) is not None:
-        query.append(only)
+    query = visibility_query(COMPLEMENT_WORKFLOW_TYPE, definition_code=definition_code, state=state,
+                             projects=projects)
     out = []
-    async for wf in client.list_workflows(" AND ".join(query), limit=limit):
+    async for wf in client.list_workflows(query, limit=limit):
         attrs = wf.typed_search_attributes
         out.append({
             "complementId": wf.id, "definitionCode": attrs.get(sa.DS_DEFINITION_CODE),

@@ -246,13 +246,11 @@ def projects_clause(projects: frozenset[int] | None) -> str | None:
     return "DsProjectCode IN (" + ", ".join(str(int(c)) for c in sorted(projects)) + ")"
 
 
-async def list_runs(ctx: Services, definition_code: int | None = None, project_code: int | None = None,
-                    state: WorkflowState | None = None, limit: int = 50, *,
-                    projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
-    """Workflow instances, newest first (Temporal visibility); ``projects``: only these projects'
-    (the caller's authorized ones; None: all)."""
-    client, settings = await ctx.client(), ctx.settings
-    query = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+def visibility_query(workflow_type: str, *, definition_code: int | None = None, project_code: int | None = None,
+                     state: WorkflowState | None = None, projects: frozenset[int] | None = None) -> str:
+    """The Temporal visibility query behind every DS list (instances, complements): one type, and the
+    definition, project, DS state and authorized-projects filters that are given."""
+    query = [f"WorkflowType = '{workflow_type}'"]
     if definition_code is not None:
         query.append(f"DsDefinitionCode = {int(definition_code)}")
     if project_code is not None:
@@ -261,8 +259,19 @@ async def list_runs(ctx: Services, definition_code: int | None = None, project_c
         query.append(f"DsState = '{state.value}'")
     if (only := projects_clause(projects)) is not None:
         query.append(only)
+    return " AND ".join(query)
+
+
+async def list_runs(ctx: Services, definition_code: int | None = None, project_code: int | None = None,
+                    state: WorkflowState | None = None, limit: int = 50, *,
+                    projects: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Workflow instances, newest first (Temporal visibility); ``projects``: only these projects'
+    (the caller's authorized ones; None: all)."""
+    client, settings = await ctx.client(), ctx.settings
+    query = visibility_query(WORKFLOW_TYPE, definition_code=definition_code, project_code=project_code,
+                             state=state, projects=projects)
     out = []
-    async for wf in client.list_workflows(" AND ".join(query), limit=limit):
+    async for wf in client.list_workflows(query, limit=limit):
         attrs = wf.typed_search_attributes
         out.append(RunSummary(
             instance_id=wf.id, definition_code=attrs.get(sa.DS_DEFINITION_CODE),
