@@ -22,6 +22,7 @@ from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
 
 from .cli_tokens import client_token, keys_app, token_app, write_admin_token
+from .cli_users import user_app
 
 
 def _flags_without_type() -> None:
@@ -39,6 +40,7 @@ _flags_without_type()
 app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
+app.add_typer(user_app, name="user")
 out = Console()
 err = Console(stderr=True)
 

@@ -26,7 +26,7 @@ from core.settings import Settings
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-TOKEN_HEADERS = (b"authorization", b"token")
+TOKEN_HEADERS = (b"authorization", b"token", b"sessionid")  # sessionId: DS's login session (docs/ds-rest.md)
 CODEC_PREFIX = "/codec/"
 PREFLIGHT_HEADERS = "authorization, token, content-type, x-namespace"
 
@@ -34,6 +34,20 @@ PREFLIGHT_HEADERS = "authorization, token, content-type, x-namespace"
 def form_allowed(method: str, path: str) -> bool:
     """Where DS clients send form bodies: the create-API form, and the DS-compatible REST API."""
     return (method == "POST" and path.rstrip("/") == "/definitions") or path.startswith("/dolphinscheduler/")
+
+
+def ds_session_form(method: str, path: str, headers: dict[bytes, bytes]) -> bool:
+    """A form with no token header that DS clients send: the login form itself, and forms signed in by
+    DS's ``sessionId`` cookie. Taken only when no page of another origin sent it (``Origin`` absent,
+    as from scripts, or this API's own): the cookie is SameSite=Strict, but other ports of the same
+    host are the same site."""
+    if not path.startswith("/dolphinscheduler/"):
+        return False
+    origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
+    if origin and origin.split("://", 1)[-1] != headers.get(b"host", b"").decode("latin-1").lower():
+        return False
+    return (method == "POST" and path.rstrip("/") == "/dolphinscheduler/login") or \
+        b"sessionid=" in headers.get(b"cookie", b"").lower()
 
 
 def _split_host(value: str) -> tuple[str, str]:
@@ -110,7 +124,8 @@ class CrossSiteGuard:
             media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             json_body = media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
             form_body = media in FORM_TYPES and form_allowed(method, path)
-            if form_body and not any(headers.get(h) for h in TOKEN_HEADERS):
+            if form_body and not any(headers.get(h) for h in TOKEN_HEADERS) and not ds_session_form(method, path,
+                                                                                                 headers):
                 await _problem(send, 415, "Unsupported media type",
                                f"a {media} body is taken only with a token header (Authorization or token)")
                 return

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # localhost and [::1] ("name" = any port, "name:port"); origins allowed by CORS (none = CORS off).
     allowed_hosts: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
+    # DS login sessions (POST /dolphinscheduler/login, storage/login.py) end this long after login
+    # (DS: 7200 s); login failures per user name and client before a pause (api/ds_rest/routers/login.py).
+    ds_session_seconds: float = Field(7200, gt=0)
+    ds_login_failures: int = Field(5, ge=1)
     log_dir: Path | None = None  # task logs; default <data_dir>/logs
     max_definition_bytes: int = 5 * 1024 * 1024
     # Hostile input (api/limits.py): every other request body is capped at max_body_bytes (413), any

@@ -233,12 +233,21 @@ class SecurityStore:
             expires = _aware(row.expires_at)
             if expires is not None and expires <= datetime.now(UTC):
                 return None
-            user = s.get(UserRow, row.user_id)
-            if user is None:
-                return None
-            owned = set(s.scalars(select(ProjectRow.code).where(ProjectRow.owner_id == user.id)))
-            granted = set(s.scalars(select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user.id)))
-            return Principal(user.id, user.name, user.is_admin, frozenset(owned | granted))
+            return self._principal_of(s, row.user_id)
+
+    def principal_of_user(self, user_id: int) -> Principal | None:
+        """The principal a user acts as (their DS login session, storage/login.py); None if gone."""
+        with Session(self.engine) as s:
+            return self._principal_of(s, user_id)
+
+    @staticmethod
+    def _principal_of(s: Session, user_id: int) -> Principal | None:
+        user = s.get(UserRow, user_id)
+        if user is None:
+            return None
+        owned = set(s.scalars(select(ProjectRow.code).where(ProjectRow.owner_id == user.id)))
+        granted = set(s.scalars(select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user.id)))
+        return Principal(user.id, user.name, user.is_admin, frozenset(owned | granted))
 
     # -- datasources -------------------------------------------------------------------------------
 

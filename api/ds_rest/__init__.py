@@ -6,12 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .routers import (
+    access_tokens,
     alert_groups,
     datasources,
     definitions,
     executors,
     health,
     instances,
+    login,
     logs,
     projects,
     schedules,
@@ -25,7 +27,7 @@ PREFIX = "/dolphinscheduler"
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["dolphinscheduler"])
     for module in (health, projects, definitions, executors, instances, task_instances, logs, schedules,
-                   datasources, task_groups, alert_groups):
+                   datasources, task_groups, alert_groups, login, access_tokens):
         router.include_router(module.router)
     return router
 

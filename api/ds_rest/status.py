@@ -80,6 +80,18 @@ class Status(Enum):
     ALERT_GROUP_NOT_EXIST = (10011, "alarm group not found")
     ALERT_GROUP_EXIST = (10012, "alarm group already exists")
     ACCESS_TOKEN_NOT_EXIST = (70015, "access token not exist, tokenId {0}")
+    # login and access tokens (routers/login.py, routers/access_tokens.py)
+    USER_NAME_NULL = (10004, "user name is null")
+    USER_NAME_PASSWD_ERROR = (10013, "user name or password error")
+    LOGIN_SUCCESS = (10042, "login success")
+    USER_LOGIN_FAILURE = (10043, "user login failure")
+    SIGN_OUT_ERROR = (10123, "sign out error")
+    CREATE_ACCESS_TOKEN_ERROR = (70010, "create access token error")
+    GENERATE_TOKEN_ERROR = (70011, "generate token error")
+    QUERY_ACCESSTOKEN_LIST_PAGING_ERROR = (70012, "query access token list paging error")
+    UPDATE_ACCESS_TOKEN_ERROR = (70013, "update access token error")
+    DELETE_ACCESS_TOKEN_ERROR = (70014, "delete access token error")
+    QUERY_ACCESSTOKEN_BY_USER_ERROR = (70016, "query access token by user error")
 
     @property
     def code(self) -> int:
