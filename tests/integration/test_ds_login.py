@@ -20,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from api.app import create_app
 from core.settings import Settings
@@ -29,6 +29,7 @@ from storage.login import LoginStore
 from storage.migrate import config, current, upgrade
 from storage.security import SecurityStore
 from tests.integration.test_ds_rest import DS, envelope_err, envelope_ok
+from tests.integration.test_migrations import pg_schema_url  # noqa: F401  (a fresh PostgreSQL schema)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -277,17 +278,15 @@ async def test_cli_sets_a_password_from_stdin(tmp_path: Path) -> None:
         store.dispose()
 
 
-def test_migration_0004_upgrades_a_database_at_0003(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'at0003.db'}"
+def upgrade_from_0003(url: str) -> None:
     engine = create_engine(url)
     try:
         upgrade(engine, "0003_security")
         assert current(engine) == "0003_security"
         with engine.begin() as c:
-            c.execute(text("insert into porpoise_users (name, is_admin, created_at) values ('old', 1, :t)"),
-                      {"t": datetime(2026, 1, 1, tzinfo=UTC)})
-            tables = {r[0] for r in c.execute(text("select name from sqlite_master where type='table'"))}
-        assert "porpoise_sessions" not in tables
+            c.execute(text("insert into porpoise_users (name, is_admin, created_at) values ('old', :a, :t)"),
+                      {"a": True, "t": datetime(2026, 1, 1, tzinfo=UTC)})
+        assert not {"porpoise_sessions", "porpoise_user_passwords"} & set(inspect(engine).get_table_names())
         upgrade(engine)
         assert current(engine) == ScriptDirectory.from_config(config()).get_current_head()
         with engine.connect() as c:
@@ -300,3 +299,12 @@ def test_migration_0004_upgrades_a_database_at_0003(tmp_path: Path) -> None:
         assert logins.end_sessions(user_id) == 1 and logins.session_user(session) is None
     finally:
         engine.dispose()
+
+
+def test_migration_0004_upgrades_a_sqlite_database_at_0003(tmp_path: Path) -> None:
+    upgrade_from_0003(f"sqlite:///{tmp_path / 'at0003.db'}")
+
+
+@pytest.mark.postgres
+def test_migration_0004_upgrades_a_postgres_database_at_0003(pg_schema_url: str) -> None:  # noqa: F811
+    upgrade_from_0003(pg_schema_url)
