@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
 
     from .alerting import Alerts
     from .scheduler import DagScheduler
-    from .semaphore import (
+    from .task_group import (
         SIGNAL_GRANTED,
         SemaphoreClient,
         SemaphoreGrant,
@@ -130,7 +130,7 @@ class DsWorkflow:
         self._wake = False
         self._bug: BaseException | None = None
         self._node_tasks: set[asyncio.Task[None]] = set()  # strong references while they run
-        self._semaphores = SemaphoreClient()  # task groups and executionType (workflows/semaphore.py)
+        self._semaphores = SemaphoreClient()  # task groups and executionType (workflows/task_group.py)
         self._dependent_started: dict[int, datetime] = {}  # DEPENDENT node -> first start (business date)
         self.created_status: InstanceStatus | None = None
         self._progress = 0  # nodes finished by this run
