@@ -39,7 +39,7 @@ from core.worker_groups import DEFAULT_GROUP, check_name, group_task_queue
 from storage.outbox import Outbox
 from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
-from workflows.semaphore import SemaphoreWorkflow
+from workflows.task_group import SemaphoreWorkflow
 
 from .interceptors import EventsInterceptor
 from .starvation import tolerate_starvation
@@ -62,7 +62,7 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch,
                                       definitions.load_definition, *sql_activities(settings),
                                       *datax_activities(settings)]
-    from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
+    from activities.task_group import semaphore_dead_holders, semaphore_signal_with_start
 
     acts += [semaphore_signal_with_start, semaphore_dead_holders]
     from activities.alerts.activity import alert_activities

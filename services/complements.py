@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import Priority as TemporalPriority
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from core import search_attributes as sa
 from core.contracts import RunInput
@@ -46,7 +46,7 @@ from workflows.complement import deal
 from .context import Services
 from .definitions import load, not_runnable
 from .errors import Conflict, Invalid, NotFound, Unavailable
-from .runs import INSTANCE_ID, visibility_query
+from .runs import checked_handle, described, visibility_query
 from .schemas import StartRun
 
 __all__ = ["ComplementDates", "StartComplement", "complement_dates", "start", "get", "stop", "list_complements"]
@@ -149,23 +149,15 @@ async def start(ctx: Services, code: int, body: StartComplement) -> dict[str, An
 
 
 def _handle(client: Client, complement_id: str) -> WorkflowHandle[Any, Any]:
-    if not INSTANCE_ID.match(complement_id):
-        raise Invalid(f"{complement_id!r} is not a complement id", title="Invalid complement id")
-    return client.get_workflow_handle(complement_id, result_type=ComplementStatus)
+    return checked_handle(client, complement_id, ComplementStatus, noun="complement", short="complement")
 
 
 async def complement_status(client: Client, complement_id: str) -> tuple[ComplementStatus, str]:
     """The complement's progress: the query while it runs, its result (or failure detail) once ended."""
     handle = _handle(client, complement_id)
-    try:
-        desc = await handle.describe()
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise NotFound(f"complement {complement_id} does not exist") from e
-        raise
+    desc, tstatus = await described(handle, "complement")
     if desc.workflow_type != COMPLEMENT_WORKFLOW_TYPE:
         raise NotFound(f"{complement_id} is not a complement")
-    tstatus = desc.status.name if desc.status else "UNKNOWN"
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         return await handle.result(), tstatus
     if desc.status == WorkflowExecutionStatus.FAILED:

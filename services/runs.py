@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -133,23 +134,35 @@ async def start(ctx: Services, code: int, body: StartRun) -> dict[str, Any]:
     return (await start_run(await ctx.client(), ctx.settings, definition, body, ctx.store)).model_dump(by_alias=True)
 
 
+def checked_handle(client: Client, workflow_id: str, result_type: type, *, noun: str,
+                   short: str) -> WorkflowHandle[Any, Any]:
+    """The handle of a workflow the API started (an instance, a complement): its id is checked first, so
+    a malformed id is a 422 naming it rather than a Temporal lookup. ``noun``/``short`` name the kind."""
+    if not INSTANCE_ID.match(workflow_id):
+        raise Invalid(f"{workflow_id!r} is not a {noun} id", title=f"Invalid {short} id")
+    return client.get_workflow_handle(workflow_id, result_type=result_type)
+
+
+async def described(handle: WorkflowHandle[Any, Any], noun: str) -> tuple[WorkflowExecutionDescription, str]:
+    """The workflow's description and its Temporal status name; NotFound when Temporal has no such id."""
+    try:
+        desc = await handle.describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(f"{noun} {handle.id} does not exist") from e
+        raise
+    return desc, desc.status.name if desc.status else "UNKNOWN"
+
+
 def _handle(client: Client, instance_id: str) -> WorkflowHandle[Any, Any]:
-    if not INSTANCE_ID.match(instance_id):
-        raise Invalid(f"{instance_id!r} is not a workflow instance id", title="Invalid instance id")
-    return client.get_workflow_handle(instance_id, result_type=InstanceStatus)
+    return checked_handle(client, instance_id, InstanceStatus, noun="workflow instance", short="instance")
 
 
 async def instance_status(client: Client, instance_id: str) -> tuple[InstanceStatus, str]:
     """The instance's DS state with every node. Running: the workflow's query, enriched with the
     attempt, PID, host and log that pending activities report in heartbeats. Finished: the result."""
     handle = _handle(client, instance_id)
-    try:
-        desc = await handle.describe()
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise NotFound(f"workflow instance {instance_id} does not exist") from e
-        raise
-    tstatus = desc.status.name if desc.status else "UNKNOWN"
+    desc, tstatus = await described(handle, "workflow instance")
     final = await final_status(client, instance_id, desc.status, desc.run_id)
     if final is not None:
         return final, tstatus

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from core.contracts import Updates
-from core.contracts.semaphore import task_group_key
+from core.contracts.task_group import task_group_key
 
 from .context import Services
 

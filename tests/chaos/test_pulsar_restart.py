@@ -29,11 +29,12 @@ import pytest
 from storage.outbox import Outbox
 from tests.chaos.conftest import (
     ChaosStack,
+    a_fifth_done,
+    assert_all_succeeded,
     final_states,
-    finished_lines,
-    five_task_export,
     hard_limit,
-    start_burst,
+    start_with_burst,
+    successes,
     wait_until,
 )
 from tests.pulsar_broker import CLIENT_LOG, Broker, start_broker
@@ -102,14 +103,10 @@ async def _scenario(stack: ChaosStack, broker: Broker, tmp_path: Path, sig: sign
     stack.env.update(PORPOISE_EVENTS_ENABLED="true", PORPOISE_PULSAR_URL=broker.url, PORPOISE_EVENTS_TOPIC=topic)
     outbox = Outbox(stack.settings.resolved_database_url)
     marks = tmp_path / "finished.txt"
-    stack.start_server()
-    stack.start_worker()
-    began = time.monotonic()
-    async with stack.api() as api:
-        ids = await start_burst(api, five_task_export("chaos-pulsar", marks, TASK_SECONDS), RUNS)
+    ids, began = await start_with_burst(stack, "chaos-pulsar", marks, TASK_SECONDS, RUNS)
     total = RUNS * 5
     # Kill when a fifth of the tasks are done: events are being recorded and published then.
-    await wait_until(lambda: sum(finished_lines(marks).values()) >= total // 5, 120, "a fifth of the tasks")
+    await a_fifth_done(marks, total)
     published_before = outbox.last_id() - pending_count(outbox)
     pid = broker.pid()
     killed = time.monotonic()
@@ -159,7 +156,7 @@ async def _scenario(stack: ChaosStack, broker: Broker, tmp_path: Path, sig: sign
     printed = [json.loads(line)["event_id"] for line in out.decode().splitlines()]
     figures = {
         "signal": sig.name, "sigkill_after_30s": forced, "runs": RUNS, "tasks": total,
-        "success": sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS"),
+        "success": successes(states),
         "events_in_outbox": len(committed),
         "published_before_kill": published_before,
         "recorded_while_broker_down": recorded_while_down,
@@ -176,8 +173,7 @@ async def _scenario(stack: ChaosStack, broker: Broker, tmp_path: Path, sig: sign
     }
     print(f"CHAOS pulsar-restart {sig.name}", json.dumps(figures))
     (tmp_path.parent / f"chaos-pulsar-restart-{sig.name}.json").write_text(json.dumps(figures))
-    bad = {i: (s.state.name if s else None) for i, s in states.items() if s is None or s.state.name != "SUCCESS"}
-    assert not bad, f"{len(bad)} runs did not succeed: {list(bad.items())[:5]}"
+    assert_all_succeeded(states)
     assert published_before > 0 and recorded_while_down > 0, f"the kill was not mid-flow: {figures}"
     assert len(committed) >= RUNS * 18, figures  # 18 events per 5-task run (docs/events/README.md)
     assert figures["events_lost"] == 0, f"lost: {sorted(set(committed) - set(counts))[:5]}"

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from tests.chaos.conftest import (
     ChaosStack,
+    a_fifth_done,
+    assert_all_succeeded,
     final_states,
     finished_lines,
     five_task_export,
     hard_limit,
     start_burst,
-    wait_until,
+    successes,
 )
 
 RUNS = 80
@@ -36,7 +38,7 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     async with stack.api() as api:
         ids = await start_burst(api, five_task_export("chaos-restart", marks, TASK_SECONDS), RUNS)
         total = RUNS * 5
-        await wait_until(lambda: sum(finished_lines(marks).values()) >= total // 5, 120, "a fifth of the tasks")
+        await a_fifth_done(marks, total)
         stack.stop_server()  # SIGTERM, as an operator's restart does
         stopped = time.monotonic()
         r = await api.get(f"/runs/{ids[0]}")  # meanwhile the API says "later", not 500
@@ -49,7 +51,7 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     lines = finished_lines(marks)
     worker_log = (tmp_path / "worker.log").read_text(errors="replace")
     figures = {"runs": RUNS, "tasks": total, "server_down_seconds": round(down, 1),
-               "success": sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS"),
+               "success": successes(states),
                "tasks_finished": sum(lines.values()),
                "tasks_finished_twice": sum(1 for n in lines.values() if n > 1),
                "completions_dropped": worker_log.count("Network error while completing activity"),
@@ -57,8 +59,7 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
                "api_while_down": [api_status, retry_after], "seconds_total": round(time.monotonic() - began, 1)}
     print("CHAOS temporal-restart", json.dumps(figures))
     (tmp_path.parent / "chaos-temporal-restart.json").write_text(json.dumps(figures))
-    bad = {i: (s.state.name if s else None) for i, s in states.items() if s is None or s.state.name != "SUCCESS"}
-    assert not bad, f"{len(bad)} runs did not succeed: {list(bad.items())[:5]}"
+    assert_all_succeeded(states)
     assert api_status == 503 and retry_after, "the API must answer 503 with Retry-After while Temporal is down"
     # Completions sdk-core dropped during the outage came back as lost workers, and their results
     # from the process records: no task ran twice (core/temporal.py).

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from tests.chaos.conftest import (
     ChaosStack,
+    a_fifth_done,
+    assert_all_succeeded,
     final_states,
     finished_lines,
-    five_task_export,
     hard_limit,
-    start_burst,
-    wait_until,
+    start_with_burst,
+    successes,
 )
 
 RUNS = 150
@@ -29,14 +30,10 @@ async def test_worker_kill_9_mid_burst(stack: ChaosStack, tmp_path: Path) -> Non
 
 async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     marks = tmp_path / "finished.txt"
-    stack.start_server()
-    stack.start_worker()
-    began = time.monotonic()
-    async with stack.api() as api:
-        ids = await start_burst(api, five_task_export("chaos-kill", marks, TASK_SECONDS), RUNS)
+    ids, began = await start_with_burst(stack, "chaos-kill", marks, TASK_SECONDS, RUNS)
     total = RUNS * 5
     # Kill when a fifth of the tasks are done: a full set of tasks is running then.
-    await wait_until(lambda: sum(finished_lines(marks).values()) >= total // 5, 120, "a fifth of the tasks")
+    await a_fifth_done(marks, total)
     running = len(list((tmp_path / "logs").rglob("*.out")))  # raw output files of live attempts
     stack.kill_worker()
     killed_at = time.monotonic()
@@ -54,15 +51,14 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     rerun = sum("running the task again" in p.read_text(errors="replace") for p in logs)
     never_started = sum("before that attempt started its process" in p.read_text(errors="replace") for p in logs)
     figures = {"runs": RUNS, "tasks": total, "running_at_kill": running,
-               "success": sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS"),
+               "success": successes(states),
                "tasks_finished": sum(lines.values()), "tasks_finished_twice": len(twice),
                "reattached_live": reattached, "took_recorded_exit": ended_meanwhile, "ran_again": rerun,
                "lost_before_start": never_started,
                "seconds_total": round(elapsed, 1), "seconds_after_kill": round(time.monotonic() - killed_at, 1)}
     print("CHAOS worker-kill", json.dumps(figures))
     (tmp_path.parent / "chaos-worker-kill.json").write_text(json.dumps(figures))
-    bad = {i: (s.state.name if s else None) for i, s in states.items() if s is None or s.state.name != "SUCCESS"}
-    assert not bad, f"{len(bad)} runs did not succeed: {list(bad.items())[:5]}"
+    assert_all_succeeded(states)
     assert not twice, f"tasks that ran to the end twice: {list(twice)[:5]}"
     assert sum(lines.values()) == total
     assert reattached + ended_meanwhile > 0, "the kill hit no running task: the test proved nothing"

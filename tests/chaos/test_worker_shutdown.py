@@ -13,9 +13,9 @@ from tests.chaos.conftest import (
     ChaosStack,
     final_states,
     finished_lines,
-    five_task_export,
     hard_limit,
-    start_burst,
+    start_with_burst,
+    successes,
     wait_until,
 )
 
@@ -30,11 +30,7 @@ async def test_worker_sigterm_mid_burst(stack: ChaosStack, tmp_path: Path) -> No
 
 async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     marks = tmp_path / "finished.txt"
-    stack.start_server()
-    stack.start_worker()
-    began = time.monotonic()
-    async with stack.api() as api:
-        ids = await start_burst(api, five_task_export("chaos-sigterm", marks, TASK_SECONDS), RUNS)
+    ids, began = await start_with_burst(stack, "chaos-sigterm", marks, TASK_SECONDS, RUNS)
     logs = tmp_path / "logs"
     await wait_until(lambda: len(list(logs.rglob("*.out"))) >= RUNS // 2 if logs.exists() else False, 120,
                      "tasks running")
@@ -45,7 +41,7 @@ async def _scenario(stack: ChaosStack, tmp_path: Path) -> None:
     states = await final_states(await stack.client(), ids)
     lines = finished_lines(marks)
     texts = [p.read_text(errors="replace") for p in logs.rglob("*.log")]
-    figures = {"runs": RUNS, "success": sum(1 for s in states.values() if s is not None and s.state.name == "SUCCESS"),
+    figures = {"runs": RUNS, "success": successes(states),
                "tasks_finished": sum(lines.values()), "tasks_finished_twice": sum(1 for n in lines.values() if n > 1),
                "left_running_at_shutdown": sum("keeps running" in t for t in texts),
                "reattached": sum("re-attached to pid" in t for t in texts),

@@ -14,108 +14,43 @@ Every test has a hard time limit; teardown kills every process it started, task 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
-from activities.process import read_record
-from api.app import create_app
-from api.devserver import devserver_command, wait_for_port
-from core.settings import Settings
 from core.temporal import connect
+from tests.process_stack import ProcessStack
 
 LIMIT = 150.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class GroupStack:
+class GroupStack(ProcessStack):
     """A dev server and named worker processes on one data directory (real processes)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        port = _free_port()
-        self.port = port
-        self.settings = Settings(data_dir=root, temporal_address=f"127.0.0.1:{port}",
-                                 task_queue=f"wg-{uuid.uuid4().hex[:6]}", database_url=f"sqlite:///{root / 'p.db'}",
-                                 temporal_retry_seconds=120, allowed_hosts=["porpoise"])
-        self.env = dict(os.environ, PORPOISE_DATA_DIR=str(root),
-                        PORPOISE_TEMPORAL_ADDRESS=self.settings.temporal_address,
-                        PORPOISE_TASK_QUEUE=self.settings.task_queue, PORPOISE_DATABASE_URL=self.settings.database_url,
-                        PORPOISE_TEMPORAL_RETRY_SECONDS="120", PORPOISE_EVENTS_ENABLED="false")
-        self.procs: list[subprocess.Popen[bytes]] = []
+        super().__init__(root, queue_prefix="wg", temporal_retry_seconds=120)
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.root / f"{name}.log").open("ab")  # a file, never an undrained pipe
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def start_server(self) -> None:
-        self._spawn("server", devserver_command(db_file=self.root / "temporal.db", port=self.port, headless=True,
-                                                log_level="error"), self.env)
-        wait_for_port("127.0.0.1", self.port, 60)
 
     def start_worker(self, mark: str, *args: str) -> None:
         """``porpoise worker ARGS`` whose tasks see ``WG_MARK=mark`` in their environment."""
-        env = dict(self.env, WG_MARK=mark)
-        self.workers[mark] = self._spawn(f"worker-{mark}", [sys.executable, "-m", "api", "worker", *args], env)
+        self.workers[mark] = self._spawn_worker(f"worker-{mark}", *args, env=dict(self.env, WG_MARK=mark))
 
     def kill_worker(self, mark: str) -> None:
         proc = self.workers[mark]
         proc.kill()  # the worker process alone, as a crash would; its task processes live on
         proc.wait(30)
 
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                proc.wait(10)
-        logs = self.root / "logs"
-        for record in logs.rglob("*.proc") if logs.exists() else ():
-            rec = read_record(record)
-            if rec is not None and rec.pgid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(rec.pgid, signal.SIGKILL)
-        for p in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if any(str(self.root) in part for part in p.info["cmdline"] or []):
-                    p.kill()
-
-    @contextlib.asynccontextmanager
-    async def api(self) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(self.settings)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://porpoise", timeout=60) as c:
-            yield c
-
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[GroupStack]:
-    s = GroupStack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.cleanup()
+    yield from GroupStack.for_test(tmp_path)
 
 
 def export(name: str, marks: Path, tasks: list[tuple[str, str, float]]) -> list[dict[str, Any]]:

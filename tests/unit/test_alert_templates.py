@@ -241,7 +241,7 @@ def test_when_alerts_are_due(kind: AlertKind, warning: WarningType, state: Workf
 
 
 def test_render_processes_get_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    from activities.alerts.templates import _child_env
+    from activities.alerts.templates.render_pool import _child_env
 
     monkeypatch.setenv("PORPOISE_SECRET_KEY", "k")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@h/db")
@@ -270,3 +270,21 @@ def test_compact_status_keeps_failed_nodes_and_counts_the_rest() -> None:
     assert ctx["counts"] == counts and ctx["nodes_omitted"] == 950 and len(ctx["failed_tasks"]) == 1
     html = render_messages([MessageSpec("h", "html")], "WORKFLOW_END", ctx)["h"].body
     assert "All tasks (1000)" in html and "… and 950 more (FAILURE 1, SUCCESS 999)" in html
+
+
+def test_default_templates_are_files_that_the_package_data_ships() -> None:
+    """The defaults are .j2 files read at run time: each one exists, and pyproject ships every one of them
+    (a wheel or a fresh install without them would have no default message)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from activities.alerts import templates
+
+    folder = Path(templates.__file__).parent / "default_templates"
+    files = sorted(p.name for p in folder.glob("*.j2"))
+    assert len(files) == 8  # a subject per kind, html, and markdown/text per workflow end and task alerts
+    assert all(templates.default_template(k, f, part) for k in KINDS for f in FORMATS for part in ("subject", "body"))
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["activities.alerts.templates"]
+    assert all(any(fnmatch.fnmatch(f"default_templates/{name}", p) for p in patterns) for name in files)

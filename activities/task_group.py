@@ -1,4 +1,4 @@
-"""The two activities behind :mod:`workflows.semaphore`: creating a semaphore on first use, and
+"""The two activities behind :mod:`workflows.task_group`: creating a semaphore on first use, and
 telling which holders ended without releasing.
 
 Both are ``async def`` and use the worker's own client (``activity.client()``), so they need no
@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.contracts.semaphore import (
+from core.contracts.task_group import (
     ACTIVITY_DEAD_HOLDERS,
     ACTIVITY_SIGNAL_WITH_START,
     SIGNAL_ACQUIRE,

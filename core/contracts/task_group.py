@@ -1,5 +1,5 @@
-"""The task-group (semaphore) contract: what requesters, :class:`~workflows.semaphore.SemaphoreWorkflow`
-and its activities exchange (docs: the protocol in :mod:`workflows.semaphore`).
+"""The task-group (semaphore) contract: what requesters, :class:`~workflows.task_group.SemaphoreWorkflow`
+and its activities exchange (docs: the protocol in :mod:`workflows.task_group`).
 
 Plain dataclasses, serialised by temporalio's data converter; their field names are in running
 histories, so fields may be added with defaults but never renamed or removed.

@@ -71,7 +71,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from core.contracts.semaphore import (  # the contract; re-exported for requesters
+    from core.contracts.task_group import (  # the contract; re-exported for requesters
         ACTIVITY_DEAD_HOLDERS,
         ACTIVITY_SIGNAL_WITH_START,
         SIGNAL_ACQUIRE,
@@ -375,7 +375,7 @@ class SemaphoreClient:
 
     and, for SERIAL_PRIORITY, a ``stop_signal`` handler (DsWorkflow has one). The host's worker must
     register :class:`SemaphoreWorkflow` on the semaphores' task queue (by default the host's) and the
-    activities ``semaphore_signal_with_start`` and ``semaphore_dead_holders`` (activities.semaphore).
+    activities ``semaphore_signal_with_start`` and ``semaphore_dead_holders`` (activities.task_group).
 
     A permit is named by ``(key, tag)``: the tag tells apart several permits of one workflow on one
     semaphore (a task code for task groups); the default tag "" fits the one-per-run serial permit.

@@ -1,4 +1,4 @@
-"""The durable semaphore (workflows/semaphore.py) on the real dev server.
+"""The durable semaphore (workflows/task_group.py) on the real dev server.
 
 Each test runs its own Worker on its own task queue with SemaphoreWorkflow, the two semaphore
 activities and `Holder`, a test-only host workflow wired the way DsWorkflow is meant to be: it
@@ -21,8 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
     from temporalio.worker import Replayer, Worker
 
-    from activities.semaphore import semaphore_dead_holders, semaphore_signal_with_start
-    from workflows.semaphore import (
+    from activities.task_group import semaphore_dead_holders, semaphore_signal_with_start
+    from workflows.task_group import (
         SIGNAL_GRANTED,
         SemaphoreClient,
         SemaphoreGrant,
