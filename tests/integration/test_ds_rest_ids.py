@@ -53,7 +53,7 @@ def test_ids_are_durable_and_given_once(url: str) -> None:
         rerun = ids.task_instance_id(wid, 2, 42, 1)
         assert len({task, retry, rerun}) == 3
         name = f"proj-{uuid.uuid4().hex[:8]}"
-        project = ids.create_project(name, "d", "u")
+        project = ids.create_project(name, "d", 0)
         with pytest.raises(NameTaken):
             ids.create_project(name)
         ids.set_definition_meta(123456789012, release_state="ONLINE", locations="[]")
@@ -77,7 +77,8 @@ def test_ids_are_durable_and_given_once(url: str) -> None:
 
 def test_projects_of_a_database_from_before_revision_0002_are_kept(url: str) -> None:
     """The DS REST build before migrations made ``ds_project`` with ``create_all``; 0002 moves its rows
-    to ``ds_project_registry`` and new projects get new ids after them."""
+    to ``ds_project_registry``, 0004 into Porpoise's one project registry (``porpoise_projects``), and
+    new projects get new ids after them."""
     old = create_engine(url)
     try:
         with old.begin() as c:
@@ -96,6 +97,8 @@ def test_projects_of_a_database_from_before_revision_0002_are_kept(url: str) -> 
         new = ids.create_project(f"new-{uuid.uuid4().hex[:6]}")
         assert new.id > 5
         with ids.engine.connect() as c:
-            assert "ds_project" not in set(inspect(c).get_table_names())
+            tables = set(inspect(c).get_table_names())
+            assert "ds_project" not in tables and "ds_project_registry" not in tables
+            assert c.execute(text("SELECT name FROM porpoise_projects WHERE code = 1234567890123")).scalar() == "old"
     finally:
         ids.engine.dispose()
