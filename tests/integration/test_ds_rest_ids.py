@@ -102,3 +102,42 @@ def test_projects_of_a_database_from_before_revision_0002_are_kept(url: str) -> 
             assert c.execute(text("SELECT name FROM porpoise_projects WHERE code = 1234567890123")).scalar() == "old"
     finally:
         ids.engine.dispose()
+
+
+def test_revision_0004_merges_ds_projects_into_porpoise_projects_and_back(url: str) -> None:
+    """A DS project whose code Porpoise knew keeps Porpoise's owner and gains DS's id and description;
+    downgrading gives ``ds_project_registry`` back from the projects that have a DS id."""
+    from alembic import command
+
+    from storage.migrate import config, upgrade
+
+    engine = open_engine(url)
+    try:
+        upgrade(engine, "0003_security")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO porpoise_users (id, name, is_admin, created_at) "
+                           "VALUES (7, 'owner7', false, '2024-01-01 00:00:00')"))
+            c.execute(text("INSERT INTO porpoise_projects (code, name, owner_id, created_at) "
+                           "VALUES (4444444444444, '', 7, '2024-01-01 00:00:00')"))
+            c.execute(text("INSERT INTO ds_project_registry (id, code, name, description, user_name, created_at, "
+                           "updated_at) VALUES (3, 4444444444444, 'both', 'from ds', 'someone-else', "
+                           "'2024-01-01 00:00:00', '2024-01-03 00:00:00')"))
+        upgrade(engine)
+        ids = DsIds(engine)
+        merged = ids.project(4444444444444)
+        assert merged is not None
+        assert (merged.id, merged.name, merged.description, merged.owner_id, merged.user_name) == (
+            3, "both", "from ds", 7, "owner7")
+        made_later = ids.create_project(f"later-{uuid.uuid4().hex[:6]}", "", 7)  # given DS id 4: downgraded too
+        cfg = config()
+        with engine.begin() as c:
+            cfg.attributes["connection"] = c
+            command.downgrade(cfg, "0003_security")
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT id, code, name, description, user_name FROM ds_project_registry "
+                                  "ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [(3, 4444444444444, "both", "from ds", "owner7"),
+                                                (made_later.id, made_later.code, made_later.name, "", "owner7")]
+            assert "ds_id" not in {col["name"] for col in inspect(c).get_columns("porpoise_projects")}
+    finally:
+        engine.dispose()
