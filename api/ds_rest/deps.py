@@ -21,13 +21,15 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.security import Principal, SecurityStore
 
-from ..auth import require_admin, require_project
+from ..auth import require_admin, require_datasource, require_project
 from ..problems import ProblemError
 from .envelope import DsError
 from .params import Params
 from .status import Status
 
-__all__ = ["ADMIN_ONLY", "ParamsDep", "Principal", "PrincipalDep", "check_token", "ds_principal", "project_perm"]
+# The native checks the DS routers call directly (a refusal, ProblemError 403, is answered 30001 by DsRoute).
+__all__ = ["ADMIN_ONLY", "ParamsDep", "Principal", "PrincipalDep", "check_token", "ds_principal", "project_perm",
+           "require_datasource"]
 
 
 def check_token(store: SecurityStore, token: str) -> Principal | None:

@@ -14,9 +14,8 @@ from fastapi import Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ...auth import require_datasource
 from ..common import PorpoiseDep, ds_router
-from ..deps import ParamsDep, Principal, PrincipalDep
+from ..deps import ParamsDep, Principal, PrincipalDep, require_datasource
 from ..envelope import DsError, ds_error, ds_time, ok, page, paged
 from ..params import paging, path_int
 from ..porpoise import (
