@@ -366,8 +366,9 @@ async def _definition_of(ctx: Services, run_input: RunInput) -> WorkflowDefiniti
     return await load(ctx, run_input.definition_code, run_input.definition_version)
 
 
-async def _original_input(client: Client, instance_id: str) -> RunInput:
-    """The latest run's RunInput, read back from its first history event."""
+async def original_input(client: Client, instance_id: str) -> RunInput:
+    """The latest run's RunInput (command, warning settings, priority, start params), read back from its
+    first history event and decrypted; rerun and recover start from it, and the DS REST API shows it."""
     handle = _handle(client, instance_id)
     async for event in handle.fetch_history_events():
         attrs = event.workflow_execution_started_event_attributes
@@ -407,7 +408,7 @@ async def recover(ctx: Services, instance_id: str) -> dict[str, Any]:
         raise Conflict(f"{instance_id} is still {status.state.value}", title="Cannot recover")
     if status.state not in (WorkflowState.FAILURE, WorkflowState.PAUSE, WorkflowState.STOP):
         raise Conflict(f"{instance_id} ended {status.state.value}; use rerun", title="Cannot recover")
-    old = await _original_input(client, instance_id)
+    old = await original_input(client, instance_id)
     forced = await run_in_threadpool(store.forced_success, instance_id)
     nodes = [n.model_copy(update={"state": TaskState.FORCED_SUCCESS}) if n.code in forced else n
              for n in status.nodes]
@@ -425,7 +426,7 @@ async def rerun(ctx: Services, instance_id: str) -> dict[str, Any]:
     status, tstatus = await instance_status(client, instance_id)
     if tstatus == "RUNNING":
         raise Conflict(f"{instance_id} is still {status.state.value}", title="Cannot rerun")
-    old = await _original_input(client, instance_id)
+    old = await original_input(client, instance_id)
     run_input = old.model_copy(update={"prior_nodes": [], "run_times": old.run_times + 1,
                                        "command_type": "REPEAT_RUNNING", "carried": None})
     created = await launch(client, settings, run_input, await _definition_of(ctx, run_input))

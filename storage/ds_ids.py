@@ -4,11 +4,12 @@ DolphinScheduler clients address workflow instances and task instances by intege
 long code, schedules and definitions also by integer id. Porpoise's instances are Temporal workflow
 ids (``ds-<code>-<time>-<random>``) and its task instances are (workflow id, run, task code, attempt).
 This module keeps the mapping both ways, plus the few DS fields Porpoise has no other place for yet:
-a definition's release state and canvas locations, and DS's project registry
-(:class:`DsProjectRegistryRow`, table ``ds_project_registry``: the projects DS clients create; to be
-unified with Porpoise's own projects when the security work brings them).
+a definition's release state and canvas locations. DS's projects are Porpoise's projects
+(:class:`storage.security.ProjectRow`, table ``porpoise_projects``): the project methods here read and
+write that one registry, so a project a DS client creates is the one tokens (``--project CODE``) and
+Porpoise's routes know, owned by its creator.
 
-The tables are Porpoise's (:class:`storage.db.Base`), created by migration 0002.
+The tables are Porpoise's (:class:`storage.db.Base`), created by migrations 0002 and 0004.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, engine_for, ensure_schema
+from .db import Base, engine_for, ensure_schema, next_id
 from .definitions import DefinitionRow, DefinitionVersionRow
+from .security import ProjectRow, ProjectUserRow, UserRow
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
 
@@ -68,22 +70,10 @@ class DefinitionMetaRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class DsProjectRegistryRow(Base):
-    """DS's project registry (``t_ds_project``): id, code, name, description, owner. Only the DS REST
-    API reads and writes it; Porpoise's own routes know a project by the code definitions carry."""
-
-    __tablename__ = "ds_project_registry"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    code: Mapped[int] = mapped_column(BigInteger, unique=True, index=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    user_name: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
 @dataclass(frozen=True)
 class Project:
+    """A project as DS shows it (``t_ds_project``), read from the one project registry."""
+
     id: int
     code: int
     name: str
@@ -91,11 +81,13 @@ class Project:
     user_name: str
     created_at: datetime
     updated_at: datetime
+    owner_id: int = 0
 
     @classmethod
-    def of(cls, r: DsProjectRegistryRow) -> Project:
-        return cls(r.id, r.code, r.name, r.description or "", r.user_name or "", _utc(r.created_at),
-                   _utc(r.updated_at))
+    def of(cls, r: ProjectRow, owner: str = "") -> Project:
+        created = _utc(r.created_at)
+        return cls(int(r.ds_id or 0), r.code, r.name or "", r.description or "", owner, created,
+                   _utc(r.updated_at) if r.updated_at is not None else created, r.owner_id)
 
 
 @dataclass(frozen=True)
@@ -264,65 +256,91 @@ class DsIds:
             s.execute(delete(DefinitionRow).where(DefinitionRow.code == code))
             s.execute(delete(DefinitionMetaRow).where(DefinitionMetaRow.code == code))
 
-    # -- projects ----------------------------------------------------------------------------------
+    # -- projects (the one registry: storage.security.ProjectRow) -----------------------------------
 
-    def create_project(self, name: str, description: str = "", user_name: str = "") -> Project:
+    @staticmethod
+    def _owner(s: Session, r: ProjectRow) -> str:
+        u = s.get(UserRow, r.owner_id) if r.owner_id else None
+        return u.name if u is not None else ""
+
+    def _with_ds_id(self, code: int) -> None:
+        """Give a project made elsewhere (a token's ``--project``, Porpoise's ``/projects``) its DS id."""
+        for _ in range(5):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    r = s.get(ProjectRow, code)
+                    if r is None or r.ds_id is not None:
+                        return
+                    r.ds_id = next_id(s, ProjectRow.ds_id)  # type: ignore[arg-type]
+                    return
+            except IntegrityError:  # a concurrent first sight took that id: take the next
+                continue
+
+    def create_project(self, name: str, description: str = "", owner_id: int = 0) -> Project:
+        """A new project (code, DS id) owned by user ``owner_id``; NameTaken when the name is in use."""
         now = datetime.now(UTC)
-        try:
-            with Session(self.engine) as s, s.begin():
-                taken = select(DsProjectRegistryRow.id).where(DsProjectRegistryRow.name == name)
-                if s.scalars(taken).first() is not None:
-                    raise NameTaken(name)
-                r = DsProjectRegistryRow(code=new_code(), name=name, description=description, user_name=user_name,
-                               created_at=now, updated_at=now)
-                s.add(r)
-                s.flush()
-                return Project.of(r)
-        except IntegrityError:
-            raise NameTaken(name) from None
+        for _ in range(5):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    if s.scalars(select(ProjectRow.code).where(ProjectRow.name == name)).first() is not None:
+                        raise NameTaken(name)
+                    r = ProjectRow(code=new_code(), name=name, description=description, owner_id=owner_id,
+                                   created_at=now, updated_at=now, ds_id=next_id(s, ProjectRow.ds_id))  # type: ignore[arg-type]
+                    s.add(r)
+                    s.flush()
+                    return Project.of(r, self._owner(s, r))
+            except IntegrityError:  # a concurrent create took that DS id: try again
+                continue
+        raise NameTaken(name)
 
     def project(self, code: int) -> Project | None:
+        self._with_ds_id(code)
         with Session(self.engine) as s:
-            r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
-            return Project.of(r) if r else None
+            r = s.get(ProjectRow, code)
+            return Project.of(r, self._owner(s, r)) if r else None
 
     def update_project(self, code: int, name: str, description: str | None) -> Project | None:
-        try:
-            with Session(self.engine) as s, s.begin():
-                r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
-                if r is None:
-                    return None
-                other = s.scalars(select(DsProjectRegistryRow.id).where(
-                    DsProjectRegistryRow.name == name, DsProjectRegistryRow.code != code)).first()
-                if other is not None:
-                    raise NameTaken(name)
-                r.name = name
-                if description is not None:
-                    r.description = description
-                r.updated_at = datetime.now(UTC)
-                s.flush()
-                return Project.of(r)
-        except IntegrityError:
-            raise NameTaken(name) from None
+        with Session(self.engine) as s, s.begin():
+            r = s.get(ProjectRow, code)
+            if r is None:
+                return None
+            other = s.scalars(select(ProjectRow.code).where(ProjectRow.name == name, ProjectRow.code != code)).first()
+            if other is not None:
+                raise NameTaken(name)
+            r.name = name
+            if description is not None:
+                r.description = description
+            r.updated_at = datetime.now(UTC)
+            s.flush()
+            return Project.of(r, self._owner(s, r))
 
     def delete_project(self, code: int) -> bool:
+        """Delete the project and its authorizations."""
         with Session(self.engine) as s, s.begin():
-            r = s.scalars(select(DsProjectRegistryRow).where(DsProjectRegistryRow.code == code)).first()
+            r = s.get(ProjectRow, code)
             if r is None:
                 return False
+            s.execute(delete(ProjectUserRow).where(ProjectUserRow.project_code == code))
             s.delete(r)
             return True
 
-    def projects(self, search: str | None = None, offset: int = 0,
-                 limit: int | None = None) -> tuple[builtins.list[Project], int]:
-        """Projects, newest first, whose name contains ``search``; and how many match in all."""
-        q = select(DsProjectRegistryRow)
-        c = select(func.count()).select_from(DsProjectRegistryRow)
+    def projects(self, search: str | None = None, offset: int = 0, limit: int | None = None,
+                 only: frozenset[int] | None = None) -> tuple[builtins.list[Project], int]:
+        """Projects, newest first, whose name contains ``search`` (and whose code is in ``only``, when
+        given: a general user's projects); and how many match in all."""
+        where = []
         if search:
-            like = f"%{search}%"
-            q, c = q.where(DsProjectRegistryRow.name.like(like)), c.where(DsProjectRegistryRow.name.like(like))
-        q = q.order_by(DsProjectRegistryRow.created_at.desc(), DsProjectRegistryRow.id.desc()).offset(offset)
+            where.append(ProjectRow.name.like(f"%{search}%"))
+        if only is not None:
+            where.append(ProjectRow.code.in_(sorted(only)) if only else ProjectRow.code.is_(None))
+        q = select(ProjectRow).where(*where)
+        c = select(func.count()).select_from(ProjectRow).where(*where)
+        q = q.order_by(ProjectRow.created_at.desc(), ProjectRow.code.desc()).offset(offset)
         if limit is not None:
             q = q.limit(limit)
         with Session(self.engine) as s:
-            return [Project.of(r) for r in s.scalars(q)], int(s.scalar(c) or 0)
+            codes = [r.code for r in s.scalars(q) if r.ds_id is None]
+        for code in codes:
+            self._with_ds_id(code)
+        with Session(self.engine) as s:
+            return [Project.of(r, self._owner(s, r)) for r in s.scalars(q)], int(s.scalar(c) or 0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, delete, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -36,11 +36,18 @@ class UserRow(Base):
 
 
 class ProjectRow(Base):
+    """The one project registry: Porpoise's tokens and routes and DS's ``/projects`` (``t_ds_project``:
+    its integer ``id`` is ``ds_id``, given on first sight; ``description`` and ``updated_at`` are DS's
+    fields). Columns after ``created_at`` came with migration 0005_ds_projects_unified."""
+
     __tablename__ = "porpoise_projects"
     code: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(255), default="")
     owner_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ds_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True, index=True)
 
 
 class ProjectUserRow(Base):

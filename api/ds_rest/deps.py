@@ -4,45 +4,56 @@ The caller is found by ONE dependency, :func:`ds_caller`: a Porpoise access toke
 header (:func:`check_token`, ``storage/security.py``, the same check as ``api/auth.py``) or, without
 one, a DS login session (:func:`check_session`). No token, or a refused one, answers as
 DS's ``LoginHandlerInterceptor`` does: HTTP 401 (with DS's envelope as the body, where DS sends none,
-so a client that parses the body still gets a code). These routes do not check projects or datasource
-grants yet, so they serve administrators only: a general user's token is refused (403,
-USER_NO_OPERATION_PERM) rather than let through to other projects.
+so a client that parses the body still gets a code).
+
+Permissions are the native API's (``api/auth.py``: ``require_project``, ``require_datasource``,
+``require_admin``, ...), called from here and the DS routers and answered in DS's words: a project
+the caller may not use is ``USER_NO_OPERATION_PROJECT_PERM`` (30002), anything else refused is
+``USER_NO_OPERATION_PERM`` (30001), HTTP 200 as DS's ``ApiExceptionHandler`` answers both. Every
+route with a ``{projectCode}`` in its path checks it here, before the route runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from storage.login import LoginStore
-from storage.security import SecurityStore
+from storage.security import Principal, SecurityStore
 
+from ..auth import require_admin, require_datasource, require_project
+from ..problems import ProblemError
 from .envelope import DsError
 from .params import Params
 from .status import Status
 
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: int
-    user_name: str
-    is_admin: bool = False
+# The native checks the DS routers call directly (a refusal, ProblemError 403, is answered 30001 by DsRoute).
+__all__ = ["ADMIN_ONLY", "ParamsDep", "Principal", "PrincipalDep", "check_token", "ds_principal", "project_perm",
+           "require_datasource"]
 
 
 def check_token(store: SecurityStore, token: str) -> Principal | None:
     """The caller a DS ``token`` belongs to, or None (unknown, revoked or expired)."""
-    found = store.principal(token.strip()) if token.strip() else None
-    return Principal(user_id=found.user_id, user_name=found.name, is_admin=found.is_admin) if found else None
+    return store.principal(token.strip()) if token.strip() else None
+
+
+def project_perm(principal: Principal, code: int) -> None:
+    """DS's 30002 unless the caller may use project ``code`` (``api.auth.require_project`` decides).
+    Project 0 ("no project") is refused to general users here: DS routes address one project."""
+    try:
+        if not principal.is_admin and not code:
+            raise ProblemError(403, "Forbidden", "project 0")
+        require_project(principal, code)
+    except ProblemError as e:
+        raise DsError(Status.USER_NO_OPERATION_PROJECT_PERM, principal.name, code) from e
 
 
 def check_session(store: SecurityStore, session_id: str) -> Principal | None:
     """The caller of a DS login session (``POST /login``, storage/login.py), or None (unknown, ended, expired)."""
     user_id = LoginStore(store.engine).session_user(session_id.strip())
-    found = store.principal_of_user(user_id) if user_id is not None else None
-    return Principal(user_id=found.user_id, user_name=found.name, is_admin=found.is_admin) if found else None
+    return store.principal_of_user(user_id) if user_id is not None else None
 
 
 async def ds_caller(request: Request) -> Principal:
@@ -61,9 +72,17 @@ async def ds_caller(request: Request) -> Principal:
 
 
 async def ds_principal(request: Request) -> Principal:
+    """The caller (:func:`ds_caller`), checked against the ``{projectCode}`` of the path if it has one."""
     principal = await ds_caller(request)
-    if not principal.is_admin:  # no project or datasource checks here yet (see above)
-        raise DsError(Status.USER_NO_OPERATION_PERM, http_status=403)
+    request.state.principal = principal
+    code = request.path_params.get("projectCode")
+    if code is not None:
+        try:
+            number = int(code)  # as params.path_int reads it
+        except ValueError:
+            number = None  # the route answers a malformed code (REQUEST_PARAMS_NOT_VALID_ERROR)
+        if number is not None:
+            project_perm(principal, number)
     return principal
 
 
@@ -74,3 +93,14 @@ async def ds_params(request: Request) -> Params:
 PrincipalDep = Annotated[Principal, Depends(ds_principal)]
 CallerDep = Annotated[Principal, Depends(ds_caller)]  # any signed-in user: routes that check rights themselves
 ParamsDep = Annotated[Params, Depends(ds_params)]
+
+
+async def ds_admin_only(principal: PrincipalDep) -> None:
+    """``api.auth.require_admin`` for a DS route (``dependencies=[ADMIN_ONLY]``): DS's 30001 otherwise."""
+    try:
+        require_admin(principal)
+    except ProblemError as e:
+        raise DsError(Status.USER_NO_OPERATION_PERM) from e
+
+
+ADMIN_ONLY = Depends(ds_admin_only)

@@ -12,13 +12,15 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from core.errors import DomainError, Unavailable
@@ -30,6 +32,52 @@ from .status import Status
 log = logging.getLogger(__name__)
 
 DS_TIME = "%Y-%m-%d %H:%M:%S"
+
+T = TypeVar("T")
+
+
+class DsResult(BaseModel, Generic[T]):
+    """DS's ``Result`` envelope, what every DS route answers (the OpenAPI schema of its 2xx answer;
+    the routes build it with :func:`result`)."""
+
+    model_config = ConfigDict(title="DsResult")
+    code: int = Field(description="DS Status code: 0 on success")
+    msg: str = Field(description="DS Status message (English)")
+    data: T | None = None
+    success: bool
+    failed: bool
+
+
+class DsPage(BaseModel, Generic[T]):
+    """DS ``PageInfo`` (:func:`page`)."""
+
+    totalList: list[T]  # noqa: N815 - DS's field names
+    total: int
+    totalPage: int  # noqa: N815
+    pageSize: int  # noqa: N815
+    currentPage: int  # noqa: N815
+    pageNo: int = Field(description="the row offset of the page, as DS's PageInfo")  # noqa: N815
+
+
+Row = dict[str, Any]
+PAGED = DsResult[DsPage[Row]]
+"""The answer of the paging list routes."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def answers(model: Any) -> Callable[[F], F]:
+    """Name a DS route's 2xx model (its OpenAPI schema), when not the plain envelope: put it under the
+    route decorator (``@router.get(...)`` then ``@answers(PAGED)``)."""
+
+    def mark(fn: F) -> F:
+        fn.ds_response_model = model  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+paged = answers(PAGED)
 
 
 class DsError(Exception):
@@ -84,7 +132,15 @@ def _problem_status(e: DomainError | ProblemError, fallback: Status) -> DsError:
 
 
 class DsRoute(APIRoute):
-    """Every exception of a DS route (its dependencies included) becomes a DS envelope."""
+    """Every exception of a DS route (its dependencies included) becomes a DS envelope, and every DS
+    route documents its 2xx answer: DS's envelope (:class:`DsResult`) unless it names its own model.
+    The routes return their responses themselves, so the model documents; it does not re-validate."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, response_model: Any = None,
+                 **kwargs: Any) -> None:
+        if response_model is None or isinstance(response_model, DefaultPlaceholder):
+            response_model = getattr(endpoint, "ds_response_model", DsResult[Any])
+        super().__init__(path, endpoint, response_model=response_model, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -95,7 +151,11 @@ class DsRoute(APIRoute):
                 return await handler(request)
             except DsError as e:
                 return error_response(e)
-            except (DomainError, ProblemError) as e:
+            except ProblemError as e:
+                if e.status in (401, 403):  # a native access check (api/auth.py) refused the caller
+                    return error_response(DsError(Status.USER_NO_OPERATION_PERM))
+                return error_response(_problem_status(e, fallback))
+            except DomainError as e:
                 return error_response(_problem_status(e, fallback))
             except DefinitionError as e:
                 what = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in e.problems[:20])

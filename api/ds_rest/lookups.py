@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from core.contracts import InstanceStatus, NodeStatus
 
 from . import views
+from .deps import Principal, project_perm
 from .envelope import DS_TIME, DsError
 from .porpoise import NotFound, Porpoise
 from .status import Status
@@ -30,7 +31,7 @@ async def instance(pp: Porpoise, project_code: int, ds_id: int) -> tuple[str, In
         st, tstatus = await pp.status(wid)
     except NotFound as e:
         raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id) from e
-    if project_code and st.project_code and st.project_code != project_code:
+    if project_code and st.project_code != project_code:  # the route's project was checked (deps.py)
         raise DsError(Status.PROCESS_INSTANCE_NOT_EXIST, ds_id)
     return wid, st, tstatus
 
@@ -55,7 +56,11 @@ async def task_rows(pp: Porpoise, st: InstanceStatus, instance_ds_id: int) -> li
     return out
 
 
-async def task(pp: Porpoise, task_instance_id: int) -> tuple[Any, InstanceStatus, NodeStatus]:
+async def task(pp: Porpoise, task_instance_id: int, who: Principal,
+               project_code: int | None = None) -> tuple[Any, InstanceStatus, NodeStatus]:
+    """The task instance, its workflow instance's status and its node. Its instance's project must be
+    ``project_code`` (the route's, checked in deps.py) when given; a route without one (``/log/detail``)
+    checks the instance's project against the caller here."""
     key = await run_in_threadpool(pp.ids.task_instance, task_instance_id)
     if key is None:
         raise DsError(Status.TASK_INSTANCE_NOT_FOUND)
@@ -63,6 +68,10 @@ async def task(pp: Porpoise, task_instance_id: int) -> tuple[Any, InstanceStatus
         st, _ = await pp.status(key.workflow_id)
     except NotFound as e:
         raise DsError(Status.TASK_INSTANCE_NOT_FOUND) from e
+    if project_code is None:
+        project_perm(who, st.project_code)
+    elif project_code and st.project_code != project_code:
+        raise DsError(Status.TASK_INSTANCE_NOT_FOUND)
     node = next((n for n in st.nodes if n.code == key.task_code), None)
     if node is None:
         raise DsError(Status.TASK_INSTANCE_NOT_FOUND)

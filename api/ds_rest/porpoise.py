@@ -29,6 +29,7 @@ from services import runs as runs_service
 from services import schedules as schedules_service
 from services import task_groups as task_groups_service
 from services.context import Services
+from services.datasources import identity_changes
 from services.schemas import StartRun
 from storage.alerts import AlertConflict, AlertStore, GroupPatch, GroupSpec
 from storage.crypto import SecretKeyError
@@ -44,11 +45,15 @@ from storage.datasources import (
 from storage.definitions import DefinitionRow, DefinitionStore, Saved
 from storage.ds_ids import DsIds
 from storage.schedules import ScheduleRecord, ScheduleStore
+from storage.security import Principal
+
+from ..auth import require_datasources_of
+from .deps import PrincipalDep
 
 # Porpoise's types the DS routers use (datasources, alert groups, schedules, refusals), re-exported here.
 __all__ = ["AlertConflict", "ConnectionInfo", "DatasourceConflict", "DatasourceNotFound", "DatasourcePatch",
            "DatasourceSpec", "DatasourceView", "DomainError", "GroupPatch", "GroupSpec", "NotFound", "Porpoise",
-           "ScheduleRecord", "SecretKeyError", "StartRun", "porpoise"]
+           "ScheduleRecord", "SecretKeyError", "StartRun", "identity_changes", "porpoise"]
 
 _ids: weakref.WeakKeyDictionary[Services, DsIds] = weakref.WeakKeyDictionary()
 
@@ -57,9 +62,10 @@ class Porpoise:
     """Porpoise as the DS routes see it, for one request: the process's :class:`Services`, the
     datasource and alert stores the app opened at start, and the DS ids."""
 
-    def __init__(self, ctx: Services, app: Any = None) -> None:
+    def __init__(self, ctx: Services, app: Any = None, principal: Principal | None = None) -> None:
         self.ctx = ctx
         self.request_app = app
+        self.principal = principal  # the caller: saves and starts check its datasource grants
         self.settings: Settings = ctx.settings
         self.store: DefinitionStore = ctx.store
         found = _ids.get(ctx)
@@ -88,7 +94,14 @@ class Porpoise:
         or nesting too deep, a definition too large for a Temporal payload."""
         await run_in_threadpool(runnable.check, self.store, definitions, self.settings)
 
+    async def check_datasources(self, d: WorkflowDefinition) -> None:
+        """A general user's definition may name only datasources they own or were granted (the native
+        API's check, ``api.auth.require_datasources_of``)."""
+        if self.principal is not None:
+            await require_datasources_of(self.principal, self.request_app.state.security, d)
+
     async def save(self, d: WorkflowDefinition) -> Saved:
+        await self.check_datasources(d)
         await self.check_runnable([d])
         return await run_in_threadpool(self.store.save, d)
 
@@ -125,6 +138,7 @@ class Porpoise:
     # -- runs ---------------------------------------------------------------------------------------
 
     async def start(self, definition: WorkflowDefinition, body: StartRun) -> str:
+        await self.check_datasources(definition)
         created = await runs_service.start_run(await self.client(), self.settings, definition, body, self.store)
         return created.instance_id
 
@@ -148,7 +162,7 @@ class Porpoise:
     async def run_input(self, workflow_id: str) -> RunInput | None:
         """The latest run's start input (command, warning settings, priority), or None when unreadable."""
         try:
-            return await runs_service._original_input(await self.client(), workflow_id)
+            return await runs_service.original_input(await self.client(), workflow_id)
         except Exception:  # a vanished history is not worth failing a read for
             return None
 
@@ -290,8 +304,8 @@ class Porpoise:
         return check_connection(info)
 
 
-def porpoise(request: Request) -> Porpoise:
-    return Porpoise(request.app.state.porpoise, request.app)
+def porpoise(request: Request, who: PrincipalDep) -> Porpoise:
+    return Porpoise(request.app.state.porpoise, request.app, who)
 
 
 def first(xs: Sequence[Any]) -> Any:

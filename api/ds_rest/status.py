@@ -33,6 +33,7 @@ class Status(Enum):
     QUERY_ALERT_GROUP_ERROR = (10180, "query alert group error")
     RESOURCE_NOT_EXIST = (20004, "resource not exist")
     USER_NO_OPERATION_PERM = (30001, "user has no operation privilege")
+    USER_NO_OPERATION_PROJECT_PERM = (30002, "user {0} is not has project {1} permission")
     CREATE_PROJECT_ERROR = (10048, "create project error")
     DELETE_PROJECT_ERROR = (10050, "delete project error")
     CREATE_SCHEDULE_ERROR = (10076, "create schedule error")

@@ -25,7 +25,7 @@ def _props(ps: tuple[Property, ...]) -> list[dict[str, Any]]:
 
 
 def project(p: Project, zone: str, def_count: int = 0) -> dict[str, Any]:
-    return {"id": p.id, "userId": 1, "userName": p.user_name, "code": p.code, "name": p.name,
+    return {"id": p.id, "userId": p.owner_id, "userName": p.user_name, "code": p.code, "name": p.name,
             "description": p.description, "createTime": ds_time(p.created_at, zone),
             "updateTime": ds_time(p.updated_at, zone), "perm": 7, "defCount": def_count, "instRunningCount": 0}
 

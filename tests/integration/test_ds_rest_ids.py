@@ -53,7 +53,7 @@ def test_ids_are_durable_and_given_once(url: str) -> None:
         rerun = ids.task_instance_id(wid, 2, 42, 1)
         assert len({task, retry, rerun}) == 3
         name = f"proj-{uuid.uuid4().hex[:8]}"
-        project = ids.create_project(name, "d", "u")
+        project = ids.create_project(name, "d", 0)
         with pytest.raises(NameTaken):
             ids.create_project(name)
         ids.set_definition_meta(123456789012, release_state="ONLINE", locations="[]")
@@ -77,7 +77,8 @@ def test_ids_are_durable_and_given_once(url: str) -> None:
 
 def test_projects_of_a_database_from_before_revision_0002_are_kept(url: str) -> None:
     """The DS REST build before migrations made ``ds_project`` with ``create_all``; 0002 moves its rows
-    to ``ds_project_registry`` and new projects get new ids after them."""
+    to ``ds_project_registry``, 0004 into Porpoise's one project registry (``porpoise_projects``), and
+    new projects get new ids after them."""
     old = create_engine(url)
     try:
         with old.begin() as c:
@@ -96,6 +97,47 @@ def test_projects_of_a_database_from_before_revision_0002_are_kept(url: str) -> 
         new = ids.create_project(f"new-{uuid.uuid4().hex[:6]}")
         assert new.id > 5
         with ids.engine.connect() as c:
-            assert "ds_project" not in set(inspect(c).get_table_names())
+            tables = set(inspect(c).get_table_names())
+            assert "ds_project" not in tables and "ds_project_registry" not in tables
+            assert c.execute(text("SELECT name FROM porpoise_projects WHERE code = 1234567890123")).scalar() == "old"
     finally:
         ids.engine.dispose()
+
+
+def test_revision_0005_merges_ds_projects_into_porpoise_projects_and_back(url: str) -> None:
+    """A DS project whose code Porpoise knew keeps Porpoise's owner and gains DS's id and description;
+    downgrading gives ``ds_project_registry`` back from the projects that have a DS id."""
+    from alembic import command
+
+    from storage.migrate import config, upgrade
+
+    engine = open_engine(url)
+    try:
+        upgrade(engine, "0003_security")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO porpoise_users (id, name, is_admin, created_at) "
+                           "VALUES (7, 'owner7', false, '2024-01-01 00:00:00')"))
+            c.execute(text("INSERT INTO porpoise_projects (code, name, owner_id, created_at) "
+                           "VALUES (4444444444444, '', 7, '2024-01-01 00:00:00')"))
+            c.execute(text("INSERT INTO ds_project_registry (id, code, name, description, user_name, created_at, "
+                           "updated_at) VALUES (3, 4444444444444, 'both', 'from ds', 'someone-else', "
+                           "'2024-01-01 00:00:00', '2024-01-03 00:00:00')"))
+        upgrade(engine)
+        ids = DsIds(engine)
+        merged = ids.project(4444444444444)
+        assert merged is not None
+        assert (merged.id, merged.name, merged.description, merged.owner_id, merged.user_name) == (
+            3, "both", "from ds", 7, "owner7")
+        made_later = ids.create_project(f"later-{uuid.uuid4().hex[:6]}", "", 7)  # given DS id 4: downgraded too
+        cfg = config()
+        with engine.begin() as c:
+            cfg.attributes["connection"] = c
+            command.downgrade(cfg, "0003_security")
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT id, code, name, description, user_name FROM ds_project_registry "
+                                  "ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [(3, 4444444444444, "both", "from ds", "owner7"),
+                                                (made_later.id, made_later.code, made_later.name, "", "owner7")]
+            assert "ds_id" not in {col["name"] for col in inspect(c).get_columns("porpoise_projects")}
+    finally:
+        engine.dispose()

@@ -1,4 +1,6 @@
-"""DS ``AlertGroupController`` (``/alert-groups``) on Porpoise's alert groups."""
+"""DS ``AlertGroupController`` (``/alert-groups``) on Porpoise's alert groups. As Porpoise's own
+``/alert-groups``: anyone with a token lists and reads them; only administrators create, change or
+delete them (DS's 30001 otherwise)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..common import PorpoiseDep, ds_router
-from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ds_time, ok, page
+from ..deps import ADMIN_ONLY, ParamsDep
+from ..envelope import DsError, ds_error, ds_time, ok, page, paged
 from ..params import paging, path_int
 from ..porpoise import (
     AlertConflict,
@@ -28,7 +30,7 @@ def _alert_group(g: Any, zone: str) -> dict[str, Any]:
             "createTime": ds_time(g.created_at, zone), "updateTime": ds_time(g.updated_at, zone)}
 
 
-@router.post("/alert-groups", openapi_extra=ds_error(Status.CREATE_ALERT_GROUP_ERROR))
+@router.post("/alert-groups", openapi_extra=ds_error(Status.CREATE_ALERT_GROUP_ERROR), dependencies=[ADMIN_ONLY])
 async def create_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     """``alertInstanceIds`` is accepted and ignored: Porpoise's channels belong to one group and are
     added with ``POST /alert-groups/{id}/channels`` (docs/alerts.md)."""
@@ -46,6 +48,7 @@ async def create_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
 
 
 @router.get("/alert-groups", openapi_extra=ds_error(Status.LIST_PAGING_ALERT_GROUP_ERROR))
+@paged
 async def alert_groups_paging(pp: PorpoiseDep, p: ParamsDep) -> Response:
     page_no, page_size = paging(p)
     search = (p.text("searchVal") or "").strip().lower()
@@ -80,7 +83,7 @@ async def query_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     return ok(_alert_group(g, pp.zone))
 
 
-@router.put("/alert-groups/{id}", openapi_extra=ds_error(Status.UPDATE_ALERT_GROUP_ERROR))
+@router.put("/alert-groups/{id}", openapi_extra=ds_error(Status.UPDATE_ALERT_GROUP_ERROR), dependencies=[ADMIN_ONLY])
 async def update_alert_group(id: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     group_id = path_int(id, "id")
     name = p.req("groupName").strip()
@@ -98,7 +101,7 @@ async def update_alert_group(id: str, pp: PorpoiseDep, p: ParamsDep) -> Response
     return ok(_alert_group(g, pp.zone))
 
 
-@router.delete("/alert-groups/{id}", openapi_extra=ds_error(Status.DELETE_ALERT_GROUP_ERROR))
+@router.delete("/alert-groups/{id}", openapi_extra=ds_error(Status.DELETE_ALERT_GROUP_ERROR), dependencies=[ADMIN_ONLY])
 async def delete_alert_group(id: str, pp: PorpoiseDep) -> Response:
     if not await run_in_threadpool(pp.alerts.delete_group, path_int(id, "id")):
         raise DsError(Status.ALERT_GROUP_NOT_EXIST)

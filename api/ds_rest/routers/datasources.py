@@ -1,5 +1,9 @@
 """DS ``DataSourceController`` (``/datasources``; JSON bodies, DS's ``@RequestBody String``) on
-Porpoise's datasource registry (passwords encrypted at rest, never returned)."""
+Porpoise's datasource registry (passwords encrypted at rest, never returned).
+
+Access is the native API's (``api.auth.require_datasource``): the creator owns a datasource; a general
+user lists, reads and tests only their own and granted ones, and changes or deletes only their own
+(DS's 30001, USER_NO_OPERATION_PERM, otherwise). Changing where it connects needs the password again."""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..common import PorpoiseDep, ds_router
-from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ds_time, ok, page
+from ..deps import ParamsDep, Principal, PrincipalDep, require_datasource
+from ..envelope import DsError, ds_error, ds_time, ok, page, paged
 from ..params import paging, path_int
 from ..porpoise import (
     ConnectionInfo,
@@ -23,6 +27,7 @@ from ..porpoise import (
     DatasourceView,
     Porpoise,
     SecretKeyError,
+    identity_changes,
 )
 from ..status import Status
 
@@ -79,15 +84,25 @@ def _datasource_entity(v: DatasourceView, zone: str) -> dict[str, Any]:
             "updateTime": ds_time(v.updated_at, zone)}
 
 
-async def _datasource(pp: Porpoise, ds_id: int) -> DatasourceView:
+async def _datasource(pp: Porpoise, ds_id: int, who: Principal, *, owner: bool = False) -> DatasourceView:
     v = await run_in_threadpool(pp.datasources.get, ds_id)
     if v is None:
         raise DsError(Status.RESOURCE_NOT_EXIST)
+    await require_datasource(who, pp.request_app.state.security, ds_id, owner=owner)
     return v
 
 
+async def _visible(pp: Porpoise, who: Principal, kind: str | None = None) -> list[DatasourceView]:
+    """The datasources the caller may use: all for an administrator, else owned or granted."""
+    rows = await run_in_threadpool(pp.datasources.list, kind)
+    if who.is_admin:
+        return list(rows)
+    mine = await run_in_threadpool(pp.request_app.state.security.datasource_access, who.user_id)
+    return [v for v in rows if v.id in mine]
+
+
 @router.post("/datasources", openapi_extra=ds_error(Status.CREATE_DATASOURCE_ERROR))
-async def create_datasource(request: Request, pp: PorpoiseDep) -> Response:
+async def create_datasource(request: Request, pp: PorpoiseDep, who: PrincipalDep) -> Response:
     fields = _datasource_fields(await _json_body(request))
     fields.pop("id", None)
     try:
@@ -96,17 +111,25 @@ async def create_datasource(request: Request, pp: PorpoiseDep) -> Response:
         raise DsError(Status.DATASOURCE_EXIST) from None
     except (ValidationError, ValueError) as e:
         raise _bad_datasource(e) from None
+    await run_in_threadpool(pp.request_app.state.security.set_datasource_owner, v.id, who.user_id)  # as DS
     return ok(_datasource_entity(v, pp.zone), 201)
 
 
 @router.put("/datasources/{id}", openapi_extra=ds_error(Status.UPDATE_DATASOURCE_ERROR))
-async def update_datasource(id: str, request: Request, pp: PorpoiseDep) -> Response:
+async def update_datasource(id: str, request: Request, pp: PorpoiseDep, who: PrincipalDep) -> Response:
     ds_id = path_int(id, "id")
-    await _datasource(pp, ds_id)
+    current = await _datasource(pp, ds_id, who, owner=True)
     fields = _datasource_fields(await _json_body(request))
     fields.pop("id", None)
     try:
-        v = await run_in_threadpool(pp.datasources.update, ds_id, DatasourcePatch.model_validate(fields))
+        patch = DatasourcePatch.model_validate(fields)
+    except (ValidationError, ValueError) as e:
+        raise _bad_datasource(e) from None
+    if (changed := identity_changes(current, patch)) and not patch.password and current.has_password:
+        raise DsError(Status.REQUEST_PARAMS_NOT_VALID_ERROR, "password",
+                      msg=f"request parameter password is not valid: changing {', '.join(changed)} needs it again")
+    try:
+        v = await run_in_threadpool(pp.datasources.update, ds_id, patch)
     except DatasourceConflict:
         raise DsError(Status.DATASOURCE_EXIST) from None
     except (ValidationError, ValueError) as e:
@@ -117,19 +140,20 @@ async def update_datasource(id: str, request: Request, pp: PorpoiseDep) -> Respo
 
 
 @router.get("/datasources", openapi_extra=ds_error(Status.QUERY_DATASOURCE_ERROR))
-async def list_datasources(pp: PorpoiseDep, p: ParamsDep) -> Response:
+@paged
+async def list_datasources(pp: PorpoiseDep, p: ParamsDep, who: PrincipalDep) -> Response:
     page_no, page_size = paging(p)
     search = (p.text("searchVal") or "").strip().lower()
-    rows = [v for v in await run_in_threadpool(pp.datasources.list) if search in v.name.lower()]
+    rows = [v for v in await _visible(pp, who) if search in v.name.lower()]
     rows.sort(key=lambda v: v.updated_at, reverse=True)
     chunk = rows[(page_no - 1) * page_size: page_no * page_size]
     return ok(page([_datasource_entity(v, pp.zone) for v in chunk], len(rows), page_no, page_size))
 
 
 @router.get("/datasources/list", openapi_extra=ds_error(Status.QUERY_DATASOURCE_ERROR))
-async def datasources_by_type(pp: PorpoiseDep, p: ParamsDep) -> Response:
+async def datasources_by_type(pp: PorpoiseDep, p: ParamsDep, who: PrincipalDep) -> Response:
     kind = p.req("type").strip().upper()
-    rows = await run_in_threadpool(pp.datasources.list, kind)
+    rows = await _visible(pp, who, kind)
     return ok([{"id": v.id, "name": v.name, "type": v.type} for v in rows])
 
 
@@ -166,8 +190,9 @@ async def connect(request: Request, pp: PorpoiseDep) -> Response:
 
 
 @router.get("/datasources/{id}/connect-test", openapi_extra=ds_error(Status.CONNECTION_TEST_FAILURE))
-async def connect_test(id: str, pp: PorpoiseDep) -> Response:
+async def connect_test(id: str, pp: PorpoiseDep, who: PrincipalDep) -> Response:
     ds_id = path_int(id, "id")
+    await _datasource(pp, ds_id, who)
     try:
         info = await run_in_threadpool(pp.datasources.resolve, ds_id)
     except DatasourceNotFound:
@@ -178,13 +203,15 @@ async def connect_test(id: str, pp: PorpoiseDep) -> Response:
 
 
 @router.get("/datasources/{id}", openapi_extra=ds_error(Status.QUERY_DATASOURCE_ERROR))
-async def get_datasource(id: str, pp: PorpoiseDep) -> Response:
-    return ok(_datasource_dto(await _datasource(pp, path_int(id, "id"))))
+async def get_datasource(id: str, pp: PorpoiseDep, who: PrincipalDep) -> Response:
+    return ok(_datasource_dto(await _datasource(pp, path_int(id, "id"), who)))
 
 
 @router.delete("/datasources/{id}", openapi_extra=ds_error(Status.DELETE_DATA_SOURCE_FAILURE))
-async def delete_datasource(id: str, pp: PorpoiseDep) -> Response:
+async def delete_datasource(id: str, pp: PorpoiseDep, who: PrincipalDep) -> Response:
     ds_id = path_int(id, "id")
+    await _datasource(pp, ds_id, who, owner=True)
     if not await run_in_threadpool(pp.datasources.delete, ds_id):
         raise DsError(Status.RESOURCE_NOT_EXIST)
+    await run_in_threadpool(pp.request_app.state.security.forget_datasource, ds_id)
     return ok(None)

@@ -20,7 +20,7 @@ from storage.ds_ids import OFFLINE, ONLINE, new_code
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ds_time, ok, page
+from ..envelope import DsError, answers, ds_error, ds_time, ok, page, paged
 from ..params import Params, paging, path_int
 from ..porpoise import Porpoise
 from ..status import Status
@@ -132,6 +132,7 @@ async def _all(pp: Porpoise, project_code: int) -> list[WorkflowDefinition]:
     return out
 
 
+@paged
 async def list_paging(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     project_code = path_int(projectCode, "projectCode")
     await check_project(pp, project_code)
@@ -246,6 +247,7 @@ async def import_file(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respon
     return ok(None)
 
 
+@answers(list[dict[str, Any]])
 async def batch_export(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     """DS ``batch-export``: a JSON array of ``DagDataSchedule`` (what ``.../import`` reads back). As DS,
     the schedule is exported OFFLINE and a failure answers an empty body rather than an envelope."""
@@ -263,6 +265,7 @@ async def batch_export(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respo
     return JSONResponse(out, headers={"Content-Disposition": 'attachment; filename="workflow.json"'})
 
 
+@paged
 async def versions(projectCode: str, code: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     """DS ``ProcessDefinitionLog`` rows, newest first, paged."""
     d = await load(pp, path_int(projectCode, "projectCode"), path_int(code, "code"))

@@ -93,6 +93,7 @@ async def _start(projectCode: str, pp: Porpoise, p: Params) -> tuple[int, int | 
     meta = await run_in_threadpool(pp.ids.definition_meta, code)
     if meta.release_state != ONLINE:
         raise DsError(Status.PROCESS_DEFINE_NOT_RELEASE, code, d.version)
+    await pp.check_datasources(d)  # a general user runs only with datasources they may use
     exec_type = (p.text("execType") or "START_PROCESS").strip() or "START_PROCESS"
     if exec_type == "COMPLEMENT_DATA":
         missing = [c for c in p.codes("startNodeList") if c not in {t.code for t in d.tasks}]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from ..common import ds_router
-from ..envelope import ok
+from ..envelope import answers, ok
 
 router = ds_router(token=False)
 
@@ -14,11 +16,13 @@ DS_API_VERSION = "3.2.2"  # the DS REST API these routes follow (3.3 path names 
 
 
 @router.get("/actuator/health")
+@answers(dict[str, str])
 async def health() -> Response:
     return JSONResponse({"status": "UP"})
 
 
 @router.get("/actuator/info")
+@answers(dict[str, Any])
 async def info() -> Response:
     return JSONResponse({"app": {"name": "porpoise", "dolphinscheduler": DS_API_VERSION}})
 

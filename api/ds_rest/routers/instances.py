@@ -13,8 +13,8 @@ from model.states import WorkflowState
 
 from .. import lookups, views
 from ..common import PorpoiseDep, check_project, ds_router
-from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ds_time, ok, page
+from ..deps import ParamsDep, PrincipalDep
+from ..envelope import DsError, ds_error, ds_time, ok, page, paged
 from ..params import paging, path_int
 from ..status import Status
 
@@ -40,6 +40,7 @@ def _visibility_row(wf: Any, ds_id: int, zone: str) -> dict[str, Any]:
     }
 
 
+@paged
 async def list_instances(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     project_code = path_int(projectCode, "projectCode")
     await check_project(pp, project_code)
@@ -91,14 +92,14 @@ async def by_trigger(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Respons
     return ok(out)
 
 
-async def sub_by_parent(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
+async def sub_by_parent(projectCode: str, pp: PorpoiseDep, p: ParamsDep, who: PrincipalDep) -> Response:
     """The child instance a SUB_PROCESS task instance started: ``{"subProcessInstanceId": id}``."""
-    path_int(projectCode, "projectCode")
+    project_code = path_int(projectCode, "projectCode")
     task_id = p.req_int("taskId")
     key = await run_in_threadpool(pp.ids.task_instance, task_id)
     if key is None:
         raise DsError(Status.TASK_INSTANCE_NOT_EXISTS, task_id)
-    _, _st, node = await lookups.task(pp, task_id)
+    _, _st, node = await lookups.task(pp, task_id, who, project_code)
     if node.task_type not in ("SUB_PROCESS", "SUB_WORKFLOW"):
         raise DsError(Status.TASK_INSTANCE_NOT_SUB_WORKFLOW_INSTANCE, node.name)
     if not node.sub_instance_id:

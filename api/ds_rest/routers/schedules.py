@@ -18,7 +18,7 @@ from storage.ds_ids import ONLINE
 from .. import views
 from ..common import PorpoiseDep, check_project, ds_router
 from ..deps import ParamsDep
-from ..envelope import DS_TIME, DsError, ds_error, ok, page
+from ..envelope import DS_TIME, DsError, ds_error, ok, page, paged
 from ..params import Params, paging, path_int
 from ..porpoise import DomainError, Porpoise, ScheduleRecord
 from ..status import Status
@@ -91,7 +91,7 @@ def _porpoise_error(e: DomainError, status: Status) -> DsError:
 
 async def _record(pp: Porpoise, project_code: int, schedule_id: int) -> ScheduleRecord:
     rec = await run_in_threadpool(pp.schedules.get, schedule_id)
-    if rec is None or (project_code and rec.project_code and rec.project_code != project_code):
+    if rec is None or (project_code and rec.project_code != project_code):  # the route's project: deps.py
         raise DsError(Status.SCHEDULE_NOT_EXISTS, schedule_id)
     return rec
 
@@ -124,6 +124,7 @@ async def create(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
 
 
 @router.get(BASE)
+@paged
 async def list_paging(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     project_code = path_int(projectCode, "projectCode")
     await check_project(pp, project_code)

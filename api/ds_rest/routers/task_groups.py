@@ -1,5 +1,6 @@
 """DS ``TaskGroupController`` (``/task-group``) on Porpoise's task groups (a live group takes a new
-size at once)."""
+size at once). As Porpoise's own ``/task-groups``: only administrators create or resize them (DS's 30001
+otherwise); anyone lists them, a project's list only for who may use the project."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 from fastapi import Response
 
 from ..common import PorpoiseDep, ds_router
-from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ok, page
+from ..deps import ADMIN_ONLY, ParamsDep, PrincipalDep, project_perm
+from ..envelope import DsError, ds_error, ok, page, paged
 from ..params import paging
 from ..porpoise import (
     Porpoise,
@@ -32,7 +33,7 @@ def _group_size(p: Any) -> int:
     return int(size)
 
 
-@router.post("/task-group/create", openapi_extra=ds_error(Status.CREATE_TASK_GROUP_ERROR))
+@router.post("/task-group/create", openapi_extra=ds_error(Status.CREATE_TASK_GROUP_ERROR), dependencies=[ADMIN_ONLY])
 async def create_task_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     name = p.req("name").strip()
     if not name:
@@ -47,7 +48,7 @@ async def create_task_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     return ok(_task_group(got), 201)
 
 
-@router.post("/task-group/update", openapi_extra=ds_error(Status.UPDATE_TASK_GROUP_ERROR))
+@router.post("/task-group/update", openapi_extra=ds_error(Status.UPDATE_TASK_GROUP_ERROR), dependencies=[ADMIN_ONLY])
 async def update_task_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     group_id = p.req_int("id")
     groups = {g["id"]: g for g in await pp.task_groups()}
@@ -73,15 +74,21 @@ async def _task_group_page(pp: Porpoise, p: Any, project_code: int | None) -> Re
 
 
 @router.get("/task-group/list-paging", openapi_extra=ds_error(Status.QUERY_TASK_GROUP_LIST_ERROR))
+@paged
 async def task_groups_paging(pp: PorpoiseDep, p: ParamsDep) -> Response:
     return await _task_group_page(pp, p, None)
 
 
 @router.get("/task-group/query-list-by-projectCode", openapi_extra=ds_error(Status.QUERY_TASK_GROUP_LIST_ERROR))
-async def task_groups_by_project(pp: PorpoiseDep, p: ParamsDep) -> Response:
-    return await _task_group_page(pp, p, p.integer("projectCode", 0) or 0)
+@paged
+async def task_groups_by_project(pp: PorpoiseDep, p: ParamsDep, who: PrincipalDep) -> Response:
+    project_code = p.integer("projectCode", 0) or 0
+    if project_code:
+        project_perm(who, project_code)
+    return await _task_group_page(pp, p, project_code)
 
 
 @router.get("/task-group/query-list-by-status", openapi_extra=ds_error(Status.QUERY_TASK_GROUP_LIST_ERROR))
+@paged
 async def task_groups_by_status(pp: PorpoiseDep, p: ParamsDep) -> Response:
     return await _task_group_page(pp, p, None)  # every Porpoise task group is open (status 1)

@@ -12,8 +12,8 @@ from model.states import TaskState
 
 from .. import lookups
 from ..common import PorpoiseDep, check_project, ds_router
-from ..deps import ParamsDep
-from ..envelope import DsError, ds_error, ok, page
+from ..deps import ParamsDep, PrincipalDep
+from ..envelope import DsError, ds_error, ok, page, paged
 from ..params import Params, paging, path_int
 from ..porpoise import DomainError
 from ..status import Status
@@ -40,6 +40,7 @@ def _matches(row: dict[str, Any], p: Params, state: TaskState | None) -> bool:
 
 
 @router.get("/projects/{projectCode}/task-instances")
+@paged
 async def list_task_instances(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -> Response:
     project_code = path_int(projectCode, "projectCode")
     await check_project(pp, project_code)
@@ -71,9 +72,9 @@ async def list_task_instances(projectCode: str, pp: PorpoiseDep, p: ParamsDep) -
 
 @router.post("/projects/{projectCode}/task-instances/{id}/force-success",
              openapi_extra=ds_error(Status.FORCE_TASK_SUCCESS_ERROR))
-async def force_success(projectCode: str, id: str, pp: PorpoiseDep) -> Response:
+async def force_success(projectCode: str, id: str, pp: PorpoiseDep, who: PrincipalDep) -> Response:
     tid = path_int(id, "id")
-    key, st, node = await lookups.task(pp, tid)
+    key, st, node = await lookups.task(pp, tid, who, path_int(projectCode, "projectCode"))
     if node.state not in (TaskState.FAILURE, TaskState.KILL, TaskState.NEED_FAULT_TOLERANCE):
         raise DsError(Status.TASK_INSTANCE_STATE_OPERATION_ERROR, node.name, node.state.value)
     try:
