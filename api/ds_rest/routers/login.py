@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.login import LoginStore
 
-from ..common import PorpoiseDep, ds_router
+from ..common import ds_router
 from ..deps import CallerDep, ParamsDep
 from ..envelope import DsError, ds_error, ok, result
 from ..status import Status
@@ -80,12 +80,13 @@ def login_store(request: Request) -> LoginStore:
 
 
 @router.post("/login", openapi_extra=ds_error(Status.USER_LOGIN_FAILURE))
-async def login(request: Request, pp: PorpoiseDep, p: ParamsDep) -> Response:
+async def login(request: Request, p: ParamsDep) -> Response:
+    settings = request.app.state.porpoise.settings  # no caller yet: not the caller-bound PorpoiseDep
     name = p.req("userName")
     password = p.req("userPassword")
     if not name.strip():
         raise DsError(Status.USER_NAME_NULL)
-    limit = pp.settings.ds_login_failures
+    limit = settings.ds_login_failures
     keys = {f"user:{name}": limit, f"ip:{request.client.host if request.client else '?'}": limit * 4}
     failures = _failures(request)
     if (wait := failures.wait(keys)) > 0:
@@ -97,7 +98,7 @@ async def login(request: Request, pp: PorpoiseDep, p: ParamsDep) -> Response:
         failures.failed(keys)
         raise DsError(Status.USER_NAME_PASSWD_ERROR)
     failures.forget(f"user:{name}")
-    seconds = pp.settings.ds_session_seconds
+    seconds = settings.ds_session_seconds
     session_id = await run_in_threadpool(store.open_session, user_id, seconds)
     response = JSONResponse(result(data={"sessionId": session_id, "securityConfigType": SECURITY_TYPE},
                                    msg=Status.LOGIN_SUCCESS.msg()))
