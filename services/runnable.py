@@ -7,13 +7,16 @@ definition or node status cannot fit in a Temporal payload (core/payload_budget.
 
 And a general user's definition may not reach into a project they are not authorized for (403,
 :func:`check_references`): a SUB_PROCESS task would start, and a DEPENDENT task read the runs (and,
-with parameter passing, the varPool) of, another project's definition.
+with parameter passing, the varPool) of, another project's definition; nor may its runs alert
+another project's alert group (:func:`check_alert_group`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+from sqlalchemy.engine import Engine
 
 from core.errors import Forbidden
 from core.payload_budget import refusal
@@ -23,6 +26,7 @@ from model.definition import TaskDefinition, WorkflowDefinition
 from model.dependent import parse_dependence
 from model.problems import DefinitionError, Problem, pointer
 from model.task_params import SubProcessParams, TaskParamsError
+from storage.alerts import group_project
 from storage.security import Principal
 
 
@@ -146,3 +150,16 @@ def check_references(store: DefinitionLookup, definitions: list[WorkflowDefiniti
     found = foreign_references(store, definitions, principal)
     if found:
         raise Forbidden("; ".join(p.message for p in found), title="Forbidden", problems=found)
+
+
+def check_alert_group(engine: Engine, group_ids: list[int | None], principal: Principal | None) -> None:
+    """Raise :class:`Forbidden` when a run's ``warningGroupId`` names an alert group of a project
+    ``principal`` is not authorized for: its channels would get this run's status and start params.
+    Global groups and unknown ids pass (an unknown group alerts nobody, as in DS)."""
+    if principal is None or principal.is_admin:
+        return
+    for group_id in {g for g in group_ids if g}:
+        _, project = group_project(engine, int(group_id))
+        if project is not None and not principal.may_use_project(int(project)):
+            raise Forbidden(f"warningGroupId {group_id} is an alert group of project {project}, which you are not "
+                            "authorized for", title="Forbidden")

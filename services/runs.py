@@ -135,6 +135,8 @@ async def start(ctx: Services, code: int, body: StartRun, *, principal: Principa
     caller may use (checked again here: a named definition may have been made since the submit)."""
     definition = await load(ctx, code, body.version)
     await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
+    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
+                            [body.warning_group_id or definition.warning_group_id], principal)
     return (await start_run(await ctx.client(), ctx.settings, definition, body, ctx.store)).model_dump(by_alias=True)
 
 

@@ -84,3 +84,48 @@ async def test_references_into_another_project_are_refused(api: httpx.AsyncClien
     r = await api.post(f"/definitions/{ok['code']}/runs", headers=alice, json={})
     assert r.status_code == 201, r.text
     assert (await wait(api, r.json()["instanceId"]))["state"] == "SUCCESS"
+
+
+async def test_schedules_and_alert_groups_reach_no_other_project(api: httpx.AsyncClient) -> None:
+    pa, pb = _project(), _project()
+    alice = bearer(await make_token(api, f"refs-{uuid.uuid4().hex[:6]}", [pa]))
+    b_code = (await submit(api, one_task("b-target", dsbuild.task("t"), pb)))["code"]
+    bridge = await submit(api, one_task("bridge", sub_process("call-b", b_code), pa))  # an administrator's
+    own = await submit(api, one_task("own", dsbuild.task("t"), pa))
+    cron = {"crontab": "0 0 2 * * ? *", "timezoneId": "UTC"}
+
+    # a schedule starts its definition with no one's permissions: alice may not make, online or fire one
+    r = await api.post("/schedules", headers=alice, json={"processDefinitionCode": bridge["code"], **cron})
+    refused(r, "call-b", pb)
+    r = await api.post("/schedules", json={"processDefinitionCode": bridge["code"], **cron})
+    assert r.status_code == 201, r.text
+    sched = r.json()["id"]
+    try:
+        for path in (f"/schedules/{sched}/online", f"/schedules/{sched}/trigger"):
+            refused(await api.post(path, headers=alice), "call-b", pb)
+        refused(await api.put(f"/schedules/{sched}", headers=alice, json={"crontab": "0 0 3 * * ? *"}), "call-b", pb)
+        assert (await api.post(f"/schedules/{sched}/offline", headers=alice)).status_code == 200
+    finally:
+        assert (await api.delete(f"/schedules/{sched}")).status_code == 200
+
+    # warningGroupId: another project's alert group would get this run's status; global groups are fine
+    groups = {}
+    for name, project in (("b", pb), ("global", None)):
+        body: dict[str, Any] = {"name": f"wg-{name}-{uuid.uuid4().hex[:6]}"}
+        if project is not None:
+            body["projectCode"] = project
+        r = await api.post("/alert-groups", json=body)
+        assert r.status_code == 201, r.text
+        groups[name] = r.json()["id"]
+    r = await api.post(f"/definitions/{own['code']}/runs", headers=alice,
+                       json={"warningType": "ALL", "warningGroupId": groups["b"]})
+    assert r.status_code == 403 and str(pb) in r.json()["detail"] and "warningGroupId" in r.json()["detail"], r.text
+    r = await api.post("/schedules", headers=alice, json={"processDefinitionCode": own["code"],
+                                                          "warningGroupId": groups["b"], **cron})
+    assert r.status_code == 403, r.text
+    r = await api.post(f"/definitions/{own['code']}/runs", headers=alice,
+                       json={"warningType": "ALL", "warningGroupId": groups["global"]})
+    assert r.status_code == 201, r.text
+    await wait(api, r.json()["instanceId"])
+    for gid in groups.values():
+        assert (await api.delete(f"/alert-groups/{gid}")).status_code == 204
