@@ -11,13 +11,13 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
+from core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from model.problems import DefinitionError, Problem, pointer
 
 MEDIA_TYPE = "application/problem+json"
 # Each domain refusal's HTTP status, in one place (services never speak HTTP).
-STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Invalid, 422),
-                                                     (Unavailable, 503))
+STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (Forbidden, 403),
+                                                     (Invalid, 422), (Unavailable, 503))
 RETRY_AFTER_SECONDS = "5"  # while Temporal is unreachable: a restart takes a few seconds
 
 

@@ -1,4 +1,4 @@
-"""Domain refusals, defined once: not found, conflict, invalid, unavailable.
+"""Domain refusals, defined once: not found, conflict, forbidden, invalid, unavailable.
 
 Stores and services raise them; the HTTP API maps each kind to its status once
 (:func:`api.problems.install`), the CLI prints them. ``title`` is the short, fixed summary of the
@@ -33,6 +33,12 @@ class Conflict(DomainError):
     """The request is valid but the object's state forbids it (exists, online, still running...)."""
 
     title = "Conflict"
+
+
+class Forbidden(DomainError):
+    """The caller is not authorized for what the request reaches (another project's definition)."""
+
+    title = "Forbidden"
 
 
 class Invalid(DomainError, ValueError):

@@ -1,5 +1,5 @@
 """Connecting to Temporal the one way every Porpoise process does (pydantic payloads, encrypted by
-the payload codec of core/codec.py).
+the payload codec of core/codec.py, failure messages and stack traces too).
 
 A Temporal restart must be invisible to runs (docs/reliability.md). What rides it out:
 
@@ -28,7 +28,7 @@ import time
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RetryConfig, TLSConfig
 
@@ -41,8 +41,16 @@ MAX_BACKOFF_MILLIS = 2000  # between retries of one call: a restarted server is 
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads, encrypted by the payload codec (core/codec.py) before they reach Temporal."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings))
+    """Pydantic payloads, encrypted by the payload codec (core/codec.py) before they reach Temporal.
+
+    Failures too: a failure's message and stack trace (which can quote command output, SQL, a secret)
+    travel in its ``encoded_attributes`` payload, which the codec encrypts; the plaintext message is
+    Temporal's placeholder "Encoded failure". Every Porpoise client and worker (workers take their
+    client's converter) decodes them back, so statuses, events and alerts read the real messages, and
+    the codec server endpoints decrypt them for the Temporal UI and CLI. Failures written before this
+    (plaintext message, no encoded attributes) still read as they are."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 def retry_config(seconds: float) -> RetryConfig:

@@ -7,6 +7,12 @@ a refused template is an :class:`Invalid` listing every problem with a pointer s
 
 Every operation takes the process's :class:`AlertSender` (the alert store, the settings, the
 business resolver), built once where the process starts (it needs the secret key, as datasources do).
+
+Who may do what (docs/security.md), when the caller passes ``principal`` (None: an internal or
+administrator caller, no check): a group belongs to a project or is global (no project).
+Administrators see and change every group. A general user sees the groups of the projects they are
+authorized for and the global ones, and changes (channels, test sends, deliveries) only the former;
+a global group reads without its channels' URL hints.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ from storage.alerts import (
     split_secrets,
 )
 from storage.crypto import SecretKeyError
+from storage.security import Principal
 
 from .context import Services
-from .errors import Conflict, DomainError, Invalid, NotFound
+from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from .errors import invalid as _invalid
 from .runs import instance_status
 
@@ -76,9 +83,63 @@ async def _validate(sender: AlertSender, templates: dict[str, dict[str, str | No
         raise _template_error(problems)
 
 
-async def _group_or_404(sender: AlertSender, group_id: int) -> None:
-    if await run_in_threadpool(sender.store.get_group, group_id) is None:
+# --------------------------------------------------------------------------------------------------
+# Who may see and change a group
+# --------------------------------------------------------------------------------------------------
+
+
+def may_read(principal: Principal | None, project_code: int | None) -> bool:
+    """A global group, or one of the caller's projects (administrators: every group)."""
+    return (principal is None or principal.is_admin or project_code is None
+            or principal.may_use_project(int(project_code)))
+
+
+def may_manage(principal: Principal | None, project_code: int | None) -> bool:
+    """A group of one of the caller's projects; global groups are the administrators'."""
+    return principal is None or principal.is_admin or (project_code is not None
+                                                       and principal.may_use_project(int(project_code)))
+
+
+def _redacted(principal: Principal | None, group: dict[str, Any]) -> dict[str, Any]:
+    """A group as ``principal`` may read it: a global group, to a general user, without the channels'
+    URL hints (where a webhook points); secrets never leave the store in any case."""
+    if may_manage(principal, group.get("projectCode")):
+        return group
+    return group | {"channels": [_redacted_channel(c) for c in group.get("channels", [])]}
+
+
+def _redacted_channel(channel: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in channel.items() if k != "urlHint"}
+
+
+async def check_group(sender: AlertSender, group_id: int, principal: Principal | None, *,
+                      manage: bool = False) -> int | None:
+    """The group's project code; 404 for an unknown group, 403 when ``principal`` may not read it (or,
+    with ``manage``, change it)."""
+    exists, project = await run_in_threadpool(sender.store.group_project, group_id)
+    if not exists:
         raise NotFound(f"alert group {group_id} does not exist")
+    if manage and not may_manage(principal, project):
+        raise Forbidden(f"alert group {group_id} is " + (f"project {project}'s" if project is not None else
+                                                         "global") + ": you may not change it")
+    if not may_read(principal, project):
+        raise Forbidden(f"alert group {group_id} belongs to project {project}, which you are not authorized for")
+    return project
+
+
+async def _check_channel(sender: AlertSender, channel_id: int, principal: Principal | None, *,
+                         manage: bool = False) -> int | None:
+    group_id = await run_in_threadpool(sender.store.channel_group, channel_id)
+    if group_id is None:
+        raise NotFound(f"alert channel {channel_id} does not exist")
+    return await check_group(sender, group_id, principal, manage=manage)
+
+
+def _check_project(principal: Principal | None, project_code: int | None) -> None:
+    """A general user may put a group only into a project they are authorized for (never global)."""
+    if not may_manage(principal, project_code):
+        raise Forbidden("an alert group of a general user needs the projectCode of a project you are authorized for"
+                        if project_code is None else f"you are not authorized for project {project_code}")
 
 
 async def _channel_or_404(sender: AlertSender, channel_id: int) -> ChannelView:
@@ -93,38 +154,51 @@ async def _channel_or_404(sender: AlertSender, channel_id: int) -> ChannelView:
 # --------------------------------------------------------------------------------------------------
 
 
-async def create_group(sender: AlertSender, body: dict[str, Any]) -> dict[str, Any]:
-    """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
+async def create_group(sender: AlertSender, body: dict[str, Any], *,
+                       principal: Principal | None = None) -> dict[str, Any]:
+    """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use,
+    ``projectCode`` (none: a global group, administrators only)."""
     try:
         spec = GroupSpec.model_validate(body)
     except ValidationError as e:
         raise _invalid(e, "Invalid alert group") from None
+    _check_project(principal, spec.project_code)
     return (await run_in_threadpool(sender.store.create_group, spec)).as_dict()
 
 
-async def list_groups(sender: AlertSender) -> list[dict[str, Any]]:
-    return [g.as_dict() for g in await run_in_threadpool(sender.store.list_groups)]
+async def list_groups(sender: AlertSender, *, principal: Principal | None = None) -> list[dict[str, Any]]:
+    """Every group; for a general user their projects' groups and the global ones."""
+    projects = None if principal is None or principal.is_admin else principal.projects
+    return [_redacted(principal, g.as_dict()) for g in await run_in_threadpool(sender.store.list_groups, projects)]
 
 
-async def get_group(sender: AlertSender, group_id: int) -> dict[str, Any]:
+async def get_group(sender: AlertSender, group_id: int, *, principal: Principal | None = None) -> dict[str, Any]:
+    await check_group(sender, group_id, principal)
     view = await run_in_threadpool(sender.store.get_group, group_id)
     if view is None:
         raise NotFound(f"alert group {group_id} does not exist")
-    return view.as_dict()
+    return _redacted(principal, view.as_dict())
 
 
-async def update_group(sender: AlertSender, group_id: int, body: dict[str, Any]) -> dict[str, Any]:
+async def update_group(sender: AlertSender, group_id: int, body: dict[str, Any], *,
+                       principal: Principal | None = None) -> dict[str, Any]:
+    """``name``, ``description``, ``projectCode`` (moving a group needs the new project too; to none:
+    administrators)."""
     try:
         patch = GroupPatch.model_validate(body)
     except ValidationError as e:
         raise _invalid(e, "Invalid alert group") from None
+    await check_group(sender, group_id, principal, manage=True)
+    if patch.moves:
+        _check_project(principal, patch.project_code)
     view = await run_in_threadpool(sender.store.update_group, group_id, patch)
     if view is None:
         raise NotFound(f"alert group {group_id} does not exist")
     return view.as_dict()
 
 
-async def delete_group(sender: AlertSender, group_id: int) -> None:
+async def delete_group(sender: AlertSender, group_id: int, *, principal: Principal | None = None) -> None:
+    await check_group(sender, group_id, principal, manage=True)
     if not await run_in_threadpool(sender.store.delete_group, group_id):
         raise NotFound(f"alert group {group_id} does not exist")
 
@@ -134,7 +208,8 @@ async def delete_group(sender: AlertSender, group_id: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-async def create_channel(sender: AlertSender, group_id: int, body: dict[str, Any]) -> dict[str, Any]:
+async def create_channel(sender: AlertSender, group_id: int, body: dict[str, Any], *,
+                         principal: Principal | None = None) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
     they are stored encrypted), ``templates`` ``{kind: {subject, body}}``, ``events`` (kinds; default
     all), ``enabled``. See docs/alerts.md for each type's params."""
@@ -147,7 +222,7 @@ async def create_channel(sender: AlertSender, group_id: int, body: dict[str, Any
         params = parse_params(spec.type, spec.params)
     except ValidationError as e:
         raise _invalid(e, title, ("params",)) from None
-    await _group_or_404(sender, group_id)
+    await check_group(sender, group_id, principal, manage=True)
     await _validate(sender, _templates_dict(dict(spec.templates)), channel_format(spec.type, split_secrets(params)[0]))
     try:
         view = await run_in_threadpool(sender.store.create_channel, group_id, spec)
@@ -160,20 +235,25 @@ async def create_channel(sender: AlertSender, group_id: int, body: dict[str, Any
     return view.as_dict()
 
 
-async def list_channels(sender: AlertSender, group_id: int) -> list[dict[str, Any]]:
-    await _group_or_404(sender, group_id)
-    return [c.as_dict() for c in await run_in_threadpool(sender.store.list_channels, group_id)]
+async def list_channels(sender: AlertSender, group_id: int, *,
+                        principal: Principal | None = None) -> list[dict[str, Any]]:
+    project = await check_group(sender, group_id, principal)
+    channels = [c.as_dict() for c in await run_in_threadpool(sender.store.list_channels, group_id)]
+    return channels if may_manage(principal, project) else [_redacted_channel(c) for c in channels]
 
 
 async def rotate_keys(sender: AlertSender) -> dict[str, int]:
     return await run_in_threadpool(sender.store.rotate)
 
 
-async def get_channel(sender: AlertSender, channel_id: int) -> dict[str, Any]:
-    return (await _channel_or_404(sender, channel_id)).as_dict()
+async def get_channel(sender: AlertSender, channel_id: int, *, principal: Principal | None = None) -> dict[str, Any]:
+    project = await _check_channel(sender, channel_id, principal)
+    channel = (await _channel_or_404(sender, channel_id)).as_dict()
+    return channel if may_manage(principal, project) else _redacted_channel(channel)
 
 
-async def update_channel(sender: AlertSender, channel_id: int, body: dict[str, Any]) -> dict[str, Any]:
+async def update_channel(sender: AlertSender, channel_id: int, body: dict[str, Any], *,
+                         principal: Principal | None = None) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
     replace the kinds given (``null`` goes back to the default); ``events``/``allEvents``; ``enabled``."""
     title = "Invalid alert channel"
@@ -181,6 +261,7 @@ async def update_channel(sender: AlertSender, channel_id: int, body: dict[str, A
         patch = ChannelPatch.model_validate(body)
     except ValidationError as e:
         raise _invalid(e, title) from None
+    await _check_channel(sender, channel_id, principal, manage=True)
     current = await _channel_or_404(sender, channel_id)
     if patch.templates is not None or patch.params is not None:
         templates = dict(current.templates)
@@ -206,7 +287,8 @@ async def update_channel(sender: AlertSender, channel_id: int, body: dict[str, A
     return view.as_dict()
 
 
-async def delete_channel(sender: AlertSender, channel_id: int) -> None:
+async def delete_channel(sender: AlertSender, channel_id: int, *, principal: Principal | None = None) -> None:
+    await _check_channel(sender, channel_id, principal, manage=True)
     if not await run_in_threadpool(sender.store.delete_channel, channel_id):
         raise NotFound(f"alert channel {channel_id} does not exist")
 
@@ -272,10 +354,12 @@ def _default_task(status: InstanceStatus, kind: AlertKind) -> int | None:
     return nodes[0].code if nodes else None
 
 
-async def preview(state: Services, sender: AlertSender, group_id: int, body: Preview) -> dict[str, Any]:
-    """Render the group's templates against a sample or a real finished run (nothing is sent)."""
+async def preview(state: Services, sender: AlertSender, group_id: int, body: Preview, *,
+                  principal: Principal | None = None) -> dict[str, Any]:
+    """Render the group's templates against a sample or a real finished run (nothing is sent). The
+    caller checks that ``principal`` may read the run (its start params are its project's)."""
     settings = sender.settings
-    await _group_or_404(sender, group_id)
+    await check_group(sender, group_id, principal)
     run_input: RunInput | None = None
     if body.run_id:
         client = await state.client()
@@ -343,9 +427,10 @@ class TestSend(BaseModel):
     start_params: dict[str, str] = Field(default_factory=dict, alias="startParams")
 
 
-async def test_send(sender: AlertSender, group_id: int, body: TestSend) -> dict[str, Any]:
+async def test_send(sender: AlertSender, group_id: int, body: TestSend, *,
+                    principal: Principal | None = None) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
-    await _group_or_404(sender, group_id)
+    await check_group(sender, group_id, principal, manage=True)
     alert = sender.test_request(group_id, body.kind, body.start_params)
     ids = {body.channel_id} if body.channel_id is not None else None
     result = await run_in_threadpool(lambda: sender.send(alert, channel_ids=ids))
@@ -353,7 +438,12 @@ async def test_send(sender: AlertSender, group_id: int, body: TestSend) -> dict[
 
 
 async def deliveries(sender: AlertSender, instance_id: str | None = None, group_id: int | None = None,
-                     limit: int = 100) -> list[dict[str, Any]]:
+                     limit: int = 100, *, principal: Principal | None = None) -> list[dict[str, Any]]:
+    """Delivery attempts, newest first; a general user names one of their projects' groups."""
+    if principal is not None and not principal.is_admin:
+        if group_id is None:
+            raise Forbidden("give groupId: a general user reads the deliveries of their projects' alert groups")
+        await check_group(sender, group_id, principal, manage=True)
     return await run_in_threadpool(lambda: sender.store.deliveries(instance_id=instance_id, group_id=group_id,
                                                                    limit=limit))
 

@@ -41,8 +41,10 @@ from model.clock import is_zone
 from model.complement import DAILY, ComplementDates, complement_dates
 from model.problems import DefinitionError
 from model.states import WorkflowState
+from storage.security import Principal
 from workflows.complement import deal
 
+from . import runnable
 from .context import Services
 from .definitions import load, not_runnable
 from .errors import Conflict, Invalid, NotFound, Unavailable
@@ -81,13 +83,18 @@ def new_complement_id(code: int) -> str:
     return f"ds-complement-{code}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-async def start(ctx: Services, code: int, body: StartComplement) -> dict[str, Any]:
-    """Complement data (backfill): run the definition once per business date, in one Complement workflow."""
+async def start(ctx: Services, code: int, body: StartComplement, *,
+                principal: Principal | None = None) -> dict[str, Any]:
+    """Complement data (backfill): run the definition once per business date, in one Complement workflow.
+    With ``principal``, its SUB_PROCESS and DEPENDENT tasks must name only the caller's projects."""
     settings, store = ctx.settings, ctx.store
     if body.dependent_mode != "OFF_MODE":
         raise Invalid("complementDependentMode ALL_DEPENDENT is not supported yet: complement the dependent "
                       "workflows separately", title="Not supported")
     definition = await load(ctx, code, body.version)
+    await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
+    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
+                            [body.warning_group_id or definition.warning_group_id], principal)
     bad = not_runnable(definition)
     if bad:
         raise Invalid(f"these task types are not runnable in this Porpoise version: {', '.join(bad)}",

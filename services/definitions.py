@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from model.definition import WorkflowDefinition
 from model.task_types import RUNNABLE
+from storage.security import Principal
 
 from . import runnable, schedules
 from .context import Services
@@ -30,21 +31,28 @@ def summary(d: WorkflowDefinition, created: bool | None = None) -> dict[str, Any
 
 
 async def submit(ctx: Services, definitions: list[WorkflowDefinition],
-                 project_code: int | None = None) -> list[dict[str, Any]]:
+                 project_code: int | None = None, *, principal: Principal | None = None) -> list[dict[str, Any]]:
     """Store each definition (a new version when it changed) and import its ``schedule`` block.
 
     An export's ``schedule`` block becomes the definition's schedule, offline, as DS import does; a
     new version of a scheduled definition moves its schedule to that version (docs/schedules.md).
     Every schedule block is checked, and every definition refused that could never run (SUB_PROCESS
     cycles or nesting too deep, too large for a Temporal payload: :mod:`services.runnable`), before
-    anything is saved.
+    anything is saved. With ``principal`` (a general user), a SUB_PROCESS or DEPENDENT task naming a
+    definition of a project they are not authorized for is refused (403, :func:`runnable.check_references`).
     """
+    if project_code is not None:
+        definitions = [d.model_copy(update={"project_code": project_code}) if not d.project_code else d
+                       for d in definitions]
     schedules.check_schedule_blocks(definitions)
     await run_in_threadpool(runnable.check, ctx.store, definitions, ctx.settings)
+    await run_in_threadpool(runnable.check_references, ctx.store, definitions, principal)
+    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
+                            [g for d in definitions for g in (d.warning_group_id,
+                                                              d.schedule.warning_group_id if d.schedule else 0)],
+                            principal)
     out = []
     for d in definitions:
-        if project_code is not None and not d.project_code:
-            d = d.model_copy(update={"project_code": project_code})
         saved = await run_in_threadpool(ctx.store.save, d)
         schedule = await schedules.import_schedule(ctx, saved.definition)
         out.append(summary(saved.definition, saved.created_version) | {"schedule": schedule})

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from core.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
+from core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from model.problems import Problem, pointer
 
-__all__ = ["Conflict", "DomainError", "Invalid", "NotFound", "Unavailable", "invalid"]
+__all__ = ["Conflict", "DomainError", "Forbidden", "Invalid", "NotFound", "Unavailable", "invalid"]
 
 
 def invalid(e: ValidationError | ValueError, title: str, prefix: tuple[str, ...] = ()) -> Invalid:

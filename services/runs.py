@@ -43,7 +43,9 @@ from model.clock import is_zone
 from model.definition import WorkflowDefinition
 from model.states import TaskState, WorkflowState
 from storage.definitions import DefinitionStore
+from storage.security import Principal
 
+from . import runnable
 from .context import Services
 from .definitions import load, not_runnable
 from .errors import Conflict, DomainError, Invalid, NotFound, Unavailable
@@ -128,9 +130,14 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
     )
 
 
-async def start(ctx: Services, code: int, body: StartRun) -> dict[str, Any]:
-    """Start a workflow instance of definition ``code`` (the latest version unless ``body.version``)."""
+async def start(ctx: Services, code: int, body: StartRun, *, principal: Principal | None = None) -> dict[str, Any]:
+    """Start a workflow instance of definition ``code`` (the latest version unless ``body.version``).
+    With ``principal``, its SUB_PROCESS and DEPENDENT tasks must name only definitions of projects the
+    caller may use (checked again here: a named definition may have been made since the submit)."""
     definition = await load(ctx, code, body.version)
+    await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
+    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
+                            [body.warning_group_id or definition.warning_group_id], principal)
     return (await start_run(await ctx.client(), ctx.settings, definition, body, ctx.store)).model_dump(by_alias=True)
 
 

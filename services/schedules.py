@@ -49,7 +49,9 @@ from model.quartz import TEMPORAL_MAX_YEAR, QuartzError, fire_times, parse
 from model.states import WorkflowState
 from storage.definitions import DefinitionStore
 from storage.schedules import OFFLINE, ScheduleExists, ScheduleRecord, ScheduleStore
+from storage.security import Principal
 
+from . import runnable
 from .context import Services
 from .errors import Conflict, Invalid, NotFound, Unavailable
 
@@ -493,7 +495,20 @@ async def _record(sstore: ScheduleStore, schedule_id: int) -> ScheduleRecord:
     return rec
 
 
-async def create(ctx: Services, body: ScheduleBody) -> dict[str, Any]:
+async def _check_reach(ctx: Services, definition: WorkflowDefinition | None, warning_group_id: int | None,
+                       principal: Principal | None) -> None:
+    """A schedule starts its definition with no one's permissions: with ``principal`` (a general user
+    making, changing, releasing or triggering it), the definition's SUB_PROCESS and DEPENDENT tasks and
+    the alert group must be the caller's to reach (services.runnable)."""
+    if principal is None or principal.is_admin:
+        return
+    if definition is not None:
+        await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
+    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
+                            [warning_group_id or (definition.warning_group_id if definition else 0)], principal)
+
+
+async def create(ctx: Services, body: ScheduleBody, *, principal: Principal | None = None) -> dict[str, Any]:
     """Create a definition's schedule (offline unless ``releaseState``) and its Temporal schedule."""
     settings, store, sstore = ctx.settings, ctx.store, ctx.schedules
     if body.definition_code is None:
@@ -503,6 +518,7 @@ async def create(ctx: Services, body: ScheduleBody) -> dict[str, Any]:
     definition = await run_in_threadpool(store.get, body.definition_code, None)
     if definition is None:
         raise NotFound(f"definition {body.definition_code} does not exist")
+    await _check_reach(ctx, definition, body.warning_group_id, principal)
     fields = checked({"timezone_id": settings.default_timezone, "release_state": OFFLINE} | body.fields())
     try:
         rec = await run_in_threadpool(
@@ -569,7 +585,8 @@ async def of_definition(ctx: Services, code: int) -> dict[str, Any]:
     return await get(ctx, rec.id)
 
 
-async def update(ctx: Services, schedule_id: int, body: ScheduleBody) -> dict[str, Any]:
+async def update(ctx: Services, schedule_id: int, body: ScheduleBody, *,
+                 principal: Principal | None = None) -> dict[str, Any]:
     """Update a schedule; what is not given stays. Also moves it to the definition's current version."""
     settings, store, sstore = ctx.settings, ctx.store, ctx.schedules
     client = await ctx.client()
@@ -582,6 +599,7 @@ async def update(ctx: Services, schedule_id: int, body: ScheduleBody) -> dict[st
     fields = checked(current | body.fields())
     # Saving a schedule also moves it to the definition's current version (DS fires the current one).
     definition = await run_in_threadpool(store.get, rec.definition_code, None)
+    await _check_reach(ctx, definition, body.warning_group_id or rec.warning_group_id, principal)
     if definition is not None:
         fields |= {"definition_version": definition.version, "definition_name": definition.name,
                    "project_code": definition.project_code}
@@ -595,13 +613,16 @@ async def update(ctx: Services, schedule_id: int, body: ScheduleBody) -> dict[st
     return view(new, settings)
 
 
-async def release(ctx: Services, schedule_id: int, state: str) -> dict[str, Any]:
+async def release(ctx: Services, schedule_id: int, state: str, *,
+                  principal: Principal | None = None) -> dict[str, Any]:
     """ONLINE: the schedule fires (Temporal unpause); OFFLINE: it stops firing (pause)."""
     settings, store, sstore = ctx.settings, ctx.store, ctx.schedules
     client = await ctx.client()
     rec = await _record(sstore, schedule_id)
     fields: dict[str, Any] = {"release_state": state}
     definition = await run_in_threadpool(store.get, rec.definition_code, None)
+    if state != OFFLINE:
+        await _check_reach(ctx, definition, rec.warning_group_id, principal)
     if definition is not None:
         fields |= {"definition_version": definition.version, "definition_name": definition.name}
     new = await run_in_threadpool(lambda: sstore.update(schedule_id, **fields))
@@ -629,10 +650,12 @@ async def delete(ctx: Services, schedule_id: int) -> dict[str, Any]:
     return {"id": schedule_id, "deleted": True}
 
 
-async def trigger(ctx: Services, schedule_id: int) -> dict[str, Any]:
+async def trigger(ctx: Services, schedule_id: int, *, principal: Principal | None = None) -> dict[str, Any]:
     """Fire now, once (scheduleTime = now), even when offline."""
     client = await ctx.client()
     rec = await _record(ctx.schedules, schedule_id)
+    definition = await run_in_threadpool(ctx.store.get, rec.definition_code, None)
+    await _check_reach(ctx, definition, rec.warning_group_id, principal)
     await client.get_schedule_handle(temporal_schedule_id(rec.definition_code)).trigger(
         overlap=ScheduleOverlapPolicy.ALLOW_ALL)
     return {"id": schedule_id, "triggered": True, "runsUrl": f"/schedules/{schedule_id}/runs"}

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -231,6 +231,9 @@ class AlertGroupRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The project whose users see and manage the group; None: a global group (administrators manage
+    # it, everyone may read it and pick it for runs). Migration 0006_alert_group_project.
+    project_code: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, default=None)
 
 
 class AlertChannelRow(Base):
@@ -281,16 +284,26 @@ Templates = dict[AlertKind, TemplatePair]
 
 
 class GroupSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
     id: int | None = Field(None, ge=1, description="keep the warningGroupId a DS definition refers to")
     name: str = Field(min_length=1, max_length=255)
     description: str = ""
+    project_code: int | None = Field(None, ge=0, alias="projectCode",
+                                     description="the project whose users manage the group; none: a global group")
 
 
 class GroupPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Only what is given changes; ``projectCode: null`` makes the group global (administrators)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = None
+    project_code: int | None = Field(None, ge=0, alias="projectCode")
+
+    @property
+    def moves(self) -> bool:
+        """Whether the patch sets the project (to a code, or to none)."""
+        return "project_code" in self.model_fields_set
 
 
 class ChannelSpec(BaseModel):
@@ -341,9 +354,10 @@ class GroupView:
     created_at: datetime
     updated_at: datetime
     channels: tuple[ChannelView, ...] = ()
+    project_code: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "description": self.description,
+        return {"id": self.id, "name": self.name, "description": self.description, "projectCode": self.project_code,
                 "channels": [c.as_dict() for c in self.channels],
                 "createTime": self.created_at.isoformat(), "updateTime": self.updated_at.isoformat()}
 
@@ -425,6 +439,14 @@ def _url_hint(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else ""
 
 
+def group_project(engine: Engine, group_id: int) -> tuple[bool, int | None]:
+    """(whether alert group ``group_id`` exists, its project code or None for a global group), with no
+    cipher: what a definition's or run's ``warningGroupId`` check needs (services.runnable)."""
+    with Session(engine) as s:
+        row = s.get(AlertGroupRow, group_id)
+        return (row is not None, row.project_code if row is not None else None)
+
+
 # --------------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------------
@@ -458,7 +480,7 @@ class AlertStore:
                     else:
                         new_id = next_id(s, AlertGroupRow.id)
                     row = AlertGroupRow(id=new_id, name=spec.name, description=spec.description, created_at=now,
-                                        updated_at=now)
+                                        updated_at=now, project_code=spec.project_code)
                     s.add(row)
                     s.flush()
                     return self._group_view(s, row)
@@ -478,11 +500,25 @@ class AlertStore:
                              .order_by(AlertChannelRow.id)).all()
         return GroupView(id=row.id, name=row.name, description=row.description or "",
                          created_at=aware(row.created_at), updated_at=aware(row.updated_at),
-                         channels=tuple(self._channel_view(c) for c in channels))
+                         channels=tuple(self._channel_view(c) for c in channels), project_code=row.project_code)
 
-    def list_groups(self) -> list[GroupView]:
+    def list_groups(self, projects: frozenset[int] | None = None) -> list[GroupView]:
+        """Every group, or with ``projects`` only those projects' groups and the global ones."""
         with Session(self.engine) as s:
-            return [self._group_view(s, r) for r in s.scalars(select(AlertGroupRow).order_by(AlertGroupRow.id))]
+            q = select(AlertGroupRow).order_by(AlertGroupRow.id)
+            if projects is not None:
+                q = q.where(AlertGroupRow.project_code.is_(None) | AlertGroupRow.project_code.in_(sorted(projects)))
+            return [self._group_view(s, r) for r in s.scalars(q)]
+
+    def group_project(self, group_id: int) -> tuple[bool, int | None]:
+        """(whether the group exists, its project code or None for a global group)."""
+        return group_project(self.engine, group_id)
+
+    def channel_group(self, channel_id: int) -> int | None:
+        """The group id of a channel (None: no such channel)."""
+        with Session(self.engine) as s:
+            row = s.get(AlertChannelRow, channel_id)
+            return row.group_id if row is not None else None
 
     def get_group(self, group_id: int) -> GroupView | None:
         with Session(self.engine) as s:
@@ -499,6 +535,8 @@ class AlertStore:
                 row.name = patch.name
             if patch.description is not None:
                 row.description = patch.description
+            if patch.moves:
+                row.project_code = patch.project_code
             row.updated_at = datetime.now(UTC)
             s.flush()
             return self._group_view(s, row)

@@ -1,8 +1,9 @@
 """Alert groups and channels: CRUD, template validation on save, previews, test sends, deliveries.
 
-Channel secrets go in and never come out (views say which are set). The work is
-:mod:`services.alerts`; the alert store and sender are built by :func:`install` when the app is
-created (they need the secret key, as datasources do).
+Channel secrets go in and never come out (views say which are set). The work, and who may see and
+change which group (a project's or a global one, docs/security.md), is :mod:`services.alerts`; the
+alert store and sender are built by :func:`install` when the app is created (they need the secret
+key, as datasources do).
 """
 
 from __future__ import annotations
@@ -50,46 +51,48 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)",
-             dependencies=[ADMIN_ONLY])
-async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
-    """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
-    return await service.create_group(sender, await _body(request, "Invalid alert group"))
+@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)")
+async def create_group(request: Request, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use,
+    ``projectCode`` (required from a general user; none: a global group, administrators only)."""
+    return await service.create_group(sender, await _body(request, "Invalid alert group"), principal=principal)
 
 
 @router.get("/alert-groups", summary="List alert groups with their channels (never a secret)")
-async def list_groups(sender: SenderDep) -> list[dict[str, Any]]:
-    return await service.list_groups(sender)
+async def list_groups(sender: SenderDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """A general user sees their projects' groups and the global ones."""
+    return await service.list_groups(sender, principal=principal)
 
 
 @router.get("/alert-groups/{group_id}", summary="One alert group with its channels")
-async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
-    return await service.get_group(sender, group_id)
+async def get_group(group_id: int, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.get_group(sender, group_id, principal=principal)
 
 
-@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
-async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
-    return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"))
+@router.put("/alert-groups/{group_id}", summary="Rename, describe or move an alert group")
+async def update_group(group_id: int, request: Request, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"),
+                                      principal=principal)
 
 
-@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels",
-               dependencies=[ADMIN_ONLY])
-async def delete_group(group_id: int, sender: SenderDep) -> None:
-    await service.delete_group(sender, group_id)
+@router.delete("/alert-groups/{group_id}", status_code=204, summary="Delete an alert group and its channels")
+async def delete_group(group_id: int, sender: SenderDep, principal: PrincipalDep) -> None:
+    await service.delete_group(sender, group_id, principal=principal)
 
 
-@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)",
-             dependencies=[ADMIN_ONLY])
-async def create_channel(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
+@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)")
+async def create_channel(group_id: int, request: Request, sender: SenderDep, principal: PrincipalDep
+                         ) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
     they are stored encrypted), ``templates`` ``{kind: {subject, body}}``, ``events`` (kinds; default
     all), ``enabled``. See docs/alerts.md for each type's params."""
-    return await service.create_channel(sender, group_id, await _body(request, "Invalid alert channel"))
+    return await service.create_channel(sender, group_id, await _body(request, "Invalid alert channel"),
+                                        principal=principal)
 
 
 @router.get("/alert-groups/{group_id}/channels", summary="The channels of an alert group")
-async def list_channels(group_id: int, sender: SenderDep) -> list[dict[str, Any]]:
-    return await service.list_channels(sender, group_id)
+async def list_channels(group_id: int, sender: SenderDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    return await service.list_channels(sender, group_id, principal=principal)
 
 
 @router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
@@ -99,21 +102,22 @@ async def rotate_keys(sender: SenderDep) -> dict[str, int]:
 
 
 @router.get("/alert-channels/{channel_id}", summary="One channel (never its secrets)")
-async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
-    return await service.get_channel(sender, channel_id)
+async def get_channel(channel_id: int, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.get_channel(sender, channel_id, principal=principal)
 
 
-@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one",
-            dependencies=[ADMIN_ONLY])
-async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
+@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one")
+async def update_channel(channel_id: int, request: Request, sender: SenderDep, principal: PrincipalDep
+                         ) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
     replace the kinds given (``null`` goes back to the default); ``events``/``allEvents``; ``enabled``."""
-    return await service.update_channel(sender, channel_id, await _body(request, "Invalid alert channel"))
+    return await service.update_channel(sender, channel_id, await _body(request, "Invalid alert channel"),
+                                        principal=principal)
 
 
-@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel", dependencies=[ADMIN_ONLY])
-async def delete_channel(channel_id: int, sender: SenderDep) -> None:
-    await service.delete_channel(sender, channel_id)
+@router.delete("/alert-channels/{channel_id}", status_code=204, summary="Delete a channel")
+async def delete_channel(channel_id: int, sender: SenderDep, principal: PrincipalDep) -> None:
+    await service.delete_channel(sender, channel_id, principal=principal)
 
 
 @router.post("/alert-templates/validate", summary="Check templates without saving them")
@@ -132,18 +136,19 @@ async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: Services
                   principal: PrincipalDep) -> dict[str, Any]:
     if body.run_id:  # a real run's start params are its project's
         await require_run(principal, await ctx.client(), body.run_id)
-    return await service.preview(ctx, sender, group_id, body)
+    return await service.preview(ctx, sender, group_id, body, principal=principal)
 
 
-@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now",
-             dependencies=[ADMIN_ONLY])
-async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[str, Any]:
+@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now")
+async def test_send(group_id: int, body: TestSend, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
-    return await service.test_send(sender, group_id, body)
+    return await service.test_send(sender, group_id, body, principal=principal)
 
 
-@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
-async def deliveries(sender: SenderDep, instance_id: str | None = Query(None, alias="instanceId"),
+@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first (a general user: groupId of "
+                                          "one of their projects' groups)")
+async def deliveries(sender: SenderDep, principal: PrincipalDep,
+                     instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return await service.deliveries(sender, instance_id, group_id, limit)
+    return await service.deliveries(sender, instance_id, group_id, limit, principal=principal)

@@ -23,7 +23,7 @@ router = APIRouter(tags=["complements"])
 async def start_complement(code: int, body: StartComplement, ctx: ServicesDep,
                            principal: PrincipalDep) -> dict[str, Any]:
     require_project(principal, (await load(ctx, code, body.version)).project_code)
-    return await service.start(ctx, code, body)
+    return await service.start(ctx, code, body, principal=principal)
 
 
 async def check(ctx: ServicesDep, principal: PrincipalDep, complement_id: str) -> tuple[ComplementStatus, str]:

@@ -56,7 +56,7 @@ async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, prin
         await require_datasources_of(principal, security_store(request), d)
         if d.code and (old := await run_in_threadpool(ctx.store.get, d.code, None)) is not None:
             require_project(principal, old.project_code)  # no overwriting or moving another project's
-    return await service.submit(ctx, definitions, project_code)
+    return await service.submit(ctx, definitions, project_code, principal=principal)
 
 
 @router.post("/validate", summary="Validate without saving; returns the normalised definitions")

@@ -31,7 +31,7 @@ async def create_schedule(body: ScheduleBody, ctx: ServicesDep, principal: Princ
     if body.definition_code is not None and (
             definition := await run_in_threadpool(ctx.store.get, body.definition_code, None)) is not None:
         require_project(principal, definition.project_code)
-    return await service.create(ctx, body)
+    return await service.create(ctx, body, principal=principal)
 
 
 @router.get("/schedules", summary="List schedules")
@@ -68,13 +68,13 @@ async def definition_schedule(code: int, ctx: ServicesDep, principal: PrincipalD
 async def update_schedule(schedule_id: int, body: ScheduleBody, ctx: ServicesDep,
                           principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
-    return await service.update(ctx, schedule_id, body)
+    return await service.update(ctx, schedule_id, body, principal=principal)
 
 
 @router.post("/schedules/{schedule_id}/online", summary="Online: the schedule fires (Temporal unpause)")
 async def online(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
-    return await service.release(ctx, schedule_id, ONLINE)
+    return await service.release(ctx, schedule_id, ONLINE, principal=principal)
 
 
 @router.post("/schedules/{schedule_id}/offline", summary="Offline: the schedule stops firing (Temporal pause)")
@@ -94,7 +94,7 @@ async def delete_schedule(schedule_id: int, ctx: ServicesDep, principal: Princip
              summary="Fire now, once (scheduleTime = now), even when offline")
 async def trigger(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
-    return await service.trigger(ctx, schedule_id)
+    return await service.trigger(ctx, schedule_id, principal=principal)
 
 
 @router.get("/schedules/{schedule_id}/runs", summary="The workflow instances a schedule started (newest first)")

@@ -88,8 +88,8 @@ async def test_a_deadlock_trip_is_retried_and_the_run_recovers(client: Client, s
         assert status["state"] == "SUCCESS", status
         assert stalled, "the stall never happened"
         history = await client.get_workflow_handle(instance).fetch_history()
-        failures = [e.workflow_task_failed_event_attributes.failure.message for e in history.events
-                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+        failures = [str(await client.data_converter.decode_failure(e.workflow_task_failed_event_attributes.failure))
+                    for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
         assert any("deadlock" in m.lower() for m in failures), failures
         assert worker._workflow_worker is not None
         assert worker._workflow_worker._could_not_evict_count == 0  # nothing stuck in the cache
