@@ -15,6 +15,16 @@ from activities.alerts.activity import AlertSender
 from core.settings import Settings
 from services import alerts as service
 from services.alerts import Preview, TestSend, ValidateTemplates
+from services.schemas import (
+    AlertChannelView,
+    AlertGroupView,
+    AlertPreview,
+    Delivery,
+    KeysRotated,
+    TemplateCheck,
+    TemplateDefaults,
+    TestSendResult,
+)
 from storage.alerts import AlertStore
 
 from ..auth import ADMIN_ONLY, PrincipalDep, require_run
@@ -50,24 +60,28 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)",
+@router.post("/alert-groups", status_code=201, response_model=AlertGroupView,
+             summary="Create an alert group (DS warningGroupId)",
              dependencies=[ADMIN_ONLY])
 async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use."""
     return await service.create_group(sender, await _body(request, "Invalid alert group"))
 
 
-@router.get("/alert-groups", summary="List alert groups with their channels (never a secret)")
+@router.get("/alert-groups", response_model=list[AlertGroupView],
+            summary="List alert groups with their channels (never a secret)")
 async def list_groups(sender: SenderDep) -> list[dict[str, Any]]:
     return await service.list_groups(sender)
 
 
-@router.get("/alert-groups/{group_id}", summary="One alert group with its channels")
+@router.get("/alert-groups/{group_id}", response_model=AlertGroupView,
+            summary="One alert group with its channels")
 async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_group(sender, group_id)
 
 
-@router.put("/alert-groups/{group_id}", summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
+@router.put("/alert-groups/{group_id}", response_model=AlertGroupView,
+            summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
 async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"))
 
@@ -78,7 +92,8 @@ async def delete_group(group_id: int, sender: SenderDep) -> None:
     await service.delete_group(sender, group_id)
 
 
-@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)",
+@router.post("/alert-groups/{group_id}/channels", status_code=201, response_model=AlertChannelView,
+             summary="Add a channel (templates validated)",
              dependencies=[ADMIN_ONLY])
 async def create_channel(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
@@ -87,23 +102,27 @@ async def create_channel(group_id: int, request: Request, sender: SenderDep) -> 
     return await service.create_channel(sender, group_id, await _body(request, "Invalid alert channel"))
 
 
-@router.get("/alert-groups/{group_id}/channels", summary="The channels of an alert group")
+@router.get("/alert-groups/{group_id}/channels", response_model=list[AlertChannelView],
+            summary="The channels of an alert group")
 async def list_channels(group_id: int, sender: SenderDep) -> list[dict[str, Any]]:
     return await service.list_channels(sender, group_id)
 
 
-@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
+@router.post("/alert-channels/rotate-keys", response_model=KeysRotated,
+             summary="Re-encrypt every channel secret with the primary key",
              dependencies=[ADMIN_ONLY])
 async def rotate_keys(sender: SenderDep) -> dict[str, int]:
     return await service.rotate_keys(sender)
 
 
-@router.get("/alert-channels/{channel_id}", summary="One channel (never its secrets)")
+@router.get("/alert-channels/{channel_id}", response_model=AlertChannelView,
+            summary="One channel (never its secrets)")
 async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_channel(sender, channel_id)
 
 
-@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one",
+@router.put("/alert-channels/{channel_id}", response_model=AlertChannelView,
+            summary="Change a channel; an empty or absent secret keeps the old one",
             dependencies=[ADMIN_ONLY])
 async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
@@ -116,17 +135,19 @@ async def delete_channel(channel_id: int, sender: SenderDep) -> None:
     await service.delete_channel(sender, channel_id)
 
 
-@router.post("/alert-templates/validate", summary="Check templates without saving them")
+@router.post("/alert-templates/validate", response_model=TemplateCheck,
+             summary="Check templates without saving them")
 async def validate(body: ValidateTemplates, sender: SenderDep) -> dict[str, Any]:
     return await service.validate(sender, body)
 
 
-@router.get("/alert-templates/defaults", summary="The default templates and every placeholder per alert kind")
+@router.get("/alert-templates/defaults", response_model=TemplateDefaults,
+            summary="The default templates and every placeholder per alert kind")
 async def template_defaults() -> dict[str, Any]:
     return await service.template_defaults()
 
 
-@router.post("/alert-groups/{group_id}/preview",
+@router.post("/alert-groups/{group_id}/preview", response_model=AlertPreview,
              summary="Render the group's templates against a sample or a real finished run (nothing is sent)")
 async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: ServicesDep,
                   principal: PrincipalDep) -> dict[str, Any]:
@@ -135,14 +156,16 @@ async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: Services
     return await service.preview(ctx, sender, group_id, body)
 
 
-@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now",
+@router.post("/alert-groups/{group_id}/test", response_model=TestSendResult,
+             summary="Send a test alert (a sample failed run) to the channels now",
              dependencies=[ADMIN_ONLY])
 async def test_send(group_id: int, body: TestSend, sender: SenderDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
     return await service.test_send(sender, group_id, body)
 
 
-@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
+@router.get("/alerts/deliveries", response_model=list[Delivery],
+            summary="Alert delivery attempts, newest first", dependencies=[ADMIN_ONLY])
 async def deliveries(sender: SenderDep, instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
