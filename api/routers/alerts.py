@@ -24,8 +24,9 @@ from services.schemas import (
     TemplateCheck,
     TemplateDefaults,
     TestSendResult,
+    request_body,
 )
-from storage.alerts import AlertStore
+from storage.alerts import AlertStore, ChannelPatch, ChannelSpec, GroupPatch, GroupSpec
 
 from ..auth import ADMIN_ONLY, PrincipalDep, require_run
 from ..deps import ServicesDep
@@ -60,7 +61,7 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/alert-groups", status_code=201, response_model=AlertGroupView,
+@router.post("/alert-groups", status_code=201, response_model=AlertGroupView, openapi_extra=request_body(GroupSpec),
              summary="Create an alert group (DS warningGroupId)",
              dependencies=[ADMIN_ONLY])
 async def create_group(request: Request, sender: SenderDep) -> dict[str, Any]:
@@ -80,7 +81,7 @@ async def get_group(group_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_group(sender, group_id)
 
 
-@router.put("/alert-groups/{group_id}", response_model=AlertGroupView,
+@router.put("/alert-groups/{group_id}", response_model=AlertGroupView, openapi_extra=request_body(GroupPatch),
             summary="Rename or describe an alert group", dependencies=[ADMIN_ONLY])
 async def update_group(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
     return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"))
@@ -93,6 +94,7 @@ async def delete_group(group_id: int, sender: SenderDep) -> None:
 
 
 @router.post("/alert-groups/{group_id}/channels", status_code=201, response_model=AlertChannelView,
+             openapi_extra=request_body(ChannelSpec),
              summary="Add a channel (templates validated)",
              dependencies=[ADMIN_ONLY])
 async def create_channel(group_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:
@@ -121,7 +123,7 @@ async def get_channel(channel_id: int, sender: SenderDep) -> dict[str, Any]:
     return await service.get_channel(sender, channel_id)
 
 
-@router.put("/alert-channels/{channel_id}", response_model=AlertChannelView,
+@router.put("/alert-channels/{channel_id}", response_model=AlertChannelView, openapi_extra=request_body(ChannelPatch),
             summary="Change a channel; an empty or absent secret keeps the old one",
             dependencies=[ADMIN_ONLY])
 async def update_channel(channel_id: int, request: Request, sender: SenderDep) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
 from services import datasources as service
-from services.schemas import ConnectionTest, DatasourceView, KeysRotated
-from storage.datasources import DatasourceStore
+from services.schemas import ConnectionTest, DatasourceView, KeysRotated, request_body
+from storage.datasources import DatasourcePatch, DatasourceSpec, DatasourceStore
 
 from ..auth import AccessDep, PrincipalDep, require_admin, require_datasource
 from ..problems import ProblemError
@@ -46,7 +46,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.post("", status_code=201, response_model=DatasourceView,
+@router.post("", status_code=201, response_model=DatasourceView, openapi_extra=request_body(DatasourceSpec),
              summary="Create a datasource (the password is stored encrypted)")
 async def create(request: Request, store: DatasourcesDep, principal: PrincipalDep,
                  access: AccessDep) -> dict[str, Any]:
@@ -71,7 +71,7 @@ async def get(datasource_id: int, store: DatasourcesDep, principal: PrincipalDep
     return await service.get(store, datasource_id)
 
 
-@router.put("/{datasource_id}", response_model=DatasourceView,
+@router.put("/{datasource_id}", response_model=DatasourceView, openapi_extra=request_body(DatasourcePatch),
             summary="Update a datasource; no (or an empty) password keeps the old one")
 async def update(datasource_id: int, request: Request, store: DatasourcesDep, principal: PrincipalDep,
                  access: AccessDep) -> dict[str, Any]:

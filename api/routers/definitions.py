@@ -25,6 +25,15 @@ from ..deps import ServicesDep, SettingsDep
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
 
+# The body is parsed by model.formats (every DS format), not by FastAPI: OpenAPI says what it takes.
+_DS_DOCUMENT = {"description": "a DS export (3.1/3.2/3.3: an array of definitions or one), the create-API "
+                               "form as JSON, or pydolphinscheduler get_define() output",
+                "anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
+DEFINITION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _DS_DOCUMENT},
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "description": "DS's create-API form: name, taskDefinitionJson, taskRelationJson, ..."}}}}}
+
 
 async def read_definitions(request: Request, max_bytes: int) -> list[WorkflowDefinition]:
     """Parse the body as JSON (any accepted format) or as the create-API form, within the size limit."""
@@ -47,7 +56,7 @@ async def read_definitions(request: Request, max_bytes: int) -> list[WorkflowDef
     return parse_text(bytes(body))
 
 
-@router.post("", status_code=201, response_model=list[SubmittedDefinition],
+@router.post("", status_code=201, response_model=list[SubmittedDefinition], openapi_extra=DEFINITION_BODY,
              summary="Create a definition, or a new version of one")
 async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, principal: PrincipalDep,
                  project_code: int | None = Query(None, alias="projectCode")) -> list[dict[str, Any]]:
@@ -67,7 +76,7 @@ async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, prin
     return await service.submit(ctx, definitions, project_code)
 
 
-@router.post("/validate", response_model=list[ValidatedDefinition],
+@router.post("/validate", response_model=list[ValidatedDefinition], openapi_extra=DEFINITION_BODY,
              summary="Validate without saving; returns the normalised definitions")
 async def validate(request: Request, settings: SettingsDep) -> list[dict[str, Any]]:
     return service.validate(await read_definitions(request, settings.max_definition_bytes))

@@ -17,7 +17,7 @@ from .alerts import (
     TemplateProblemView,
     TestSendResult,
 )
-from .base import ApiModel, Long, shape
+from .base import ApiModel, Long, request_body, shape
 from .complements import ComplementCreated, ComplementDate, ComplementStopped, ComplementSummary, ComplementView
 from .datasources import ConnectionTest, DatasourceView
 from .definitions import (
@@ -53,5 +53,5 @@ __all__ = [
     "RunStatus", "RunSummary", "ScheduleBlockView", "ScheduleDeleted", "SchedulePreview", "ScheduleRun",
     "ScheduleTriggered", "ScheduleView", "StartRun", "SubmittedDefinition", "TaskGroup", "TaskGroupView",
     "TaskView", "TemplateCheck", "TemplateDefaults", "TemplateProblemView", "TemporalScheduleInfo",
-    "TestSendResult", "TokenView", "UserView", "ValidatedDefinition", "shape"
+    "TestSendResult", "TokenView", "UserView", "ValidatedDefinition", "request_body", "shape"
 ]

@@ -22,7 +22,7 @@ Long = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]  # DS ids and codes are
 class ApiModel(BaseModel):
     """camelCase JSON names (``alias_generator``), snake_case accepted as well (``populate_by_name``)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,3 +36,25 @@ def shape(model: type[M], value: Any) -> Any:
         return TypeAdapter(list[model]).dump_python(  # type: ignore[valid-type]
             TypeAdapter(list[model]).validate_python(value), mode="json", by_alias=True)  # type: ignore[valid-type]
     return model.model_validate(value).model_dump(mode="json", by_alias=True)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def request_body(model: type[BaseModel], *, description: str = "") -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body that a route parses itself (to answer its own 422
+    problems): ``model``'s schema, camelCase, its definitions inlined."""
+    schema = model.model_json_schema(by_alias=True)
+    body: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": _inline(
+        schema, schema.get("$defs", {}))}}}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
