@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
@@ -50,6 +50,7 @@ from .context import Services
 from .errors import Conflict, DomainError, Invalid, NotFound
 from .errors import invalid as _invalid
 from .runs import instance_status
+from .schemas import ApiModel
 
 
 def _template_error(problems: list[TemplateProblem]) -> Invalid:
@@ -216,7 +217,7 @@ async def delete_channel(sender: AlertSender, channel_id: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-class ValidateTemplates(BaseModel):
+class ValidateTemplates(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     format: str = Field("html", description="html (email), markdown (WeCom) or text")
     templates: dict[str, dict[str, str | None]]
@@ -237,7 +238,7 @@ async def template_defaults() -> dict[str, Any]:
     return {"kinds": list(KINDS), "formats": list(FORMATS), "templates": defaults(), "placeholders": placeholders}
 
 
-class Preview(BaseModel):
+class Preview(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: AlertKind = AlertKind.WORKFLOW_END
     run_id: str | None = Field(None, alias="runId", description="a finished run; default: a sample failed run")
@@ -336,7 +337,7 @@ async def preview(state: Services, sender: AlertSender, group_id: int, body: Pre
     }
 
 
-class TestSend(BaseModel):
+class TestSend(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: AlertKind = AlertKind.WORKFLOW_END
     channel_id: int | None = Field(None, alias="channelId")

@@ -140,6 +140,13 @@ def test_requests_take_camel_and_snake_case_and_responses_give_camel_case() -> N
     assert schemas.NewToken.model_validate({"name": "u", "expires_days": 2}).expires_days == 2
     assert schemas.TaskGroup.model_validate({"name": "g", "group_size": 3}).group_size == 3
     assert schemas.StartRun.model_validate({"dry_run": True, "startParams": {"a": 1}}).dry_run is True
+    from services.alerts import Preview
+    from services.schedules import ScheduleBody
+
+    for body in ({"timezoneId": "UTC", "misfirePolicy": "SKIP_MISSED"},
+                 {"timezone_id": "UTC", "misfire_policy": "SKIP_MISSED"}):
+        assert ScheduleBody.model_validate(body).fields() == {"timezone_id": "UTC", "misfire_policy": "SKIP_MISSED"}
+    assert Preview.model_validate({"runId": "r", "task_code": 3}).task_code == 3
     node = {"code": 1, "name": "a", "task_type": "SHELL", "state": "SUCCESS", "var_pool": [{"prop": "x"}]}
     shown = shape(schemas.NodeView, node)
     assert shown["taskType"] == "SHELL" and shown["varPool"][0]["prop"] == "x" and "task_type" not in shown
