@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from core.settings import Settings, get_settings
 from services.context import Services
+from services.schemas import Health
 from storage.security import SecurityStore
 
 from . import docs, ds_rest, problems
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     alerts.install(app, settings)  # channel secrets use the same key
 
     @app.get("/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "temporalUi": settings.temporal_ui_url}
+    async def health() -> Health:
+        return Health(status="ok", temporal_ui=settings.temporal_ui_url)
 
     return app

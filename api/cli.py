@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperOption
@@ -20,6 +21,8 @@ from typer.core import TyperOption
 from core.settings import Settings, get_settings
 from model.formats import dump_document, parse_text
 from model.problems import DefinitionError
+from services import schemas
+from services.schemas import shape
 
 from .cli_tokens import client_token, keys_app, token_app, write_admin_token
 from .cli_users import user_app
@@ -80,8 +83,24 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
 
 
-def _print_json(value: Any) -> None:
-    out.print_json(json.dumps(value))
+def _print_json(value: Any, model: type[BaseModel] | None = None) -> None:
+    """Print an API answer as JSON; through the route's response ``model`` when given, so ``--json``
+    shows exactly the shape the API documents (services/schemas)."""
+    out.print_json(json.dumps(shape(model, value) if model is not None else value))
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    """A table that stays readable at 80 columns: long cells fold instead of being cut."""
+    table = Table(title=title, title_justify="left", pad_edge=False, expand=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+def _when(value: Any, clock_only: bool = False) -> str:
+    """An ISO timestamp as ``yyyy-MM-dd HH:mm:ss`` (``HH:mm:ss`` with ``clock_only``)."""
+    text = str(value or "").replace("T", " ")[:19]
+    return text[11:] if clock_only else text
 
 
 def _key_values(items: list[str] | None) -> dict[str, str]:
@@ -273,12 +292,11 @@ def submit(file: Path) -> None:
 
 
 def _print_status(status: dict[str, Any]) -> None:
-    table = Table(title=f"{status['definition_name']} — {status['instance_id']}: {status['state']}")
-    for col in ("task", "type", "state", "attempts", "start", "end", "error"):
-        table.add_column(col)
+    table = _table("task", "type", "state", "try", "start", "end", "error",
+                   title=f"{status['definitionName']} — {status['instanceId']}: {status['state']}")
     for n in status["nodes"]:
-        table.add_row(n["name"], n["task_type"], n["state"], str(n["attempts"]), str(n["start_time"] or ""),
-                      str(n["end_time"] or ""), n.get("error") or n.get("waiting") or "")
+        table.add_row(n["name"], n["taskType"], n["state"], str(n["attempts"]), _when(n["startTime"], True),
+                      _when(n["endTime"], True), n.get("error") or n.get("waiting") or "")
     err.print(table)
 
 
@@ -308,7 +326,7 @@ def run(
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
-            out.print_json(json.dumps(created))
+            _print_json(created, schemas.RunCreated)
         return
     seen: dict[str, str] = {}
     while True:
@@ -321,7 +339,7 @@ def run(
             break
         time.sleep(0.5)
     if as_json:
-        out.print_json(json.dumps(status))
+        _print_json(status, schemas.RunStatus)
     else:
         _print_status(status)
     raise typer.Exit(0 if status["state"] == "SUCCESS" else 1)
@@ -332,7 +350,7 @@ def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = 
     """Show a workflow instance and every node's state."""
     st = _request("GET", f"/runs/{instance_id}")
     if as_json:
-        out.print_json(json.dumps(st))
+        _print_json(st, schemas.RunStatus)
     else:
         _print_status(st)
 
@@ -377,31 +395,31 @@ def logs(
 @app.command()
 def stop(instance_id: str) -> None:
     """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
-    _print_json(_request("POST", f"/runs/{instance_id}/stop"))
+    _print_json(_request("POST", f"/runs/{instance_id}/stop"), schemas.RunOperation)
 
 
 @app.command()
 def pause(instance_id: str) -> None:
     """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
-    _print_json(_request("POST", f"/runs/{instance_id}/pause"))
+    _print_json(_request("POST", f"/runs/{instance_id}/pause"), schemas.RunOperation)
 
 
 @app.command()
 def recover(instance_id: str) -> None:
     """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
-    _print_json(_request("POST", f"/runs/{instance_id}/recover"))
+    _print_json(_request("POST", f"/runs/{instance_id}/recover"), schemas.RunCreated)
 
 
 @app.command()
 def rerun(instance_id: str) -> None:
     """Run the whole DAG of a finished instance again."""
-    _print_json(_request("POST", f"/runs/{instance_id}/rerun"))
+    _print_json(_request("POST", f"/runs/{instance_id}/rerun"), schemas.RunCreated)
 
 
 @app.command("force-success")
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
-    _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"))
+    _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"), schemas.ForcedSuccess)
 
 
 # -- listing definitions and runs ------------------------------------------------------------------
@@ -422,11 +440,11 @@ def definitions_list(
     params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
     rows = _request("GET", "/definitions", params=params)
     if as_json:
-        _print_json(rows)
+        _print_json(rows, schemas.DefinitionListItem)
         return
-    table = Table("code", "name", "version", "updated")
+    table = _table("code", "name", "version", "updated")
     for r in rows:
-        table.add_row(str(r["code"]), r["name"], str(r["version"]), str(r["updatedAt"])[:19])
+        table.add_row(str(r["code"]), r["name"], str(r["version"]), _when(r["updatedAt"]))
     out.print(table)
 
 
@@ -445,12 +463,12 @@ def runs_list(
         params["state"] = state.upper()
     rows = _request("GET", "/runs", params=params)
     if as_json:
-        _print_json(rows)
+        _print_json(rows, schemas.RunSummary)
         return
-    table = Table("instance", "definition", "state", "started")
+    table = _table("instance", "definition", "state", "started")
     for r in rows:
         table.add_row(r["instanceId"], r.get("definitionName") or str(r.get("definitionCode") or ""),
-                      r.get("state") or r.get("temporalStatus") or "", str(r.get("startTime") or "")[:19])
+                      r.get("state") or r.get("temporalStatus") or "", _when(r.get("startTime")))
     out.print(table)
 
 
@@ -475,15 +493,12 @@ def _ds_params(param: list[str] | None) -> dict[str, str] | None:
 
 def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(rows))
+        _print_json(rows, schemas.DatasourceView)
         return
-    table = Table(title="datasources")
-    for col in ("id", "name", "type", "where", "user", "password", "version"):
-        table.add_column(col)
+    table = _table("id", "name", "type", "where", "user", "password", title="datasources")
     for d in rows:
         where = d["database"] if d["type"] == "SQLITE" else f"{d['host']}:{d['port']}/{d['database']}"
-        table.add_row(str(d["id"]), d["name"], d["type"], where, d["userName"],
-                      "set" if d["hasPassword"] else "-", str(d["version"]))
+        table.add_row(str(d["id"]), d["name"], d["type"], where, d["userName"], "set" if d["hasPassword"] else "-")
     out.print(table)
 
 
@@ -577,7 +592,7 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
     """Connect to a datasource once (from the API host). Exit 1 when it fails."""
     result = _request("POST", f"/datasources/{datasource_id}/test")
     if as_json:
-        out.print_json(json.dumps(result))
+        _print_json(result, schemas.ConnectionTest)
     elif result["ok"]:
         out.print(f"[green]ok[/green] {result['name']}: {result['message']} ({result['elapsedMs']} ms)")
     else:
@@ -588,7 +603,7 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
 @datasource_app.command("rotate-keys")
 def datasource_rotate_keys() -> None:
     """Re-encrypt every password with the first key of PORPOISE_SECRET_KEY (see docs/datasources.md)."""
-    out.print(_request("POST", "/datasources/rotate-keys"))
+    _print_json(_request("POST", "/datasources/rotate-keys"), schemas.KeysRotated)
 
 
 if __name__ == "__main__":
@@ -651,17 +666,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _schedule_print(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A table of the schedules (misfire and overlap policies: --json), or their JSON."""
     if as_json:
-        out.print_json(json.dumps(rows))
+        _print_json(rows, schemas.ScheduleView)
         return
-    table = Table(title="schedules")
-    for col in ("id", "definition", "version", "crontab", "timezone", "state", "misfire", "overlap", "next fire"):
-        table.add_column(col)
+    table = _table("id", "definition", "crontab", "timezone", "state", "next fire", title="schedules")
     for s in rows:
         upcoming = (s.get("temporal") or {}).get("nextFireTimes") or [""]
-        table.add_row(str(s["id"]), f"{s['processDefinitionName']} ({s['processDefinitionCode']})",
-                      str(s["processDefinitionVersion"]), s["crontab"], s["timezoneId"], s["releaseState"],
-                      s["misfirePolicy"], s["overlapPolicy"], upcoming[0])
+        table.add_row(str(s["id"]), f"{s['processDefinitionName']} ({s['processDefinitionCode']}) "
+                                    f"v{s['processDefinitionVersion']}",
+                      s["crontab"], s["timezoneId"], s["releaseState"], _when(upcoming[0]))
     out.print(table)
 
 
@@ -764,14 +778,12 @@ def schedule_runs(schedule_id: int, limit: Annotated[int, typer.Option()] = 20, 
     """The instances a schedule started, newest business time first."""
     rows = _request("GET", f"/schedules/{schedule_id}/runs", params={"limit": limit})
     if as_json:
-        out.print_json(json.dumps(rows))
+        _print_json(rows, schemas.ScheduleRun)
         return
-    table = Table(title=f"runs of schedule {schedule_id}")
-    for col in ("instance", "scheduleTime", "state", "start", "end"):
-        table.add_column(col)
+    table = _table("instance", "scheduleTime", "state", "start", "end", title=f"runs of schedule {schedule_id}")
     for r in rows:
-        table.add_row(r["instanceId"], r["scheduleTime"] or "", r["state"] or "", r["startTime"] or "",
-                      r["closeTime"] or "")
+        table.add_row(r["instanceId"], _when(r["scheduleTime"]), r["state"] or "", _when(r["startTime"], True),
+                      _when(r["closeTime"], True))
     out.print(table)
 
 
@@ -786,14 +798,13 @@ def schedule_preview(crontab: str, timezone: Annotated[str, typer.Option("--time
 
 def _complement_print(st: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(st))
+        _print_json(st, schemas.ComplementView)
         return
-    table = Table(title=f"{st['definitionName']} — {st['complementId']}: {st['state']} "
-                        f"({st['runMode']}, {st['chains']} chain{'s' if st['chains'] > 1 else ''})")
-    for col in ("scheduleTime", "chain", "state", "instance"):
-        table.add_column(col)
+    table = _table("scheduleTime", "chain", "state", "instance",
+                   title=f"{st['definitionName']} — {st['complementId']}: {st['state']} "
+                         f"({st['runMode']}, {st['chains']} chain{'s' if st['chains'] > 1 else ''})")
     for d in st["dates"]:
-        table.add_row(d["scheduleTime"], str(d["chain"]), d["state"], d["instanceId"] or "")
+        table.add_row(_when(d["scheduleTime"]), str(d["chain"]), d["state"], d["instanceId"] or "")
     err.print(table)
 
 
@@ -835,7 +846,7 @@ def complement_start(
     err.print(f"started {created['complementId']} — {len(created['dates'])} dates — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
-            out.print_json(json.dumps(created))
+            _print_json(created, schemas.ComplementCreated)
         return
     while True:
         st = _request("GET", f"/complements/{created['complementId']}")
@@ -855,7 +866,7 @@ def complement_status(complement_id: str, as_json: JsonOpt = False) -> None:
 @complement_app.command("stop")
 def complement_stop(complement_id: str) -> None:
     """Stop a complement: running dates are stopped, no new date starts."""
-    out.print(_request("POST", f"/complements/{complement_id}/stop"))
+    _print_json(_request("POST", f"/complements/{complement_id}/stop"), schemas.ComplementStopped)
 
 
 # -- alerts (docs/alerts.md) -----------------------------------------------------------------------------
@@ -881,15 +892,13 @@ def alert_group_create(name: str, description: Annotated[str, typer.Option()] = 
     body: dict[str, Any] = {"name": name, "description": description}
     if group_id is not None:
         body["id"] = group_id
-    out.print_json(json.dumps(_request("POST", "/alert-groups", json=body)))
+    _print_json(_request("POST", "/alert-groups", json=body), schemas.AlertGroupView)
 
 
 @alert_app.command("groups")
 def alert_groups() -> None:
     """List alert groups and their channels (never a secret)."""
-    table = Table(title="alert groups")
-    for col in ("id", "name", "channels"):
-        table.add_column(col)
+    table = _table("id", "name", "channels", title="alert groups")
     for g in _request("GET", "/alert-groups"):
         table.add_row(str(g["id"]), g["name"], ", ".join(f"{c['name']} ({c['type']})" for c in g.get("channels", [])))
     out.print(table)
@@ -898,7 +907,7 @@ def alert_groups() -> None:
 @alert_app.command("group")
 def alert_group(group_id: int) -> None:
     """One alert group with its channels, as JSON."""
-    out.print_json(json.dumps(_request("GET", f"/alert-groups/{group_id}")))
+    _print_json(_request("GET", f"/alert-groups/{group_id}"), schemas.AlertGroupView)
 
 
 @alert_app.command("group-delete")
@@ -912,14 +921,15 @@ def alert_group_delete(group_id: int) -> None:
 def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
         help='the channel as JSON or @file.json: {"name", "type", "params", "events"?, "templates"?}')]) -> None:
     """Add a channel to a group; its templates are validated first."""
-    out.print_json(json.dumps(_request("POST", f"/alert-groups/{group_id}/channels", json=_json_arg(channel))))
+    _print_json(_request("POST", f"/alert-groups/{group_id}/channels", json=_json_arg(channel)),
+                schemas.AlertChannelView)
 
 
 @alert_app.command("channel-update")
 def alert_channel_update(channel_id: int, changes: Annotated[str, typer.Argument(
         help="the fields to change, as JSON or @file.json; an absent secret keeps the stored one")]) -> None:
     """Change a channel."""
-    out.print_json(json.dumps(_request("PUT", f"/alert-channels/{channel_id}", json=_json_arg(changes))))
+    _print_json(_request("PUT", f"/alert-channels/{channel_id}", json=_json_arg(changes)), schemas.AlertChannelView)
 
 
 @alert_app.command("channel-delete")
@@ -971,10 +981,8 @@ def alert_deliveries(instance_id: Annotated[str | None, typer.Option("--instance
     if group_id is not None:
         params["groupId"] = group_id
     rows = _request("GET", "/alerts/deliveries", params=params)
-    table = Table(title="alert deliveries")
-    for col in ("time", "instance", "kind", "channel", "attempt", "ok", "error"):
-        table.add_column(col)
+    table = _table("time", "instance", "kind", "channel", "try", "ok", "error", title="alert deliveries")
     for r in rows:
-        table.add_row(*(str(r.get(k) if r.get(k) is not None else "") for k in
-                        ("time", "instanceId", "kind", "channelName", "attempt", "ok", "error")))
+        table.add_row(_when(r.get("time")), *(str(r.get(k) if r.get(k) is not None else "") for k in
+                                              ("instanceId", "kind", "channelName", "attempt", "ok", "error")))
     out.print(table)

@@ -108,7 +108,9 @@ async def bench(stack: Stack, n: int, concurrency: int, via: str, lead: float, p
             else:
                 definition = (await api.get(f"/definitions/{codes[i]}")).json()
                 from model.definition import WorkflowDefinition
-                d = WorkflowDefinition.model_validate(definition)
+                from services.schemas import DefinitionView
+                # the API's camelCase view back to the model (its snake_case field names)
+                d = WorkflowDefinition.model_validate(DefinitionView.model_validate(definition).model_dump())
                 now = datetime.now(UTC)
                 rec = ScheduleRecord(
                     id=i + 1, definition_code=d.code, project_code=d.project_code, definition_name=d.name,

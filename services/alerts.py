@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
@@ -57,6 +57,7 @@ from .context import Services
 from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from .errors import invalid as _invalid
 from .runs import instance_status
+from .schemas import ApiModel
 
 
 def _template_error(problems: list[TemplateProblem]) -> Invalid:
@@ -298,7 +299,7 @@ async def delete_channel(sender: AlertSender, channel_id: int, *, principal: Pri
 # --------------------------------------------------------------------------------------------------
 
 
-class ValidateTemplates(BaseModel):
+class ValidateTemplates(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     format: str = Field("html", description="html (email), markdown (WeCom) or text")
     templates: dict[str, dict[str, str | None]]
@@ -319,7 +320,7 @@ async def template_defaults() -> dict[str, Any]:
     return {"kinds": list(KINDS), "formats": list(FORMATS), "templates": defaults(), "placeholders": placeholders}
 
 
-class Preview(BaseModel):
+class Preview(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: AlertKind = AlertKind.WORKFLOW_END
     run_id: str | None = Field(None, alias="runId", description="a finished run; default: a sample failed run")
@@ -420,7 +421,7 @@ async def preview(state: Services, sender: AlertSender, group_id: int, body: Pre
     }
 
 
-class TestSend(BaseModel):
+class TestSend(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: AlertKind = AlertKind.WORKFLOW_END
     channel_id: int | None = Field(None, alias="channelId")

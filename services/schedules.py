@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import (
     Client,
@@ -54,6 +54,7 @@ from storage.security import Principal
 from . import runnable
 from .context import Services
 from .errors import Conflict, Invalid, NotFound, Unavailable
+from .schemas import ApiModel
 
 SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -101,7 +102,7 @@ def ui_schedule_url(settings: Settings, schedule_id: str) -> str:
 # -- request bodies ----------------------------------------------------------------------------------
 
 
-class ScheduleBody(BaseModel):
+class ScheduleBody(ApiModel):
     """DS ``createSchedule``/``updateSchedule`` fields. ``schedule`` is DS's JSON (object or string)
     ``{"startTime", "endTime", "crontab", "timezoneId"}``; the same keys may also come flat. On update
     every field is optional and what is not given stays."""
@@ -153,7 +154,7 @@ class ScheduleBody(BaseModel):
         return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items() if v is not None}
 
 
-class PreviewBody(BaseModel):
+class PreviewBody(ApiModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     crontab: str

@@ -5,20 +5,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from core.contracts import Updates
 from core.contracts.task_group import task_group_key
 
 from .context import Services
+from .schemas import TaskGroup
 
-
-class TaskGroup(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    group_size: int = Field(alias="groupSize", ge=1, le=100_000)
-    project_code: int = Field(0, alias="projectCode")
-    description: str = ""
+__all__ = ["TaskGroup", "list_groups", "put"]
 
 
 async def put(ctx: Services, group_id: int, body: TaskGroup) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.schemas import IssuedToken, NewProject, NewToken, NewUser, ProjectView, TokenView, UserView
 from storage.security import SecurityError, SecurityStore
 
 from ..auth import PrincipalDep, require_admin, require_datasource, security_store
@@ -28,37 +28,21 @@ async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise ProblemError(409 if "exists" in str(e) else 404, "Refused", str(e)) from e
 
 
-class NewUser(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
-    admin: bool = False
-
-
-class NewToken(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$", description="the token's user")
-    admin: bool = False
-    projects: list[int] = Field(default_factory=list, description="project codes the user is authorized for")
-    expires_days: float | None = Field(None, alias="expiresDays", gt=0, le=36500)
-
-
-class NewProject(BaseModel):
-    code: int = Field(ge=0)
-    name: str = Field("", max_length=255)
-    owner: str | None = Field(None, description="default: the caller")
-
-
-@router.get("/users", summary="List users (administrators only)")
+@router.get("/users", response_model=list[UserView], summary="List users (administrators only)")
 async def users(principal: PrincipalDep, store: SecurityStore = Depends(_store)) -> list[dict[str, Any]]:
     require_admin(principal)
     return await _call(store.users)  # type: ignore[no-any-return]
 
 
-@router.post("/users", status_code=201, summary="Create a user (administrators only)")
+@router.post("/users", status_code=201, response_model=UserView,
+             summary="Create a user (administrators only)")
 async def create_user(body: NewUser, principal: PrincipalDep, store: SecurityStore = Depends(_store)) -> dict[str, Any]:
     require_admin(principal)
     return await _call(store.create_user, body.name, is_admin=body.admin)  # type: ignore[no-any-return]
 
 
-@router.post("/tokens", status_code=201, summary="Issue an access token (administrators only); shown once")
+@router.post("/tokens", status_code=201, response_model=IssuedToken,
+             summary="Issue an access token (administrators only); shown once")
 async def create_token(body: NewToken, principal: PrincipalDep,
                        store: SecurityStore = Depends(_store)) -> dict[str, Any]:
     require_admin(principal)
@@ -67,7 +51,8 @@ async def create_token(body: NewToken, principal: PrincipalDep,
     return record | {"token": token}  # type: ignore[no-any-return]
 
 
-@router.get("/tokens", summary="List access tokens, never their values (administrators only)")
+@router.get("/tokens", response_model=list[TokenView],
+            summary="List access tokens, never their values (administrators only)")
 async def tokens(principal: PrincipalDep, store: SecurityStore = Depends(_store)) -> list[dict[str, Any]]:
     require_admin(principal)
     return await _call(store.tokens)  # type: ignore[no-any-return]
@@ -80,12 +65,13 @@ async def revoke_token(token_id: int, principal: PrincipalDep, store: SecuritySt
         raise ProblemError(404, "Not found", f"token {token_id} does not exist")
 
 
-@router.get("/projects", summary="The projects the caller may use")
+@router.get("/projects", response_model=list[ProjectView], summary="The projects the caller may use")
 async def projects(principal: PrincipalDep, store: SecurityStore = Depends(_store)) -> list[dict[str, Any]]:
     return await _call(store.projects, None if principal.is_admin else principal.projects)  # type: ignore[no-any-return]
 
 
-@router.post("/projects", status_code=201, summary="Register a project (administrators only)")
+@router.post("/projects", status_code=201, response_model=ProjectView,
+             summary="Register a project (administrators only)")
 async def create_project(body: NewProject, principal: PrincipalDep,
                          store: SecurityStore = Depends(_store)) -> dict[str, Any]:
     require_admin(principal)

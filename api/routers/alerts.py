@@ -16,7 +16,18 @@ from activities.alerts.activity import AlertSender
 from core.settings import Settings
 from services import alerts as service
 from services.alerts import Preview, TestSend, ValidateTemplates
-from storage.alerts import AlertStore
+from services.schemas import (
+    AlertChannelView,
+    AlertGroupView,
+    AlertPreview,
+    Delivery,
+    KeysRotated,
+    TemplateCheck,
+    TemplateDefaults,
+    TestSendResult,
+    request_body,
+)
+from storage.alerts import AlertStore, ChannelPatch, ChannelSpec, GroupPatch, GroupSpec
 
 from ..auth import ADMIN_ONLY, PrincipalDep, require_run
 from ..deps import ServicesDep
@@ -51,25 +62,29 @@ async def _body(request: Request, title: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/alert-groups", status_code=201, summary="Create an alert group (DS warningGroupId)")
+@router.post("/alert-groups", status_code=201, response_model=AlertGroupView, openapi_extra=request_body(GroupSpec),
+             summary="Create an alert group (DS warningGroupId)")
 async def create_group(request: Request, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     """Body: ``name``, ``description``, optional ``id`` to keep the warningGroupId DS definitions use,
     ``projectCode`` (required from a general user; none: a global group, administrators only)."""
     return await service.create_group(sender, await _body(request, "Invalid alert group"), principal=principal)
 
 
-@router.get("/alert-groups", summary="List alert groups with their channels (never a secret)")
+@router.get("/alert-groups", response_model=list[AlertGroupView],
+            summary="List alert groups with their channels (never a secret)")
 async def list_groups(sender: SenderDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """A general user sees their projects' groups and the global ones."""
     return await service.list_groups(sender, principal=principal)
 
 
-@router.get("/alert-groups/{group_id}", summary="One alert group with its channels")
+@router.get("/alert-groups/{group_id}", response_model=AlertGroupView,
+            summary="One alert group with its channels")
 async def get_group(group_id: int, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     return await service.get_group(sender, group_id, principal=principal)
 
 
-@router.put("/alert-groups/{group_id}", summary="Rename, describe or move an alert group")
+@router.put("/alert-groups/{group_id}", response_model=AlertGroupView, openapi_extra=request_body(GroupPatch),
+            summary="Rename, describe or move an alert group")
 async def update_group(group_id: int, request: Request, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     return await service.update_group(sender, group_id, await _body(request, "Invalid alert group"),
                                       principal=principal)
@@ -80,7 +95,9 @@ async def delete_group(group_id: int, sender: SenderDep, principal: PrincipalDep
     await service.delete_group(sender, group_id, principal=principal)
 
 
-@router.post("/alert-groups/{group_id}/channels", status_code=201, summary="Add a channel (templates validated)")
+@router.post("/alert-groups/{group_id}/channels", status_code=201, response_model=AlertChannelView,
+             openapi_extra=request_body(ChannelSpec),
+             summary="Add a channel (templates validated)")
 async def create_channel(group_id: int, request: Request, sender: SenderDep, principal: PrincipalDep
                          ) -> dict[str, Any]:
     """Body: ``name``, ``type`` (EMAIL, WECOM_APP, WECOM_ROBOT, WEBHOOK), ``params`` (secrets included:
@@ -90,23 +107,27 @@ async def create_channel(group_id: int, request: Request, sender: SenderDep, pri
                                         principal=principal)
 
 
-@router.get("/alert-groups/{group_id}/channels", summary="The channels of an alert group")
+@router.get("/alert-groups/{group_id}/channels", response_model=list[AlertChannelView],
+            summary="The channels of an alert group")
 async def list_channels(group_id: int, sender: SenderDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     return await service.list_channels(sender, group_id, principal=principal)
 
 
-@router.post("/alert-channels/rotate-keys", summary="Re-encrypt every channel secret with the primary key",
+@router.post("/alert-channels/rotate-keys", response_model=KeysRotated,
+             summary="Re-encrypt every channel secret with the primary key",
              dependencies=[ADMIN_ONLY])
 async def rotate_keys(sender: SenderDep) -> dict[str, int]:
     return await service.rotate_keys(sender)
 
 
-@router.get("/alert-channels/{channel_id}", summary="One channel (never its secrets)")
+@router.get("/alert-channels/{channel_id}", response_model=AlertChannelView,
+            summary="One channel (never its secrets)")
 async def get_channel(channel_id: int, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     return await service.get_channel(sender, channel_id, principal=principal)
 
 
-@router.put("/alert-channels/{channel_id}", summary="Change a channel; an empty or absent secret keeps the old one")
+@router.put("/alert-channels/{channel_id}", response_model=AlertChannelView, openapi_extra=request_body(ChannelPatch),
+            summary="Change a channel; an empty or absent secret keeps the old one")
 async def update_channel(channel_id: int, request: Request, sender: SenderDep, principal: PrincipalDep
                          ) -> dict[str, Any]:
     """``params`` are merged into the stored ones; ``clearSecrets`` removes secrets; ``templates``
@@ -120,17 +141,19 @@ async def delete_channel(channel_id: int, sender: SenderDep, principal: Principa
     await service.delete_channel(sender, channel_id, principal=principal)
 
 
-@router.post("/alert-templates/validate", summary="Check templates without saving them")
+@router.post("/alert-templates/validate", response_model=TemplateCheck,
+             summary="Check templates without saving them")
 async def validate(body: ValidateTemplates, sender: SenderDep) -> dict[str, Any]:
     return await service.validate(sender, body)
 
 
-@router.get("/alert-templates/defaults", summary="The default templates and every placeholder per alert kind")
+@router.get("/alert-templates/defaults", response_model=TemplateDefaults,
+            summary="The default templates and every placeholder per alert kind")
 async def template_defaults() -> dict[str, Any]:
     return await service.template_defaults()
 
 
-@router.post("/alert-groups/{group_id}/preview",
+@router.post("/alert-groups/{group_id}/preview", response_model=AlertPreview,
              summary="Render the group's templates against a sample or a real finished run (nothing is sent)")
 async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: ServicesDep,
                   principal: PrincipalDep) -> dict[str, Any]:
@@ -139,14 +162,15 @@ async def preview(group_id: int, body: Preview, sender: SenderDep, ctx: Services
     return await service.preview(ctx, sender, group_id, body, principal=principal)
 
 
-@router.post("/alert-groups/{group_id}/test", summary="Send a test alert (a sample failed run) to the channels now")
+@router.post("/alert-groups/{group_id}/test", response_model=TestSendResult,
+             summary="Send a test alert (a sample failed run) to the channels now")
 async def test_send(group_id: int, body: TestSend, sender: SenderDep, principal: PrincipalDep) -> dict[str, Any]:
     """Really sends, and answers with each channel's outcome (200 either way; ``ok`` says)."""
     return await service.test_send(sender, group_id, body, principal=principal)
 
 
-@router.get("/alerts/deliveries", summary="Alert delivery attempts, newest first (a general user: groupId of "
-                                          "one of their projects' groups)")
+@router.get("/alerts/deliveries", response_model=list[Delivery],
+            summary="Alert delivery attempts, newest first (a general user: groupId of one of their projects' groups)")
 async def deliveries(sender: SenderDep, principal: PrincipalDep,
                      instance_id: str | None = Query(None, alias="instanceId"),
                      group_id: int | None = Query(None, alias="groupId"),

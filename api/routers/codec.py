@@ -25,6 +25,7 @@ from temporalio.api.common.v1 import Payloads
 from core.codec import PayloadKeyError, codec_for, key_file, rotate
 from core.private_files import private_dir
 from core.settings import Settings
+from services.schemas import CodecPayloads, PayloadKeyAdded
 
 from ..auth import ADMIN_ONLY
 from ..deps import SettingsDep
@@ -34,6 +35,9 @@ router = APIRouter(prefix="/codec", tags=["codec"])
 ui_router = APIRouter(prefix="/codec/ui", tags=["codec"], include_in_schema=False)
 
 UI_SECRET_FILE = "codec-ui.secret"
+# The body is parsed as protobuf JSON (not by FastAPI); OpenAPI shows its shape all the same.
+CODEC_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/CodecPayloads"}}}}}
 
 
 def ui_secret_file(settings: Settings) -> Path:
@@ -82,17 +86,20 @@ async def _decode(request: Request, settings: Settings) -> dict[str, Any]:
         raise ProblemError(400, "Cannot decode", f"a payload did not decrypt: {type(e).__name__}") from e
 
 
-@router.post("/encode", summary="Encrypt payloads (Temporal codec server protocol)")
+@router.post("/encode", response_model=CodecPayloads, openapi_extra=CODEC_BODY,
+             summary="Encrypt payloads (Temporal codec server protocol)")
 async def encode(request: Request, settings: SettingsDep) -> dict[str, Any]:
     return await _encode(request, settings)
 
 
-@router.post("/decode", summary="Decrypt payloads (Temporal codec server protocol)")
+@router.post("/decode", response_model=CodecPayloads, openapi_extra=CODEC_BODY,
+             summary="Decrypt payloads (Temporal codec server protocol)")
 async def decode(request: Request, settings: SettingsDep) -> dict[str, Any]:
     return await _decode(request, settings)
 
 
-@router.post("/rotate-keys", summary="Add a new payload key; old payloads still decrypt (administrators)",
+@router.post("/rotate-keys", response_model=PayloadKeyAdded,
+             summary="Add a new payload key; old payloads still decrypt (administrators)",
              dependencies=[ADMIN_ONLY])
 async def rotate_keys(settings: SettingsDep) -> dict[str, str]:
     """Appends a key to the ring file the API reads; processes sharing that file (the embedded stack)

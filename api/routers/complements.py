@@ -10,7 +10,7 @@ from model.states import WorkflowState
 from services import complements as service
 from services.complements import ComplementStatus, StartComplement
 from services.definitions import load
-from services.schemas import ComplementStopped
+from services.schemas import ComplementCreated, ComplementStopped, ComplementSummary, ComplementView
 
 from ..auth import PrincipalDep, project_filter, require_project
 from ..deps import ServicesDep
@@ -18,7 +18,7 @@ from ..deps import ServicesDep
 router = APIRouter(tags=["complements"])
 
 
-@router.post("/definitions/{code}/complements", status_code=201,
+@router.post("/definitions/{code}/complements", status_code=201, response_model=ComplementCreated,
              summary="Complement data (backfill): run the definition once per business date")
 async def start_complement(code: int, body: StartComplement, ctx: ServicesDep,
                            principal: PrincipalDep) -> dict[str, Any]:
@@ -33,7 +33,8 @@ async def check(ctx: ServicesDep, principal: PrincipalDep, complement_id: str) -
     return st, tstatus
 
 
-@router.get("/complements/{complement_id}", summary="A complement: every date's instance and state")
+@router.get("/complements/{complement_id}", response_model=ComplementView,
+            summary="A complement: every date's instance and state")
 async def get_complement(complement_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     st, tstatus = await check(ctx, principal, complement_id)
     return service.status_view(st, tstatus, ctx.settings)
@@ -46,7 +47,7 @@ async def stop_complement(complement_id: str, ctx: ServicesDep, principal: Princ
     return await service.stop(ctx, complement_id)
 
 
-@router.get("/complements", summary="List complements (Temporal visibility)")
+@router.get("/complements", response_model=list[ComplementSummary], summary="List complements (Temporal visibility)")
 async def list_complements(ctx: ServicesDep, principal: PrincipalDep,
                            definition_code: int | None = Query(None, alias="definitionCode"),
                            state: WorkflowState | None = Query(None),

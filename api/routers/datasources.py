@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
 from services import datasources as service
-from storage.datasources import DatasourceStore
+from services.schemas import ConnectionTest, DatasourceView, KeysRotated, request_body
+from storage.datasources import DatasourcePatch, DatasourceSpec, DatasourceStore
 
 from ..auth import AccessDep, PrincipalDep, require_admin, require_datasource
 from ..problems import ProblemError
@@ -45,7 +46,8 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.post("", status_code=201, summary="Create a datasource (the password is stored encrypted)")
+@router.post("", status_code=201, response_model=DatasourceView, openapi_extra=request_body(DatasourceSpec),
+             summary="Create a datasource (the password is stored encrypted)")
 async def create(request: Request, store: DatasourcesDep, principal: PrincipalDep,
                  access: AccessDep) -> dict[str, Any]:
     """Body: ``name``, ``type`` (MYSQL, POSTGRESQL, SQLITE, HIVE, ...), ``host``, ``port``, ``database``,
@@ -56,20 +58,21 @@ async def create(request: Request, store: DatasourcesDep, principal: PrincipalDe
     return view
 
 
-@router.get("", summary="List datasources (a general user's own and granted ones)")
+@router.get("", response_model=list[DatasourceView], summary="List datasources (a general user's own and granted ones)")
 async def list_datasources(store: DatasourcesDep, principal: PrincipalDep, access: AccessDep,
                            type: str | None = Query(None)) -> list[dict[str, Any]]:
     mine = None if principal.is_admin else set(await run_in_threadpool(access.datasource_access, principal.user_id))
     return await service.list_datasources(store, type, only=mine)
 
 
-@router.get("/{datasource_id}", summary="One datasource (never its password)")
+@router.get("/{datasource_id}", response_model=DatasourceView, summary="One datasource (never its password)")
 async def get(datasource_id: int, store: DatasourcesDep, principal: PrincipalDep, access: AccessDep) -> dict[str, Any]:
     await require_datasource(principal, access, datasource_id)
     return await service.get(store, datasource_id)
 
 
-@router.put("/{datasource_id}", summary="Update a datasource; no (or an empty) password keeps the old one")
+@router.put("/{datasource_id}", response_model=DatasourceView, openapi_extra=request_body(DatasourcePatch),
+            summary="Update a datasource; no (or an empty) password keeps the old one")
 async def update(datasource_id: int, request: Request, store: DatasourcesDep, principal: PrincipalDep,
                  access: AccessDep) -> dict[str, Any]:
     """Only the fields given change. Every change bumps ``version``: workers drop their connection
@@ -86,7 +89,8 @@ async def delete(datasource_id: int, store: DatasourcesDep, principal: Principal
     await run_in_threadpool(access.forget_datasource, datasource_id)
 
 
-@router.post("/{datasource_id}/test", summary="Try to connect (from the API host); ok true or false")
+@router.post("/{datasource_id}/test", response_model=ConnectionTest,
+             summary="Try to connect (from the API host); ok true or false")
 async def test(datasource_id: int, request: Request, store: DatasourcesDep, principal: PrincipalDep,
                access: AccessDep) -> dict[str, Any]:
     """Connects once with the stored settings and runs a trivial query. The answer is 200 either way,
@@ -100,7 +104,8 @@ async def test(datasource_id: int, request: Request, store: DatasourcesDep, prin
     return await service.test(store, datasource_id, body)
 
 
-@router.post("/rotate-keys", summary="Re-encrypt every password with the primary (first) key (administrators)")
+@router.post("/rotate-keys", response_model=KeysRotated,
+             summary="Re-encrypt every password with the primary (first) key (administrators)")
 async def rotate_keys(store: DatasourcesDep, principal: PrincipalDep) -> dict[str, int]:
     """After putting a new key first in PORPOISE_SECRET_KEY (old keys after it) and restarting:
     re-encrypts what is still under an old key. Then the old key can be removed."""

@@ -12,11 +12,27 @@ from model.definition import WorkflowDefinition
 from model.formats import parse_document, parse_text
 from model.problems import DefinitionError, Problem
 from services import definitions as service
+from services.schemas import (
+    DefinitionListItem,
+    DefinitionVersion,
+    DefinitionView,
+    SubmittedDefinition,
+    ValidatedDefinition,
+)
 
 from ..auth import PrincipalDep, project_filter, require_datasources_of, require_project, security_store
 from ..deps import ServicesDep, SettingsDep
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
+
+# The body is parsed by model.formats (every DS format), not by FastAPI: OpenAPI says what it takes.
+_DS_DOCUMENT = {"description": "a DS export (3.1/3.2/3.3: an array of definitions or one), the create-API "
+                               "form as JSON, or pydolphinscheduler get_define() output",
+                "anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
+DEFINITION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _DS_DOCUMENT},
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "description": "DS's create-API form: name, taskDefinitionJson, taskRelationJson, ..."}}}}}
 
 
 async def read_definitions(request: Request, max_bytes: int) -> list[WorkflowDefinition]:
@@ -40,7 +56,8 @@ async def read_definitions(request: Request, max_bytes: int) -> list[WorkflowDef
     return parse_text(bytes(body))
 
 
-@router.post("", status_code=201, summary="Create a definition, or a new version of one")
+@router.post("", status_code=201, response_model=list[SubmittedDefinition], openapi_extra=DEFINITION_BODY,
+             summary="Create a definition, or a new version of one")
 async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, principal: PrincipalDep,
                  project_code: int | None = Query(None, alias="projectCode")) -> list[dict[str, Any]]:
     """Accepts a DS export (3.1/3.2/3.3, array or object), the create-API form (form-encoded or JSON)
@@ -59,12 +76,13 @@ async def create(request: Request, settings: SettingsDep, ctx: ServicesDep, prin
     return await service.submit(ctx, definitions, project_code, principal=principal)
 
 
-@router.post("/validate", summary="Validate without saving; returns the normalised definitions")
+@router.post("/validate", response_model=list[ValidatedDefinition], openapi_extra=DEFINITION_BODY,
+             summary="Validate without saving; returns the normalised definitions")
 async def validate(request: Request, settings: SettingsDep) -> list[dict[str, Any]]:
     return service.validate(await read_definitions(request, settings.max_definition_bytes))
 
 
-@router.get("", summary="List definitions (latest versions)")
+@router.get("", response_model=list[DefinitionListItem], summary="List definitions (latest versions)")
 async def list_definitions(ctx: ServicesDep, principal: PrincipalDep,
                            project_code: int | None = Query(None, alias="projectCode"),
                            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
@@ -78,19 +96,21 @@ async def check(ctx: ServicesDep, principal: PrincipalDep, code: int) -> None:
     require_project(principal, (await service.load(ctx, code)).project_code)
 
 
-@router.get("/{code}", summary="The latest version of a definition")
+@router.get("/{code}", response_model=DefinitionView, summary="The latest version of a definition")
 async def get(code: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, code)
     return await service.get(ctx, code)
 
 
-@router.get("/{code}/versions", summary="Every stored version of a definition")
+@router.get("/{code}/versions", response_model=list[DefinitionVersion],
+            summary="Every stored version of a definition")
 async def versions(code: int, ctx: ServicesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     await check(ctx, principal, code)
     return await service.versions(ctx, code)
 
 
-@router.get("/{code}/versions/{version}", summary="One version of a definition")
+@router.get("/{code}/versions/{version}", response_model=DefinitionView,
+            summary="One version of a definition")
 async def get_version(code: int, version: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, code)  # the latest version's project
     return await service.get(ctx, code, version)

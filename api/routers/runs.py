@@ -13,7 +13,7 @@ from activities.logs import follow_log, read_log
 from model.states import WorkflowState
 from services import runs as service
 from services.definitions import load
-from services.schemas import ForcedSuccess, RunOperation, StartRun
+from services.schemas import ForcedSuccess, RunCreated, RunOperation, RunStatus, RunSummary, StartRun
 
 from ..auth import AccessDep, PrincipalDep, project_filter, require_datasources_of, require_project, require_run
 from ..deps import ServicesDep
@@ -21,7 +21,8 @@ from ..deps import ServicesDep
 router = APIRouter(tags=["runs"])
 
 
-@router.post("/definitions/{code}/runs", status_code=201, summary="Start a workflow instance")
+@router.post("/definitions/{code}/runs", status_code=201, response_model=RunCreated,
+             summary="Start a workflow instance")
 async def start(code: int, body: StartRun, ctx: ServicesDep, principal: PrincipalDep,
                 access: AccessDep) -> dict[str, Any]:
     definition = await load(ctx, code, body.version)
@@ -35,13 +36,13 @@ async def check_run(ctx: ServicesDep, principal: PrincipalDep, instance_id: str)
     await require_run(principal, await ctx.client(), instance_id)
 
 
-@router.get("/runs/{instance_id}", summary="A workflow instance with the state of every node")
+@router.get("/runs/{instance_id}", response_model=RunStatus, summary="A workflow instance with the state of every node")
 async def get_run(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check_run(ctx, principal, instance_id)
     return await service.get_run(ctx, instance_id)
 
 
-@router.get("/runs", summary="List workflow instances (Temporal visibility)")
+@router.get("/runs", response_model=list[RunSummary], summary="List workflow instances (Temporal visibility)")
 async def list_runs(ctx: ServicesDep, principal: PrincipalDep,
                     definition_code: int | None = Query(None, alias="definitionCode"),
                     project_code: int | None = Query(None, alias="projectCode"),
@@ -99,7 +100,7 @@ async def pause(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> 
     return await service.pause(ctx, instance_id)
 
 
-@router.post("/runs/{instance_id}/recover", status_code=201,
+@router.post("/runs/{instance_id}/recover", status_code=201, response_model=RunCreated,
              summary="Recover: from FAILURE re-run failed and killed tasks; from PAUSE or STOP resume")
 async def recover(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """DS START_FAILURE_TASK_PROCESS / RECOVER_SUSPENDED_PROCESS (§4.14): successful nodes are kept,
@@ -108,7 +109,8 @@ async def recover(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -
     return await service.recover(ctx, instance_id)
 
 
-@router.post("/runs/{instance_id}/rerun", status_code=201, summary="Rerun the whole DAG as a new run")
+@router.post("/runs/{instance_id}/rerun", status_code=201, response_model=RunCreated,
+             summary="Rerun the whole DAG as a new run")
 async def rerun(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """DS REPEAT_RUNNING: the whole DAG again, same instance, runTimes + 1, linked as the next run."""
     await check_run(ctx, principal, instance_id)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services import schedules as service
 from services.schedules import PreviewBody, ScheduleBody
-from services.schemas import ScheduleDeleted, SchedulePreview, ScheduleTriggered
+from services.schemas import ScheduleDeleted, SchedulePreview, ScheduleRun, ScheduleTriggered, ScheduleView
 from storage.schedules import OFFLINE, ONLINE
 
 from ..auth import PrincipalDep, project_filter, require_project
@@ -26,7 +26,8 @@ async def check(ctx: ServicesDep, principal: PrincipalDep, schedule_id: int) -> 
         require_project(principal, rec.project_code)
 
 
-@router.post("/schedules", status_code=201, summary="Create a definition's schedule (offline unless releaseState)")
+@router.post("/schedules", status_code=201, response_model=ScheduleView,
+             summary="Create a definition's schedule (offline unless releaseState)")
 async def create_schedule(body: ScheduleBody, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     if body.definition_code is not None and (
             definition := await run_in_threadpool(ctx.store.get, body.definition_code, None)) is not None:
@@ -34,7 +35,7 @@ async def create_schedule(body: ScheduleBody, ctx: ServicesDep, principal: Princ
     return await service.create(ctx, body, principal=principal)
 
 
-@router.get("/schedules", summary="List schedules")
+@router.get("/schedules", response_model=list[ScheduleView], summary="List schedules")
 async def list_schedules(ctx: ServicesDep, principal: PrincipalDep,
                          definition_code: int | None = Query(None, alias="definitionCode"),
                          project_code: int | None = Query(None, alias="projectCode"),
@@ -51,33 +52,37 @@ async def preview(body: PreviewBody) -> dict[str, Any]:
     return await service.preview(body)
 
 
-@router.get("/schedules/{schedule_id}", summary="A schedule, with its next fire times and recent fires")
+@router.get("/schedules/{schedule_id}", response_model=ScheduleView,
+            summary="A schedule, with its next fire times and recent fires")
 async def get_schedule(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
     return await service.get(ctx, schedule_id)
 
 
-@router.get("/definitions/{code}/schedule", summary="A definition's schedule")
+@router.get("/definitions/{code}/schedule", response_model=ScheduleView, summary="A definition's schedule")
 async def definition_schedule(code: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     if (rec := await run_in_threadpool(ctx.schedules.by_definition, code)) is not None:
         require_project(principal, rec.project_code)
     return await service.of_definition(ctx, code)
 
 
-@router.put("/schedules/{schedule_id}", summary="Update a schedule; what is not given stays")
+@router.put("/schedules/{schedule_id}", response_model=ScheduleView,
+            summary="Update a schedule; what is not given stays")
 async def update_schedule(schedule_id: int, body: ScheduleBody, ctx: ServicesDep,
                           principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
     return await service.update(ctx, schedule_id, body, principal=principal)
 
 
-@router.post("/schedules/{schedule_id}/online", summary="Online: the schedule fires (Temporal unpause)")
+@router.post("/schedules/{schedule_id}/online", response_model=ScheduleView,
+             summary="Online: the schedule fires (Temporal unpause)")
 async def online(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
     return await service.release(ctx, schedule_id, ONLINE, principal=principal)
 
 
-@router.post("/schedules/{schedule_id}/offline", summary="Offline: the schedule stops firing (Temporal pause)")
+@router.post("/schedules/{schedule_id}/offline", response_model=ScheduleView,
+             summary="Offline: the schedule stops firing (Temporal pause)")
 async def offline(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     await check(ctx, principal, schedule_id)
     return await service.release(ctx, schedule_id, OFFLINE)
@@ -97,7 +102,8 @@ async def trigger(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep) -
     return await service.trigger(ctx, schedule_id, principal=principal)
 
 
-@router.get("/schedules/{schedule_id}/runs", summary="The workflow instances a schedule started (newest first)")
+@router.get("/schedules/{schedule_id}/runs", response_model=list[ScheduleRun],
+            summary="The workflow instances a schedule started (newest first)")
 async def schedule_runs(schedule_id: int, ctx: ServicesDep, principal: PrincipalDep,
                         limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
     await check(ctx, principal, schedule_id)

@@ -644,14 +644,14 @@ async def test_preview_of_a_real_failed_run(api: httpx.AsyncClient, alerts_api: 
     status = await run(api, doc, warningType="FAILURE", warningGroupId=gid,
                        startParams={"owner": "dana@example.com", "region": "ap-south"})
     assert status["state"] == "FAILURE"
-    r = await alerts_api.post(f"/alert-groups/{gid}/preview", json={"runId": status["instance_id"]})
+    r = await alerts_api.post(f"/alert-groups/{gid}/preview", json={"runId": status["instanceId"]})
     assert r.status_code == 200, r.text
     preview = r.json()
     assert preview["source"] == "run" and preview["startParams"]["owner"] == "dana@example.com"
     m = preview["messages"][0]
     assert m["subject"] == "[ap-south] alert_preview FAILURE (owner dana@example.com)"
     assert "boom: FAILURE after 1 attempt(s)" in m["body"] and "ok_step=SUCCESS" in m["body"]
-    assert f"/runs/{status['instance_id']}/tasks/" in m["body"] and status["instance_id"] in m["body"]
+    assert f"/runs/{status['instanceId']}/tasks/" in m["body"] and status["instanceId"] in m["body"]
     assert (await alerts_api.post(f"/alert-groups/{gid}/preview", json={"runId": "no-such-run"})).status_code == 404
 
 
@@ -676,7 +676,7 @@ async def test_a_failing_run_alerts_through_the_workflow(api: httpx.AsyncClient,
     # How each alert went is part of the run's state; the broken robot shows, and held nothing up.
     notes = {a["kind"]: a for a in status["alerts"]}
     assert set(notes) == {"TASK_FAILURE", "WORKFLOW_END"}, status["alerts"]
-    assert notes["TASK_FAILURE"]["ok"] and notes["TASK_FAILURE"]["task_code"] == status["nodes"][0]["code"]
+    assert notes["TASK_FAILURE"]["ok"] and notes["TASK_FAILURE"]["taskCode"] == status["nodes"][0]["code"]
     assert not notes["WORKFLOW_END"]["ok"] and "old-robot" in notes["WORKFLOW_END"]["summary"]
     assert "2/3 channel(s) ok" in notes["WORKFLOW_END"]["summary"]
     # Two alerts: the task failure (default template) and the end of the run (the channel's template).
@@ -689,7 +689,7 @@ async def test_a_failing_run_alerts_through_the_workflow(api: httpx.AsyncClient,
 
     def contents() -> list[str]:
         return [r["body"]["markdown"]["content"] for r in state.of("/cgi-bin/message/send")
-                if status["instance_id"] in json.dumps(r["body"])]
+                if status["instanceId"] in json.dumps(r["body"])]
 
     while len(contents()) < 2:  # the task failure (default markdown) and the end (the channel's template)
         assert time.monotonic() < deadline, f"WeCom got {contents()}"

@@ -27,7 +27,7 @@ async def test_export_is_stored_and_versioned(api: httpx.AsyncClient) -> None:
     versions = (await api.get(f"/definitions/{first['code']}/versions")).json()
     assert [v["version"] for v in versions] == [1, 2]
     v1 = (await api.get(f"/definitions/{first['code']}/versions/1")).json()
-    assert v1["tasks"][0]["task_params"]["rawScript"] == "true"
+    assert v1["tasks"][0]["taskParams"]["rawScript"] == "true"
     latest = (await api.get(f"/definitions/{first['code']}")).json()
     assert latest["version"] == 2
     listed = (await api.get("/definitions", params={"projectCode": 42})).json()

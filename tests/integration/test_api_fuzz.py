@@ -8,8 +8,9 @@ the run is reproducible and bounded in time (past BUDGET_SECONDS every remaining
 a few examples; PORPOISE_FUZZ_EXAMPLES raises the count for a deeper run). Nothing is skipped: an
 operation that would start real work (a run, a complement, a channel test) can only for ids that
 exist, and generated ids do not.
-Bodies the routes read themselves (definitions, datasources, alerts) are not in the OpenAPI document;
-tests/integration/test_hostile_input.py sends those the hostile cases.
+Bodies the routes read themselves (definitions, datasources, alerts) are in the OpenAPI document by
+their schema (``openapi_extra``), so they are fuzzed too; tests/integration/test_hostile_input.py sends
+them the hostile cases a schema cannot describe.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests import dsbuild
+from tests.integration.helpers import run as run_via_api
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 
@@ -31,9 +33,10 @@ EXPECTED = {
 }
 
 
-async def porpoise(api_url: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+async def porpoise(api_url: str, *args: str, check: bool = False, columns: int = 200
+                   ) -> subprocess.CompletedProcess[str]:
     """Run the CLI without blocking the event loop that the test worker polls on."""
-    env = dict(os.environ, PORPOISE_API_URL=api_url, COLUMNS="200")
+    env = dict(os.environ, PORPOISE_API_URL=api_url, COLUMNS=str(columns))
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "api", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -73,10 +76,10 @@ async def test_run_failure_exits_1_and_prints_every_node(api_server: str, tmp_pa
     status = json.loads(result.stdout)
     assert {n["name"]: n["state"] for n in status["nodes"]} == {"bad": "FAILURE", "never": "DEPEND_FAILED",
                                                                "off": "FORBIDDEN"}
-    shown = await porpoise(api_server, "status", status["instance_id"], "--json")
+    shown = await porpoise(api_server, "status", status["instanceId"], "--json")
     assert json.loads(shown.stdout)["state"] == "FAILURE"
     code = next(n["code"] for n in status["nodes"] if n["name"] == "bad")
-    log = await porpoise(api_server, "logs", status["instance_id"], str(code))
+    log = await porpoise(api_server, "logs", status["instanceId"], str(code))
     assert log.returncode == 0 and "exit" in log.stdout
 
 
@@ -123,3 +126,52 @@ async def test_help_shows_no_bool_type_on_flags() -> None:
     assert "--dry-run" in result.stdout and "--json" in result.stdout
     assert "<bool>" not in result.stdout
     assert "<str>" in result.stdout  # options that take a value keep their type
+
+
+def _keys(value: Any) -> Any:
+    """The key structure of a JSON value: every object's keys, nested (lists: their items' union)."""
+    if isinstance(value, dict):
+        return {k: _keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        merged: dict[str, Any] = {}
+        for item in value:
+            shape = _keys(item)
+            if isinstance(shape, dict):
+                merged |= shape
+        return [merged] if merged else []
+    return None
+
+
+async def test_json_output_has_the_api_shapes(api: httpx.AsyncClient, api_server: str, tmp_path: Path) -> None:
+    """`--json` prints what the API answers (the same response models): the same keys, camelCase."""
+    name = f"cli-shapes-{os.getpid()}-{id(tmp_path) % 10_000}"
+    doc = dsbuild.export(name, [dsbuild.task("a", "echo a"), dsbuild.task("b", "exit 3")], [(None, "a"), ("a", "b")])
+    status = await run_via_api(api, doc)
+    code, instance_id = status["definitionCode"], status["instanceId"]
+    pairs = [
+        (["status", instance_id], f"/runs/{instance_id}", {}),
+        (["runs", "list", "--definition", str(code)], "/runs", {"definitionCode": code}),
+        (["definitions", "list"], "/definitions", {}),
+    ]
+    for args, path, params in pairs:
+        shown = json.loads((await porpoise(api_server, *args, "--json", check=True)).stdout)
+        answer = (await api.get(path, params=params)).json()
+        assert _keys(shown) == _keys(answer), args
+    shown = json.loads((await porpoise(api_server, "status", instance_id, "--json", check=True)).stdout)
+    assert {"instanceId", "definitionName", "varPool", "temporalUiUrl"} <= shown.keys()
+    assert {"taskType", "startTime", "logPath", "maxAttempts"} <= shown["nodes"][0].keys()
+    assert not [k for k in shown if "_" in k]
+
+
+async def test_tables_fit_80_columns(api: httpx.AsyncClient, api_server: str, tmp_path: Path) -> None:
+    name = f"cli-narrow-{os.getpid()}-with-a-rather-long-definition-name-{id(tmp_path) % 10_000}"
+    doc = dsbuild.export(name, [dsbuild.task("a task with a long name that needs folding", "exit 4")],
+                         [(None, "a task with a long name that needs folding")])
+    status = await run_via_api(api, doc)
+    code, instance_id = status["definitionCode"], status["instanceId"]
+    for args in (["status", instance_id], ["runs", "list", "--definition", str(code)], ["definitions", "list"]):
+        shown = await porpoise(api_server, *args, columns=80, check=True)
+        lines = (shown.stdout + shown.stderr).splitlines()
+        assert lines and max(len(line) for line in lines) <= 80, "\n".join(lines)
+    table = (await porpoise(api_server, "status", instance_id, columns=80, check=True)).stderr
+    assert "FAILURE" in table and instance_id[:10] in table

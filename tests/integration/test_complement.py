@@ -71,14 +71,14 @@ def at(status: dict[str, Any]) -> datetime:
 
 def check_business_dates(statuses: list[dict[str, Any]]) -> None:
     for s in statuses:
-        when = datetime.fromisoformat(s["schedule_time"]).astimezone(SHANGHAI)
+        when = datetime.fromisoformat(s["scheduleTime"]).astimezone(SHANGHAI)
         assert out_params(s) == {"biz": f"{when - timedelta(days=1):%Y%m%d}", "at": f"{when:%Y%m%d%H%M%S}"}
 
 
 def check_serial(statuses: list[dict[str, Any]]) -> None:
     """Each instance started after the previous one ended."""
     for a, b in zip(statuses, statuses[1:], strict=False):
-        assert datetime.fromisoformat(b["start_time"]) >= datetime.fromisoformat(a["end_time"]), (a, b)
+        assert datetime.fromisoformat(b["startTime"]) >= datetime.fromisoformat(a["endTime"]), (a, b)
 
 
 MARCH = [datetime(2024, 3, d, tzinfo=SHANGHAI) for d in range(1, 11)]
@@ -112,10 +112,10 @@ async def test_serial_over_ten_dates_newest_first_survives_a_worker_restart(clie
         assert [at(s) for s in statuses] == MARCH[::-1]
         check_business_dates(statuses)
         check_serial(statuses)
-        assert {s["instance_id"] for s in statuses} == {d["instanceId"] for d in done["dates"]}
+        assert {s["instanceId"] for s in statuses} == {d["instanceId"] for d in done["dates"]}
         # the instances are ordinary runs: listed by definition, with their business time
         listed = (await api.get("/runs", params={"definitionCode": code, "limit": 50})).json()
-        assert {r["instanceId"] for r in listed} >= {s["instance_id"] for s in statuses}
+        assert {r["instanceId"] for r in listed} >= {s["instanceId"] for s in statuses}
 
 
 def json_range(start: str, end: str) -> str:
@@ -142,8 +142,8 @@ async def test_parallel_deals_the_dates_round_robin(capi: httpx.AsyncClient) -> 
         assert [at(s) for s in lane] == order[chain::3]
         check_serial(lane)
     firsts = statuses[:3]  # the three chains ran side by side
-    assert max(datetime.fromisoformat(s["start_time"]) for s in firsts) < min(
-        datetime.fromisoformat(s["end_time"]) for s in firsts)
+    assert max(datetime.fromisoformat(s["startTime"]) for s in firsts) < min(
+        datetime.fromisoformat(s["endTime"]) for s in firsts)
 
 
 async def test_a_failure_stops_its_chain_unless_continue_on_failure(capi: httpx.AsyncClient) -> None:
@@ -273,4 +273,4 @@ async def test_long_complements_continue_as_new(client: Client, csettings: Setti
     assert result.state == "SUCCESS" and result.continued == 2
     assert result.states == ["SUCCESS"] * 7
     statuses = [await wait(capi, f"{cid}.{d:%Y%m%d%H%M%S}") for d in dates]
-    assert [datetime.fromisoformat(s["schedule_time"]) for s in statuses] == dates
+    assert [datetime.fromisoformat(s["scheduleTime"]) for s in statuses] == dates

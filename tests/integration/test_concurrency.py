@@ -17,7 +17,7 @@ def overlaps(runs: list[dict[str, Any]]) -> int:
     """The largest number of tasks that ran at the same time."""
     points = []
     for n in runs:
-        points += [(datetime.fromisoformat(n["start_time"]), 1), (datetime.fromisoformat(n["end_time"]), -1)]
+        points += [(datetime.fromisoformat(n["startTime"]), 1), (datetime.fromisoformat(n["endTime"]), -1)]
     best = cur = 0
     for _, d in sorted(points, key=lambda p: (p[0], p[1])):
         cur += d
@@ -59,4 +59,4 @@ async def test_serial_wait_runs_instances_one_after_another(api: httpx.AsyncClie
     assert states(queued)["a"] == "WAITING"
     a, b = await asyncio.gather(wait(api, first), wait(api, second))
     assert a["state"] == b["state"] == "SUCCESS"
-    assert nodes(b)["a"]["start_time"] >= nodes(a)["a"]["end_time"]
+    assert nodes(b)["a"]["startTime"] >= nodes(a)["a"]["endTime"]

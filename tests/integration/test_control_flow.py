@@ -22,7 +22,7 @@ def sample(name: str) -> Any:
 
 async def log_of(api: httpx.AsyncClient, status: dict[str, Any], task: str) -> str:
     code = nodes(status)[task]["code"]
-    r = await api.get(f"/runs/{status['instance_id']}/tasks/{code}/log")
+    r = await api.get(f"/runs/{status['instanceId']}/tasks/{code}/log")
     assert r.status_code == 200, r.text
     return r.text
 
@@ -42,7 +42,7 @@ async def test_parameter_context_sample_varpool_beats_global(api: httpx.AsyncCli
     down_lines = [line for line in down.splitlines() if not line.startswith("[porpoise]")]
     assert up_lines[2:4] == ["100", "0"]  # global output, local IN value
     assert down_lines[1:3] == ["1", "99"]  # upstream OUT output=1 beats global 100; global value
-    assert {p["prop"]: p["value"] for p in status["var_pool"]} == {"output": "1"}
+    assert {p["prop"]: p["value"] for p in status["varPool"]} == {"output": "1"}
 
 
 async def test_switch_sample_follows_the_global_param(api: httpx.AsyncClient) -> None:
@@ -110,7 +110,7 @@ async def test_sub_process_parameters_down_and_out_params_back(api: httpx.AsyncC
     status = await run(api, dsbuild.export("parent-params", [parent, use], [(None, "sub"), ("sub", "use")],
                                            global_params='[{"prop":"g","direct":"IN","type":"VARCHAR","value":"parent"}]'))
     assert status["state"] == "SUCCESS", status
-    child_id = nodes(status)["sub"]["sub_instance_id"]
+    child_id = nodes(status)["sub"]["subInstanceId"]
     child_status = (await api.get(f"/runs/{child_id}")).json()
     child_log = await log_of(api, child_status, "work")
     assert "g=parent p=from-parent-task" in child_log  # parent globals win; task IN params pass down
@@ -141,7 +141,7 @@ async def test_end_with_parallel_sub_processes_never_touches_finished_children(a
     assert all(got[f"fast{i}"] == "SUCCESS" for i in range(6)), got
     assert got["slow0"] == "KILL" and got["slow1"] == "KILL"
     for name in [f"fast{i}" for i in range(6)] + ["slow0", "slow1"]:
-        child = (await api.get(f"/runs/{nodes(status)[name]['sub_instance_id']}")).json()
+        child = (await api.get(f"/runs/{nodes(status)[name]['subInstanceId']}")).json()
         assert child["state"] == ("SUCCESS" if name.startswith("fast") else "STOP"), (name, child["state"])
 
 
@@ -158,9 +158,9 @@ async def test_pause_then_recover_resumes_from_the_paused_point(api: httpx.Async
     r = await api.post(f"/runs/{instance}/recover")
     assert r.status_code == 201, r.text
     resumed = await wait(api, instance)
-    assert resumed["state"] == "SUCCESS" and resumed["run_times"] == 2
+    assert resumed["state"] == "SUCCESS" and resumed["runTimes"] == 2
     assert states(resumed) == {"a": "SUCCESS", "b": "SUCCESS"}
-    assert nodes(resumed)["a"]["end_time"] == nodes(paused)["a"]["end_time"]  # kept, not re-run
+    assert nodes(resumed)["a"]["endTime"] == nodes(paused)["a"]["endTime"]  # kept, not re-run
 
 
 async def test_recovering_a_paused_parent_resumes_its_paused_child(api: httpx.AsyncClient, tmp_path: Path) -> None:
@@ -176,8 +176,8 @@ async def test_recovering_a_paused_parent_resumes_its_paused_child(api: httpx.As
                          [(None, "sub"), ("sub", "after")])
     saved = await submit(api, doc)
     instance = await start(api, saved["code"])
-    first = await wait(api, instance, until=lambda s: bool(nodes(s)["sub"].get("sub_instance_id")))
-    child1 = nodes(first)["sub"]["sub_instance_id"]
+    first = await wait(api, instance, until=lambda s: bool(nodes(s)["sub"].get("subInstanceId")))
+    child1 = nodes(first)["sub"]["subInstanceId"]
     await wait(api, child1, until=lambda s: nodes(s)["a"]["state"] == "RUNNING_EXECUTION")
     assert (await api.post(f"/runs/{instance}/pause")).status_code == 200
     paused = await wait(api, instance)
@@ -188,17 +188,17 @@ async def test_recovering_a_paused_parent_resumes_its_paused_child(api: httpx.As
     assert (await api.post(f"/runs/{instance}/recover")).status_code == 201
     failed = await wait(api, instance)  # the resumed child runs flaky, which fails once
     assert failed["state"] == "FAILURE" and states(failed) == {"sub": "FAILURE", "after": "DEPEND_FAILED"}
-    child2 = nodes(failed)["sub"]["sub_instance_id"]
+    child2 = nodes(failed)["sub"]["subInstanceId"]
     assert child2 != child1
     child2_status = (await api.get(f"/runs/{child2}")).json()
     assert states(child2_status) == {"a": "SUCCESS", "flaky": "FAILURE", "b": "DEPEND_FAILED"}
-    assert nodes(child2_status)["a"]["end_time"] == nodes(child1_status)["a"]["end_time"]  # kept, not re-run
-    assert child2_status["run_times"] == 2
+    assert nodes(child2_status)["a"]["endTime"] == nodes(child1_status)["a"]["endTime"]  # kept, not re-run
+    assert child2_status["runTimes"] == 2
 
     assert (await api.post(f"/runs/{instance}/recover")).status_code == 201
     done = await wait(api, instance)
     assert done["state"] == "SUCCESS" and states(done) == {"sub": "SUCCESS", "after": "SUCCESS"}
-    child3_status = (await api.get(f"/runs/{nodes(done)['sub']['sub_instance_id']}")).json()
+    child3_status = (await api.get(f"/runs/{nodes(done)['sub']['subInstanceId']}")).json()
     assert states(child3_status) == {"a": "SUCCESS", "flaky": "SUCCESS", "b": "SUCCESS"}
     assert runs.read_text().count("ran") == 1  # a ran once across the three runs of the child
 
@@ -212,13 +212,13 @@ async def test_recover_failed_keeps_successful_nodes(api: httpx.AsyncClient, tmp
     failed = await run(api, doc)
     assert failed["state"] == "FAILURE"
     assert states(failed) == {"a": "SUCCESS", "flaky": "FAILURE", "c": "DEPEND_FAILED", "side": "SUCCESS"}
-    r = await api.post(f"/runs/{failed['instance_id']}/recover")
+    r = await api.post(f"/runs/{failed['instanceId']}/recover")
     assert r.status_code == 201, r.text
-    recovered = await wait(api, failed["instance_id"])
+    recovered = await wait(api, failed["instanceId"])
     assert recovered["state"] == "SUCCESS"
     assert states(recovered) == {"a": "SUCCESS", "flaky": "SUCCESS", "c": "SUCCESS", "side": "SUCCESS"}
     assert (tmp_path / "a-runs").read_text().count("ran") == 1  # a did not run again
-    again = await api.post(f"/runs/{failed['instance_id']}/recover")
+    again = await api.post(f"/runs/{failed['instanceId']}/recover")
     assert again.status_code == 409  # SUCCESS is not recoverable: use rerun
 
 
@@ -226,7 +226,7 @@ async def test_force_success_then_recover_continues(api: httpx.AsyncClient) -> N
     doc = dsbuild.export("forceable", [dsbuild.task("broken", "exit 1"), dsbuild.task("after")],
                          [(None, "broken"), ("broken", "after")])
     failed = await run(api, doc)
-    instance, code = failed["instance_id"], nodes(failed)["broken"]["code"]
+    instance, code = failed["instanceId"], nodes(failed)["broken"]["code"]
     r = await api.post(f"/runs/{instance}/tasks/{nodes(failed)['after']['code']}/force-success")
     assert r.status_code == 409  # only failed tasks
     r = await api.post(f"/runs/{instance}/tasks/{code}/force-success")
@@ -242,10 +242,10 @@ async def test_force_success_then_recover_continues(api: httpx.AsyncClient) -> N
 async def test_rerun_runs_everything_again(api: httpx.AsyncClient, tmp_path: Path) -> None:
     doc = dsbuild.export("rerunnable", [dsbuild.task("a", f"echo x >> {tmp_path / 'runs'}")], [(None, "a")])
     first = await run(api, doc)
-    r = await api.post(f"/runs/{first['instance_id']}/rerun")
+    r = await api.post(f"/runs/{first['instanceId']}/rerun")
     assert r.status_code == 201, r.text
-    second = await wait(api, first["instance_id"])
-    assert second["state"] == "SUCCESS" and second["run_times"] == 2
+    second = await wait(api, first["instanceId"])
+    assert second["state"] == "SUCCESS" and second["runTimes"] == 2
     assert (tmp_path / "runs").read_text().count("x") == 2
 
 

@@ -271,7 +271,7 @@ async def test_the_shared_sample_runs_as_kubernetes_jobs(controller: FakeControl
             assert "pwd" not in json.dumps(seen.job) and "pwd" not in json.dumps(seen.config_map)
             assert set(seen.secret["string_data"].values()) == {"pwd"}
             assert "${porpoise_ds_1_password}" in seen.config_map["data"]["job.json"]
-        r = await api.get(f"/runs/{status['instance_id']}/tasks/{nodes(status)['task_datax']['code']}/log")
+        r = await api.get(f"/runs/{status['instanceId']}/tasks/{nodes(status)['task_datax']['code']}/log")
         assert "runs k8s: the task says runOn=k8s" in r.text and "读出记录总数" in r.text
 
 
@@ -306,7 +306,7 @@ async def test_a_changed_password_applies_on_kubernetes(controller: FakeControll
 
         status = await once()
         assert status["state"] == "SUCCESS", errors(status)
-        assert nodes(status)["ui"]["var_pool"][-1]["value"] == "2"
+        assert nodes(status)["ui"]["varPool"][-1]["value"] == "2"
         set_password(db, user, second)  # on the real database and in the registry
         kick(db, user)
         r = await api.put(f"/datasources/{ds['id']}", json={"password": second})
@@ -318,5 +318,5 @@ async def test_a_changed_password_applies_on_kubernetes(controller: FakeControll
         # the new password, in the Secret, escaped for the JSON string its placeholder sits in
         assert secrets[-1] == {f"PORPOISE_DS_{ds['id']}_PASSWORD": second.replace('"', '\\"')}
         for run_status in (status, fresh):
-            await assert_run_keeps_secrets(client, own, run_status["instance_id"], [first, second])
+            await assert_run_keeps_secrets(client, own, run_status["instanceId"], [first, second])
 

@@ -59,7 +59,7 @@ def errors(status: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
 
 
 async def task_log(api: httpx.AsyncClient, status: dict[str, Any], task: str) -> str:
-    r = await api.get(f"/runs/{status['instance_id']}/tasks/{nodes(status)[task]['code']}/log")
+    r = await api.get(f"/runs/{status['instanceId']}/tasks/{nodes(status)[task]['code']}/log")
     assert r.status_code == 200, r.text
     return r.text
 
@@ -142,7 +142,7 @@ async def test_the_shared_sample_runs_with_its_datasource_registered(stack: tupl
             log = await task_log(api, status, "task_datax")
             assert "runs local: no Kubernetes cluster configured" in log
             assert "mysqlreader -> mysqlwriter" in log and "'records': 3" in log
-            events = lifecycle_events(own, status["instance_id"]) or ""
+            events = lifecycle_events(own, status["instanceId"]) or ""
             assert '"stats": {' in events and '"records": 3' in events  # the task's final event carries them
 
             # With the writer columns fixed and the datasource marker in the template: all green.
@@ -226,7 +226,7 @@ async def test_a_changed_password_applies_to_the_next_run(stack: tuple[Settings,
 
         status = await once()
         assert status["state"] == "SUCCESS", errors(status)
-        assert nodes(status)["ui"]["var_pool"][-1] == {**out_param("datax_records"), "value": "2"}
+        assert nodes(status)["ui"]["varPool"][-1] == {**out_param("datax_records"), "value": "2"}
         jobs = recorded_jobs(tmp_path)
         assert len(jobs) == 2 and all(first in j for j in jobs)
 
@@ -248,7 +248,7 @@ async def test_a_changed_password_applies_to_the_next_run(stack: tuple[Settings,
             assert scalar(engine, f"select count(*) from {dst}") >= 8  # 2 rows x 2 tasks x 2 green runs
 
         for run_status in (status, fresh):
-            await assert_run_keeps_secrets(client, own, run_status["instance_id"], [first, second])
+            await assert_run_keeps_secrets(client, own, run_status["instanceId"], [first, second])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ async def test_outcomes_exit_codes_and_statistics(stack: tuple[Settings, httpx.A
     status = await wait(api, await start(api, saved["code"]), 60)
     by = errors(status)
     assert by["ok"][0] == "SUCCESS" and by["dirty_ok"][0] == "SUCCESS", by
-    values = {n: {p["prop"]: p["value"] for p in nodes(status)[n]["var_pool"]} for n in ("ok", "dirty_ok")}
+    values = {n: {p["prop"]: p["value"] for p in nodes(status)[n]["varPool"]} for n in ("ok", "dirty_ok")}
     assert values["ok"]["datax_records"] == "7" and values["ok"]["datax_failed_records"] == "0"
     assert values["dirty_ok"]["datax_failed_records"] == "2"
     assert int(values["ok"]["datax_duration_seconds"]) >= 1
@@ -292,7 +292,7 @@ async def test_outcomes_exit_codes_and_statistics(stack: tuple[Settings, httpx.A
     assert "DATAX task 'bad_params'" in by["bad_params"][1] and nodes(status)["bad_params"]["attempts"] == 1
 
     # A timeout does not wait for the kill to finish: the log's footer says when it has.
-    hang_path = own.resolved_log_dir / status["instance_id"] / f"{nodes(status)['hangs']['code']}.1.log"
+    hang_path = own.resolved_log_dir / status["instanceId"] / f"{nodes(status)['hangs']['code']}.1.log"
     for _ in range(100):
         if b"[porpoise] end exit=" in hang_path.read_bytes():
             break

@@ -76,8 +76,8 @@ async def test_success_failure_and_nothing_in_the_window(api: httpx.AsyncClient,
     good_code, bad_code = good[0]["processDefinition"]["code"], bad[0]["processDefinition"]["code"]
 
     ok, failed = await settle(acts, request(item(good_code), item(bad_code)), S, F)
-    assert ok.instance_id == g["instance_id"] and ok.key == item(good_code).key
-    assert failed.instance_id == b["instance_id"]
+    assert ok.instance_id == g["instanceId"] and ok.key == item(good_code).key
+    assert failed.instance_id == b["instanceId"]
     # the same definitions, another window: nothing there yet
     elsewhere = request(item(good_code, date_value="today"), item(bad_code, date_value="lastWeek"))
     today, later = await check(acts, elsewhere)
@@ -101,7 +101,7 @@ async def test_task_level_items_forbidden_and_all_tasks(api: httpx.AsyncClient, 
     assert forbidden.detail == "task is forbidden"
     assert every.detail == "instance ended FAILURE"
     # DS FORCED_SUCCESS: a task forced to success on the finished instance counts as success
-    forced = DependentActivities(client, forced_success=lambda iid: {c["b"]} if iid == status["instance_id"] else set())
+    forced = DependentActivities(client, forced_success=lambda iid: {c["b"]} if iid == status["instanceId"] else set())
     [b_forced, whole_forced] = await check(forced, request(item(code, c["b"]), item(code, WORKFLOW)))
     assert (b_forced.result, whole_forced.result) == (S, F)  # the instance itself is still FAILURE
 
@@ -127,19 +127,19 @@ async def test_the_latest_instance_in_the_window_wins(api: httpx.AsyncClient, cl
                                          startParams={"rc": "1"}))
     assert second["state"] == "FAILURE"
     [latest] = await settle(acts, request(item(code)), F)
-    assert latest.instance_id == second["instance_id"]
+    assert latest.instance_id == second["instanceId"]
     # a later instance with an earlier schedule time in the same window still is the latest one
     third = await wait(api, await start(api, code, scheduleTime="2024-03-01T01:00:00+08:00"))
     [latest] = await settle(acts, request(item(code)), S)
-    assert latest.instance_id == third["instance_id"]
+    assert latest.instance_id == third["instanceId"]
     # a rerun of the first instance makes it the most recent one (DS: the one that finished last)
-    r = await api.post(f"/runs/{first['instance_id']}/rerun")
+    r = await api.post(f"/runs/{first['instanceId']}/rerun")
     assert r.status_code == 201, r.text
-    rerun = await wait(api, first["instance_id"],
-                       until=lambda st: st["run_times"] == 2 and st["temporalStatus"] == "COMPLETED")
+    rerun = await wait(api, first["instanceId"],
+                       until=lambda st: st["runTimes"] == 2 and st["temporalStatus"] == "COMPLETED")
     assert rerun["temporalStatus"] == "COMPLETED"
     [latest] = await settle(acts, request(item(code, date_value="today"), business=MAR_1), S)
-    assert latest.instance_id == first["instance_id"]
+    assert latest.instance_id == first["instanceId"]
 
 
 async def test_a_task_item_skips_instances_that_did_not_run_the_task(api: httpx.AsyncClient,
@@ -153,9 +153,9 @@ async def test_a_task_item_skips_instances_that_did_not_run_the_task(api: httpx.
     assert nodes(only_a)["b"]["state"] == "NOT_RUN" and only_a["state"] == "SUCCESS"
     task_a, task_b, every = await settle(acts, request(item(code, c["a"]), item(code, c["b"]), item(code, ALL_TASKS)),
                                          S, S, F)
-    assert task_a.instance_id == only_a["instance_id"]
-    assert task_b.instance_id == both["instance_id"]  # the newest instance in which b has a task instance
-    assert every.instance_id == only_a["instance_id"]  # b got no task instance there
+    assert task_a.instance_id == only_a["instanceId"]
+    assert task_b.instance_id == both["instanceId"]  # the newest instance in which b has a task instance
+    assert every.instance_id == only_a["instanceId"]  # b got no task instance there
 
 
 async def test_manual_run_without_schedule_time_matches_by_start_time(api: httpx.AsyncClient,
@@ -163,9 +163,9 @@ async def test_manual_run_without_schedule_time_matches_by_start_time(api: httpx
     acts = DependentActivities(client)
     doc = dsbuild.export("dep-manual", [shell("a")], [(None, "a")])
     status = await run_upstream(api, doc, schedule=None)
-    assert status["state"] == "SUCCESS" and status["schedule_time"] is None
+    assert status["state"] == "SUCCESS" and status["scheduleTime"] is None
     code = doc[0]["processDefinition"]["code"]
-    started = datetime.fromisoformat(status["start_time"])
+    started = datetime.fromisoformat(status["startTime"])
     await settle(acts, request(item(code, date_value="today"), business=started.isoformat()), S)
     await settle(acts, request(item(code, date_value="currentHour"), business=started.isoformat()), S)
     tomorrow = (started + timedelta(days=1)).isoformat()

@@ -46,7 +46,7 @@ async def test_events_for_a_failure_under_each_strategy(api: httpx.AsyncClient, 
     if strategy == "CONTINUE":
         d[0]["taskDefinitionList"][2]["taskParams"]["rawScript"] = "sleep 1"
     status = await run(api, d, timeout=90, failureStrategy=strategy)
-    instance = status["instance_id"]
+    instance = status["instanceId"]
     events = await events_of(outbox, instance, "FAILURE")
     for e in events:
         LifecycleEvent.model_validate(e)  # every message matches the published schema

@@ -107,7 +107,7 @@ async def test_every_event_arrives_in_order_with_the_whole_canvas(
     if strategy == "CONTINUE":
         doc[0]["taskDefinitionList"][2]["taskParams"]["rawScript"] = "sleep 1"
     status = await run(api, doc, timeout=90, failureStrategy=strategy)
-    instance = status["instance_id"]
+    instance = status["instanceId"]
     events = await consume(broker, topic, instance, "FAILURE")
     assert [e["event_id"] for e in events] == outbox_ids(settings, instance)  # all of them, in order
     created, final = events[0], events[-1]
@@ -185,7 +185,7 @@ async def test_worker_kill_9_loses_no_event(client: Client, settings: Settings, 
 async def test_the_documented_consumer_dedupes_by_event_id(api: httpx.AsyncClient, relay: None, broker: Broker,
                                                           topic: str, settings: Settings) -> None:
     status = await run(api, dsbuild.export("pulsar-consumer", [dsbuild.task("a")], [(None, "a")]))
-    instance = status["instance_id"]
+    instance = status["instanceId"]
     await consume(broker, topic, instance, "SUCCESS")  # published
     # Re-send the instance's events (as a relay retry would): the consumer prints each only once.
     outbox = Outbox(settings.resolved_database_url)

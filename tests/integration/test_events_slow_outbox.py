@@ -53,5 +53,5 @@ async def test_a_stalled_outbox_does_not_time_the_task_out(slow_api: tuple[httpx
     status = await run(api, dsbuild.export("slow-outbox", [dsbuild.task("t", "echo hi")], [(None, "t")]))
     assert status["state"] == "SUCCESS", status
     assert status["nodes"][0]["attempts"] == 1
-    ids = {e["event_id"] for _, e in outbox.tail(0, 10_000, status["instance_id"])}
+    ids = {e["event_id"] for _, e in outbox.tail(0, 10_000, status["instanceId"])}
     assert any(i.endswith("/SUCCESS") and "/task/" in i for i in ids), ids  # recorded after the stall

@@ -166,9 +166,9 @@ async def test_a_stored_cycle_fails_the_node_at_run_time(api: httpx.AsyncClient,
     status = await wait(api, await start(api, a_code), timeout=120)
     assert status["state"] == "FAILURE"
     (call,) = [n for n in status["nodes"] if n["name"] == "call0"]
-    child = (await api.get(f"/runs/{call['sub_instance_id']}")).json()
+    child = (await api.get(f"/runs/{call['subInstanceId']}")).json()
     (refused,) = [n for n in child["nodes"] if n["name"] == "call0"]
-    assert refused["state"] == "FAILURE" and refused["sub_instance_id"] is None
+    assert refused["state"] == "FAILURE" and refused["subInstanceId"] is None
     assert f"cycle (definitions {a_code} -> {b_code} -> {a_code})" in refused["error"]
 
 

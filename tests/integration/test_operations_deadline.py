@@ -48,7 +48,7 @@ async def test_stop_of_a_run_whose_worker_is_gone_ends_within_the_bound(client: 
         assert desc.status == WorkflowExecutionStatus.TERMINATED
         status = (await api.get(f"/runs/{instance}")).json()
         assert status["state"] == "STOP"
-        assert "no worker answered within 3 s" in status["end_reason"]
+        assert "no worker answered within 3 s" in status["endReason"]
         history = await handle.fetch_history()
         terminated = [e.workflow_execution_terminated_event_attributes.reason for e in history.events
                       if e.HasField("workflow_execution_terminated_event_attributes")]

@@ -28,11 +28,11 @@ async def test_five_task_dag_succeeds_with_every_node_and_logs(api: httpx.AsyncC
     assert status["state"] == "SUCCESS"
     assert set(states(status).values()) == {"SUCCESS"}
     n = nodes(status)["d"]
-    assert n["attempts"] == 1 and n["host"] and n["pid"] and n["start_time"] and n["end_time"]
-    assert status["temporalUiUrl"].endswith(status["instance_id"])
-    log = await api.get(f"/runs/{status['instance_id']}/tasks/{n['code']}/log")
+    assert n["attempts"] == 1 and n["host"] and n["pid"] and n["startTime"] and n["endTime"]
+    assert status["temporalUiUrl"].endswith(status["instanceId"])
+    log = await api.get(f"/runs/{status['instanceId']}/tasks/{n['code']}/log")
     assert log.status_code == 200 and "echo d" not in log.text and "\nd\n" in log.text
-    tail = await api.get(f"/runs/{status['instance_id']}/tasks/{n['code']}/log", params={"tail": 10})
+    tail = await api.get(f"/runs/{status['instanceId']}/tasks/{n['code']}/log", params={"tail": 10})
     assert len(tail.text) <= 10
 
 
@@ -46,7 +46,7 @@ async def test_retries_are_counted_and_exhausted(api: httpx.AsyncClient, tmp_pat
     assert by["broken"]["state"] == "FAILURE" and by["broken"]["attempts"] == 3
     assert "exit" in (by["broken"]["error"] or "") or "code 3" in (by["broken"]["error"] or "")
     assert status["state"] == "FAILURE"
-    started = [n["start_time"] for n in status["nodes"]]
+    started = [n["startTime"] for n in status["nodes"]]
     assert all(started)
 
 
@@ -86,14 +86,14 @@ async def test_timeout_warn_lets_the_task_finish(api: httpx.AsyncClient) -> None
     t = dsbuild.task("slowish", "sleep 3", timeoutFlag="OPEN", timeout=1, timeoutNotifyStrategy="WARN")
     status = await run(api, dsbuild.export("timeout-warn", [t], [(None, "slowish")]))
     n = nodes(status)["slowish"]
-    assert status["state"] == "SUCCESS" and n["state"] == "SUCCESS" and n["timeout_warned"] is True
+    assert status["state"] == "SUCCESS" and n["state"] == "SUCCESS" and n["timeoutWarned"] is True
 
 
 async def test_timeout_warnfailed_warns_and_fails(api: httpx.AsyncClient) -> None:
     t = dsbuild.task("slow", "sleep 30", timeoutFlag="OPEN", timeout=1, timeoutNotifyStrategy="WARNFAILED")
     status = await run(api, dsbuild.export("timeout-wf", [t], [(None, "slow")]), timeout=40)
     n = nodes(status)["slow"]
-    assert n["state"] == "FAILURE" and n["timeout_warned"] is True
+    assert n["state"] == "FAILURE" and n["timeoutWarned"] is True
 
 
 async def test_delay_time_waits_before_dispatch(api: httpx.AsyncClient) -> None:
@@ -152,10 +152,10 @@ async def test_start_params_and_dry_run(api: httpx.AsyncClient) -> None:
                          global_params='[{"prop":"who","direct":"IN","type":"VARCHAR","value":"global"}]')
     status = await run(api, doc, startParams={"who": "startup"})
     code = nodes(status)["echo"]["code"]
-    log = await api.get(f"/runs/{status['instance_id']}/tasks/{code}/log")
+    log = await api.get(f"/runs/{status['instanceId']}/tasks/{code}/log")
     assert "value=startup" in log.text
     dry = await run(api, doc, dryRun=True)
-    assert dry["state"] == "SUCCESS" and dry["dry_run"] is True
+    assert dry["state"] == "SUCCESS" and dry["dryRun"] is True
 
 
 async def test_runs_are_listed_by_definition(api: httpx.AsyncClient) -> None:

@@ -106,7 +106,7 @@ def biz_export(name: str, script_extra: str = "") -> list[dict[str, Any]]:
 
 
 def out_params(status: dict[str, Any]) -> dict[str, str]:
-    return {p["prop"]: p["value"] for p in status["var_pool"]}
+    return {p["prop"]: p["value"] for p in status["varPool"]}
 
 
 async def new_definition(api: httpx.AsyncClient, name: str, script_extra: str = "") -> int:
@@ -338,10 +338,10 @@ async def test_each_run_gets_the_fire_time_as_schedule_time(sapi: httpx.AsyncCli
         assert when.second % 2 == 0 and when.microsecond == 0  # a fire time of */2
         assert run["instanceId"] == f"ds-{code}-sched-{when.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
         status = await wait(sapi, run["instanceId"])
-        assert datetime.fromisoformat(status["schedule_time"]) == when
+        assert datetime.fromisoformat(status["scheduleTime"]) == when
         local = when.astimezone(SHANGHAI)
         assert out_params(status) == {"biz": f"{local - timedelta(days=1):%Y%m%d}", "at": f"{local:%Y%m%d%H%M%S}"}
-        assert status["failure_strategy"] == "END"
+        assert status["failureStrategy"] == "END"
         desc = await client.get_workflow_handle(run["instanceId"]).describe()
         attrs = desc.typed_search_attributes
         assert attrs.get(sa.DS_SCHEDULE_TIME) == when  # findable by business time, like any run

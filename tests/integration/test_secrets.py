@@ -179,7 +179,7 @@ async def test_passwords_never_reach_history_logs_or_the_api(api: httpx.AsyncCli
             assert "could not connect" in (by["wrong_password"]["error"] or "")
 
         secrets = [password, wrong]
-        instance = status["instance_id"]
+        instance = status["instanceId"]
         record = await temporal_record(client, instance)
         assert b"selec broken" in record and b"statement 1 failed" in record  # it sees inputs and failures
         assert_absent(secrets, record, "Temporal history")
@@ -225,5 +225,5 @@ async def test_a_new_password_applies_to_the_next_run_without_editing_workflows(
         assert r.status_code == 200 and r.json()["version"] == 2
         fresh = await once()  # the same definition, not edited
         assert fresh["state"] == "SUCCESS", fresh
-        assert nodes(fresh)["q"]["var_pool"][0]["value"] == "1"
-        assert_absent([first, second], await temporal_record(client, fresh["instance_id"]), "Temporal history")
+        assert nodes(fresh)["q"]["varPool"][0]["value"] == "1"
+        assert_absent([first, second], await temporal_record(client, fresh["instanceId"]), "Temporal history")

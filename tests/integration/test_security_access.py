@@ -108,7 +108,7 @@ async def test_a_project_token_reaches_only_its_project(api: httpx.AsyncClient) 
         moved = dsbuild.export("stolen", [dsbuild.task("t", "echo mine")], [(None, "t")], code=b_code,
                                projectCode=pa)
         assert (await a.post("/definitions", json=moved)).status_code == 403
-        assert (await api.get(f"/definitions/{b_code}")).json()["project_code"] == pb
+        assert (await api.get(f"/definitions/{b_code}")).json()["projectCode"] == pb
         for path in (f"/definitions/{b_code}", f"/definitions/{b_code}/versions", f"/definitions/{b_code}/versions/1"):
             assert (await a.get(path)).status_code == 403, path
         assert (await a.get(f"/definitions/{a_code}")).status_code == 200

@@ -67,9 +67,9 @@ async def test_secret_start_param_is_not_plaintext_in_history(api: httpx.AsyncCl
     secret = f"s3cr3t-XYZ-{uuid.uuid4().hex[:8]}"
     status = await _secret_run(api, secret)
     assert status["state"] == "SUCCESS", status
-    var_pool = {p["prop"]: p["value"] for p in status["var_pool"]}  # type: ignore[attr-defined]
+    var_pool = {p["prop"]: p["value"] for p in status["varPool"]}  # type: ignore[attr-defined]
     assert var_pool["leak"] == f"{secret}-out"  # the API decodes
-    instance_id = str(status["instance_id"])
+    instance_id = str(status["instanceId"])
 
     # What the Temporal CLI shows (no codec): no trace of the secret, and the payloads say encrypted.
     shown = subprocess.run(
@@ -137,7 +137,7 @@ async def test_key_rotation_is_for_administrators(api: httpx.AsyncClient, settin
     new_id = r.json()["keyId"].encode()
     status = await _secret_run(api, "after-rotation")  # the worker encrypts with the new key, and reads it
     assert status["state"] == "SUCCESS"
-    history = await client.get_workflow_handle(str(status["instance_id"])).fetch_history()
+    history = await client.get_workflow_handle(str(status["instanceId"])).fetch_history()
     ids = {p.metadata["encryption-key-id"] for e in history.events
            for p in e.workflow_execution_started_event_attributes.input.payloads}
     assert ids == {new_id}

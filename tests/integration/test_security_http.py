@@ -100,7 +100,7 @@ async def test_data_dir_files_are_private(api: httpx.AsyncClient, settings: Sett
     db = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
     assert _mode(db) == 0o600
     assert _mode(key_file(settings)) == 0o600
-    logs = [p for p in settings.resolved_log_dir.rglob("*.log") if status["instance_id"] in str(p)]
+    logs = [p for p in settings.resolved_log_dir.rglob("*.log") if status["instanceId"] in str(p)]
     assert logs and all(_mode(p) == 0o600 for p in logs)
     assert all(_mode(p.parent) == 0o700 for p in logs)
     # an existing dev-server database (the server makes it 0644) is made 0600 before the server starts

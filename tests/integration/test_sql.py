@@ -34,13 +34,13 @@ from tests.integration.helpers import nodes, run, start, submit, wait
 
 
 async def _log(api: httpx.AsyncClient, status: dict[str, Any], task: str) -> str:
-    r = await api.get(f"/runs/{status['instance_id']}/tasks/{nodes(status)[task]['code']}/log")
+    r = await api.get(f"/runs/{status['instanceId']}/tasks/{nodes(status)[task]['code']}/log")
     assert r.status_code == 200, r.text
     return r.text
 
 
 def _var(status: dict[str, Any], task: str, name: str) -> str | None:
-    return next((p["value"] for p in nodes(status)[task]["var_pool"] if p["prop"] == name), None)
+    return next((p["value"] for p in nodes(status)[task]["varPool"] if p["prop"] == name), None)
 
 
 @pytest.mark.parametrize("db", DATABASES)

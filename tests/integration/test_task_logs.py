@@ -69,8 +69,8 @@ async def test_a_task_printing_in_a_tight_loop_stays_under_its_cap(
     instance_id = await start(client, capped, doc)
     status = await wait(api, instance_id, timeout=60)
     node = nodes(status)["storm"]
-    assert status["state"] == "SUCCESS" and node["log_path"]  # the location is in the run state
-    disk = Path(node["log_path"]).read_bytes()
+    assert status["state"] == "SUCCESS" and node["logPath"]  # the location is in the run state
+    disk = Path(node["logPath"]).read_bytes()
     assert len(output_of(disk)) <= CAP + 1 and len(disk) <= CAP + 2048  # 6.9 MB of output printed
     r = await api.get(f"/runs/{instance_id}/tasks/{node['code']}/log")
     assert r.status_code == 200 and int(r.headers["X-Log-Size"]) == len(disk)
@@ -95,12 +95,12 @@ async def test_masking_per_type_and_resolved_secrets(api: httpx.AsyncClient, cli
     assert status["state"] == "SUCCESS", status
     sh, py_node = nodes(status)["sh"], nodes(status)["py"]
     for node in (sh, py_node):
-        disk = Path(node["log_path"]).read_text()
+        disk = Path(node["logPath"]).read_text()
         served = (await api.get(f"/runs/{instance_id}/tasks/{node['code']}/log")).text
         for text in (disk, served):  # never on disk, never served
             assert "Gl0bal!Pw" not in text and "JdbcPw9" not in text and "Assign7" not in text
-    sh_log = Path(sh["log_path"]).read_text()
-    py_log = Path(py_node["log_path"]).read_text()
+    sh_log = Path(sh["logPath"]).read_text()
+    py_log = Path(py_node["logPath"]).read_text()
     assert f"pin {MASK} only-python-word jdbc:mysql://etl:{MASK}@db/x password={MASK}\n{MASK}\n" in sh_log
     assert f"pin 4242 {MASK}\n{MASK}\n" in py_log  # SHELL's pin rule is not PYTHON's, and vice versa
 
@@ -132,7 +132,7 @@ async def test_follow_streams_while_the_task_runs(api_server: str, api: httpx.As
     assert [f"tick {i} password={MASK}" in text for i in range(1, 6)] == [True] * 5 and "Tick" not in text
     assert has_footer(text.encode())
     status = await wait(api, instance_id)
-    assert text == Path(nodes(status)["ticker"]["log_path"]).read_text()
+    assert text == Path(nodes(status)["ticker"]["logPath"]).read_text()
 
 
 async def test_follow_a_storm_past_its_cap(api_server: str, api: httpx.AsyncClient, client: Client,
@@ -142,7 +142,7 @@ async def test_follow_a_storm_past_its_cap(api_server: str, api: httpx.AsyncClie
     instance_id = await start(client, capped, doc)
     streamed = b"".join(c for _, c in await _follow(api_server, instance_id, code))
     status = await wait(api, instance_id)
-    assert streamed == Path(nodes(status)["storm"]["log_path"]).read_bytes()  # head, marker, tail, footer
+    assert streamed == Path(nodes(status)["storm"]["logPath"]).read_bytes()  # head, marker, tail, footer
     assert b"bytes dropped" in streamed and b"\nend\n[porpoise] end exit=0" in streamed and has_footer(streamed)
 
 

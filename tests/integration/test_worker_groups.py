@@ -129,7 +129,7 @@ async def _routing(stack: GroupStack, tmp_path: Path) -> None:
         parent = await start(api, await submit(api, parent_doc))
         run = await wait_run(api, parent, 90)
         assert run["state"] == "SUCCESS", run
-        child_instance = run["nodes"][0]["sub_instance_id"]
+        child_instance = run["nodes"][0]["subInstanceId"]
         r = await api.post(f"/definitions/{code}/runs", json={"workerGroup": "no@such"})
         assert r.status_code == 422 and "workerGroup" in r.text, r.text
     assert ran_on(marks, plain) == {"a": ["default-worker"], "b": ["etl-worker"], "c": ["default-worker"],
@@ -162,7 +162,7 @@ async def _waiting(stack: GroupStack, tmp_path: Path) -> None:
         run = (await api.get(f"/runs/{instance}")).json()
         late = next(n for n in run["nodes"] if n["name"] == "late")
         assert run["temporalStatus"] == "RUNNING" and run["state"] == "RUNNING_EXECUTION", run
-        assert late["state"] == "SUBMITTED_SUCCESS" and late["worker_group"] == "late", late
+        assert late["state"] == "SUBMITTED_SUCCESS" and late["workerGroup"] == "late", late
         assert "worker group 'late'" in late["waiting"] and "no worker polls it" in late["waiting"], late
         assert "late" not in ran_on(marks, instance)
         stack.start_worker("late-worker", "--no-default", "--group", "late")
