@@ -53,7 +53,7 @@ async def test_a_secret_in_a_failure_message_is_encrypted_in_history(
     assert status["state"] == "FAILURE", status
     error = nodes(status)["check"]["error"] or ""
     assert secret in error and "does not contain" in error, error  # Porpoise reads its own message
-    instance_id = str(status["instance_id"])
+    instance_id = str(status["instanceId"])
 
     # What the Temporal CLI shows without the codec, and what a codec-less client fetches: no secret.
     show = [temporal_binary(), "workflow", "show", "-w", instance_id, "-o", "json", "--address", temporal_address,
