@@ -203,6 +203,16 @@ async def test_admin_only_routes_refuse_a_general_user(api: httpx.AsyncClient) -
         "total"] == 1
     envelope_err(await ds(api, user, "GET", "/task-group/query-list-by-projectCode",
                           params=PAGE | {"projectCode": other}), NO_PROJECT_PERM)
+    # another project's alert group (made through Porpoise's API): neither listed nor readable by id
+    r = await api.post("/alert-groups", json={"name": f"ag-{tag}-other", "projectCode": other})
+    assert r.status_code == 201, r.text
+    foreign = r.json()["id"]
+    listed = envelope_ok(await ds(api, user, "GET", "/alert-groups", params=PAGE | {"searchVal": f"ag-{tag}"}))
+    assert [g["groupName"] for g in listed["totalList"]] == [f"ag-{tag}"], listed
+    assert foreign not in {g["id"] for g in envelope_ok(await ds(api, user, "GET", "/alert-groups/list"))}
+    envelope_err(await ds(api, user, "POST", "/alert-groups/query", {"id": foreign}), 10011)
+    assert envelope_ok(await ds(api, admin, "POST", "/alert-groups/query", {"id": foreign}))["id"] == foreign
+    envelope_ok(await ds(api, admin, "DELETE", f"/alert-groups/{foreign}"))
     envelope_ok(await ds(api, admin, "DELETE", f"/alert-groups/{group['id']}"))
 
 

@@ -1,6 +1,7 @@
 """DS ``AlertGroupController`` (``/alert-groups``) on Porpoise's alert groups. As Porpoise's own
-``/alert-groups``: anyone with a token lists and reads them; only administrators create, change or
-delete them (DS's 30001 otherwise)."""
+``/alert-groups`` (services/alerts.py): a general user lists and reads the groups of their projects
+and the global ones; through this API only administrators create, change or delete them (DS's
+30001 otherwise; DS's form has no project to put a group in)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,24 @@ from ..porpoise import (
     AlertConflict,
     GroupPatch,
     GroupSpec,
+    Porpoise,
 )
 from ..status import Status
 
 router = ds_router()
+
+
+def _may_see(pp: Porpoise, g: Any) -> bool:
+    """A global group, or one of a project the caller may use (docs/security.md)."""
+    who = pp.principal
+    return who is None or g.project_code is None or who.may_use_project(g.project_code)
+
+
+async def _groups(pp: Porpoise) -> list[Any]:
+    """The groups the caller may see (all for an administrator)."""
+    who = pp.principal
+    projects = None if who is None or who.is_admin else who.projects
+    return list(await run_in_threadpool(pp.alerts.list_groups, projects))
 
 
 def _alert_group(g: Any, zone: str) -> dict[str, Any]:
@@ -52,14 +67,14 @@ async def create_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
 async def alert_groups_paging(pp: PorpoiseDep, p: ParamsDep) -> Response:
     page_no, page_size = paging(p)
     search = (p.text("searchVal") or "").strip().lower()
-    rows = [g for g in await run_in_threadpool(pp.alerts.list_groups) if search in g.name.lower()]
+    rows = [g for g in await _groups(pp) if search in g.name.lower()]
     chunk = rows[(page_no - 1) * page_size: page_no * page_size]
     return ok(page([_alert_group(g, pp.zone) for g in chunk], len(rows), page_no, page_size))
 
 
 @router.get("/alert-groups/list", openapi_extra=ds_error(Status.QUERY_ALL_ALERTGROUP_ERROR))
 async def alert_groups_all(pp: PorpoiseDep) -> Response:
-    return ok([_alert_group(g, pp.zone) for g in await run_in_threadpool(pp.alerts.list_groups)])
+    return ok([_alert_group(g, pp.zone) for g in await _groups(pp)])
 
 
 @router.get("/alert-groups/normal-list", openapi_extra=ds_error(Status.QUERY_ALL_ALERTGROUP_ERROR))
@@ -70,7 +85,7 @@ async def alert_groups_normal(pp: PorpoiseDep) -> Response:
 @router.get("/alert-groups/verify-name")
 async def verify_alert_group_name(pp: PorpoiseDep, p: ParamsDep) -> Response:
     name = p.req("groupName")
-    if any(g.name == name for g in await run_in_threadpool(pp.alerts.list_groups)):
+    if any(g.name == name for g in await run_in_threadpool(pp.alerts.list_groups)):  # unique across projects
         raise DsError(Status.ALERT_GROUP_EXIST)
     return ok(None)
 
@@ -78,7 +93,7 @@ async def verify_alert_group_name(pp: PorpoiseDep, p: ParamsDep) -> Response:
 @router.post("/alert-groups/query", openapi_extra=ds_error(Status.QUERY_ALERT_GROUP_ERROR))
 async def query_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     g = await run_in_threadpool(pp.alerts.get_group, p.req_int("id"))
-    if g is None:
+    if g is None or not _may_see(pp, g):  # another project's group: as if absent (no probing)
         raise DsError(Status.ALERT_GROUP_NOT_EXIST)
     return ok(_alert_group(g, pp.zone))
 
