@@ -119,14 +119,16 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-def build_replayer(settings: Settings) -> Replayer:
+def build_replayer(settings: Settings, *, deadlock_detection: bool = True) -> Replayer:
     """A Replayer with the worker's workflows, sandbox, data converter and (when events are on) the
     lifecycle interceptor, whose event activities are workflow commands too. Its outbox is never
     written during a replay, so an in-memory one stands in."""
     interceptors = ([EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)]
                     if settings.events_enabled else [])
+    # ``deadlock_detection=False``: the SDK's 2 s wall-clock limit per activation is off (its debug
+    # mode, which keeps the sandbox): a replay on a loaded machine checks determinism, not speed.
     return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), interceptors=interceptors,
-                    data_converter=pydantic_data_converter)
+                    data_converter=pydantic_data_converter, debug_mode=not deadlock_detection)
 
 
 def build_worker(client: Client, settings: Settings, outbox: Outbox | None = None,
