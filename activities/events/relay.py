@@ -53,7 +53,10 @@ class OutboxRelay:
                 log.warning("event relay: publish failed, retrying in %.1fs", backoff, exc_info=True)
                 published = 0
                 backoff = min(backoff * 2, 10.0)
-            if not published:
+            # Only a full batch says more is waiting. After a partial one the relay waits too: at a
+            # steady trickle of events it otherwise spun, reading and marking a few rows per step,
+            # and that loop was most of what lifecycle events cost the worker (docs/performance.md).
+            if published < self.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
 
