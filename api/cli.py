@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import signal
@@ -67,6 +69,10 @@ out: Console = _LazyConsole()  # type: ignore[assignment]
 err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
+# `porpoise run` polls the instance: soon at first (a small DAG ends in a few hundred ms, issue 15),
+# then every POLL_SECONDS (0.05, 0.1, 0.2, 0.4, 0.5, 0.5, ...: 4 extra requests per run).
+FIRST_POLL_SECONDS = 0.05
+POLL_SECONDS = 0.5
 
 
 def get_settings() -> Settings:
@@ -77,11 +83,22 @@ def get_settings() -> Settings:
 
 
 def _api() -> httpx.Client:
+    """A new client of the API, for the caller to close."""
     import httpx
 
     token = client_token()  # PORPOISE_TOKEN, a 0600 token file, or `porpoise up`'s (api/cli_tokens.py)
     headers = {"authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60, headers=headers)
+
+
+@functools.cache
+def _shared_api(api_url: str, token: str) -> httpx.Client:
+    """One client for all the requests of a command (per API URL and token): making an httpx client
+    costs ~30 ms (its TLS context loads the CA bundle, even for http://) and `porpoise run` sends a
+    request per poll; its connection is kept alive between them as well. Closed at exit."""
+    client = _api()
+    atexit.register(client.close)
+    return client
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -107,8 +124,7 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
     import httpx
 
     try:
-        with _api() as c:
-            return _check(c.request(method, path, **kwargs))
+        return _check(_shared_api(get_settings().resolved_api_url, client_token()).request(method, path, **kwargs))
     except httpx.ConnectError:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
 
@@ -352,8 +368,6 @@ def run(
         help="DS workerGroup of the run: tasks left in default run in this group")] = None,
 ) -> None:
     """Submit FILE, start it, show progress, and print the final instance state with every node."""
-    from services import schemas
-
     params = _key_values(param)
     saved = _request("POST", "/definitions", content=_read(file), headers={"content-type": "application/json"})
     target = next((d for d in saved if name in (None, d["name"])), None) if name else saved[-1]
@@ -367,9 +381,12 @@ def run(
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
+            from services import schemas
+
             _print_json(created, schemas.RunCreated)
         return
     seen: dict[str, str] = {}
+    pause = FIRST_POLL_SECONDS
     while True:
         status = _request("GET", f"/runs/{created['instanceId']}")
         for n in status["nodes"]:
@@ -378,8 +395,11 @@ def run(
                 err.print(f"  {n['name']}: {n['state']}")
         if status["state"] in FINISHED and status.get("temporalStatus") != "RUNNING":
             break
-        time.sleep(0.5)
+        time.sleep(pause)
+        pause = min(pause * 2, POLL_SECONDS)
     if as_json:
+        from services import schemas
+
         _print_json(status, schemas.RunStatus)
     else:
         _print_status(status)
@@ -389,10 +409,10 @@ def run(
 @app.command()
 def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a workflow instance and every node's state."""
-    from services import schemas
-
     st = _request("GET", f"/runs/{instance_id}")
     if as_json:
+        from services import schemas
+
         _print_json(st, schemas.RunStatus)
     else:
         _print_status(st)
@@ -492,11 +512,11 @@ def definitions_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List definitions, most recently changed first."""
-    from services import schemas
-
     params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
     rows = _request("GET", "/definitions", params=params)
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.DefinitionListItem)
         return
     table = _table("code", "name", "version", "updated")
@@ -513,8 +533,6 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List workflow instances, newest first."""
-    from services import schemas
-
     params: dict[str, Any] = {"limit": limit}
     if definition is not None:
         params["definitionCode"] = definition
@@ -522,6 +540,8 @@ def runs_list(
         params["state"] = state.upper()
     rows = _request("GET", "/runs", params=params)
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.RunSummary)
         return
     table = _table("instance", "definition", "state", "started")
@@ -551,9 +571,9 @@ def _ds_params(param: list[str] | None) -> dict[str, str] | None:
 
 
 def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
-    from services import schemas
-
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.DatasourceView)
         return
     table = _table("id", "name", "type", "where", "user", "password", title="datasources")
@@ -653,10 +673,10 @@ def datasource_delete(datasource_id: int) -> None:
 @datasource_app.command("test")
 def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Connect to a datasource once (from the API host). Exit 1 when it fails."""
-    from services import schemas
-
     result = _request("POST", f"/datasources/{datasource_id}/test")
     if as_json:
+        from services import schemas
+
         _print_json(result, schemas.ConnectionTest)
     elif result["ok"]:
         out.print(f"[green]ok[/green] {result['name']}: {result['message']} ({result['elapsedMs']} ms)")
@@ -734,9 +754,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def _schedule_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     """A table of the schedules (misfire and overlap policies: --json), or their JSON."""
-    from services import schemas
-
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.ScheduleView)
         return
     table = _table("id", "definition", "crontab", "timezone", "state", "next fire", title="schedules")
@@ -845,10 +865,10 @@ def schedule_trigger(schedule_id: int) -> None:
 @schedule_app.command("runs")
 def schedule_runs(schedule_id: int, limit: Annotated[int, typer.Option()] = 20, as_json: JsonOpt = False) -> None:
     """The instances a schedule started, newest business time first."""
-    from services import schemas
-
     rows = _request("GET", f"/schedules/{schedule_id}/runs", params={"limit": limit})
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.ScheduleRun)
         return
     table = _table("instance", "scheduleTime", "state", "start", "end", title=f"runs of schedule {schedule_id}")
@@ -868,9 +888,9 @@ def schedule_preview(crontab: str, timezone: Annotated[str, typer.Option("--time
 
 
 def _complement_print(st: dict[str, Any], as_json: bool) -> None:
-    from services import schemas
-
     if as_json:
+        from services import schemas
+
         _print_json(st, schemas.ComplementView)
         return
     table = _table("scheduleTime", "chain", "state", "instance",
@@ -899,8 +919,6 @@ def complement_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Complement data: run the definition once per business date (a range or a list)."""
-    from services import schemas
-
     if dates:
         schedule_time: dict[str, Any] = {"complementScheduleDateList": dates}
     elif start and end:
@@ -921,6 +939,8 @@ def complement_start(
     err.print(f"started {created['complementId']} — {len(created['dates'])} dates — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
+            from services import schemas
+
             _print_json(created, schemas.ComplementCreated)
         return
     while True:
