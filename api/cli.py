@@ -70,7 +70,8 @@ err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
 # `porpoise run` polls the instance: soon at first (a small DAG ends in a few hundred ms, issue 15),
-# then every POLL_SECONDS (0.05, 0.1, 0.2, 0.4, 0.5, 0.5, ...: 4 extra requests per run).
+# then every POLL_SECONDS (pauses 0.05, 0.1, 0.2, 0.4, 0.5, 0.5, ...: ~3 requests more than polling
+# every 0.5 s from the start).
 FIRST_POLL_SECONDS = 0.05
 POLL_SECONDS = 0.5
 
