@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import signal
@@ -9,23 +11,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperOption
-
-from core.settings import Settings, get_settings
-from model.formats import dump_document, parse_text
-from model.problems import DefinitionError
-from services import schemas
-from services.schemas import shape
 
 from .cli_tokens import client_token, keys_app, token_app, write_admin_token
 from .cli_users import user_app
+
+# Start-up time is part of every command (issue 15: `porpoise run` of a small DAG within 0.5 s end
+# to end), so the module imports only typer and the stdlib. httpx, rich, pydantic, the settings, the
+# definition parser and the API schemas are imported by the commands that use them.
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import BaseModel
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.settings import Settings
 
 
 def _flags_without_type() -> None:
@@ -44,16 +47,59 @@ app = typer.Typer(help="Porpoise: DolphinScheduler workflows on Temporal.", no_a
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
-out = Console()
-err = Console(stderr=True)
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs start-up time that commands which
+    print nothing through it (and ``--help``) need not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole()  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
+# `porpoise run` polls the instance: often at first (a small DAG ends in a few hundred ms, issue 15),
+# then every POLL_SECONDS: pauses of 0.05, 0.1, 0.15, ... 0.5 s (10 polls in the first 2.75 s, ~5
+# more than polling every 0.5 s from the start), and 0.05 s again once the DS state is final.
+FIRST_POLL_SECONDS = 0.05
+POLL_SECONDS = 0.5
+
+
+def get_settings() -> Settings:
+    """core.settings.get_settings, imported on first use (pydantic-settings is slow to import)."""
+    from core.settings import get_settings as settings
+
+    return settings()
 
 
 def _api() -> httpx.Client:
+    """A new client of the API, for the caller to close."""
+    import httpx
+
     token = client_token()  # PORPOISE_TOKEN, a 0600 token file, or `porpoise up`'s (api/cli_tokens.py)
     headers = {"authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=get_settings().resolved_api_url, timeout=60, headers=headers)
+
+
+@functools.cache
+def _shared_api(api_url: str, token: str) -> httpx.Client:
+    """One client for all the requests of a command (per API URL and token): making an httpx client
+    costs ~30 ms (its TLS context loads the CA bundle, even for http://) and `porpoise run` sends a
+    request per poll; its connection is kept alive between them as well. Closed at exit."""
+    client = _api()
+    atexit.register(client.close)
+    return client
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -76,9 +122,10 @@ def _check(resp: httpx.Response) -> Any:
 
 
 def _request(method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
     try:
-        with _api() as c:
-            return _check(c.request(method, path, **kwargs))
+        return _check(_shared_api(get_settings().resolved_api_url, client_token()).request(method, path, **kwargs))
     except httpx.ConnectError:
         _fail(f"cannot reach the Porpoise API at {get_settings().resolved_api_url}; start it with `porpoise up`")
 
@@ -86,11 +133,17 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
 def _print_json(value: Any, model: type[BaseModel] | None = None) -> None:
     """Print an API answer as JSON; through the route's response ``model`` when given, so ``--json``
     shows exactly the shape the API documents (services/schemas)."""
-    out.print_json(json.dumps(shape(model, value) if model is not None else value))
+    if model is not None:
+        from services.schemas.base import shape
+
+        value = shape(model, value)
+    out.print_json(json.dumps(value))
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
     """A table that stays readable at 80 columns: long cells fold instead of being cut."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", pad_edge=False, expand=False)
     for col in columns:
         table.add_column(col, overflow="fold")
@@ -268,6 +321,9 @@ def _read(file: Path) -> bytes:
 @app.command()
 def validate(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Validate a DS definition file offline. Exit 0 when valid, 1 with every problem otherwise."""
+    from model.formats import dump_document, parse_text
+    from model.problems import DefinitionError
+
     try:
         definitions = parse_text(_read(file), max_bytes=get_settings().max_definition_bytes)
     except DefinitionError as e:
@@ -326,19 +382,27 @@ def run(
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
+            from services import schemas
+
             _print_json(created, schemas.RunCreated)
         return
     seen: dict[str, str] = {}
+    pause = FIRST_POLL_SECONDS
     while True:
         status = _request("GET", f"/runs/{created['instanceId']}")
         for n in status["nodes"]:
             if seen.get(n["name"]) != n["state"]:
                 seen[n["name"]] = n["state"]
                 err.print(f"  {n['name']}: {n['state']}")
-        if status["state"] in FINISHED and status.get("temporalStatus") != "RUNNING":
-            break
-        time.sleep(0.5)
+        if status["state"] in FINISHED:
+            if status.get("temporalStatus") != "RUNNING":
+                break
+            pause = FIRST_POLL_SECONDS  # the DS state is final before the workflow closes: it does so soon
+        time.sleep(pause)
+        pause = min(pause + FIRST_POLL_SECONDS, POLL_SECONDS)
     if as_json:
+        from services import schemas
+
         _print_json(status, schemas.RunStatus)
     else:
         _print_status(status)
@@ -350,6 +414,8 @@ def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = 
     """Show a workflow instance and every node's state."""
     st = _request("GET", f"/runs/{instance_id}")
     if as_json:
+        from services import schemas
+
         _print_json(st, schemas.RunStatus)
     else:
         _print_status(st)
@@ -364,6 +430,8 @@ def logs(
     tail: Annotated[int | None, typer.Option("--tail", "-n", min=1, help="only the last N lines")] = None,
 ) -> None:
     """Print a task instance's log (masked); --tail N for its last lines, --follow to stream it."""
+    import httpx
+
     params: dict[str, Any] = {"attempt": attempt} if attempt else {}
     if tail is not None:
         params["lines"] = tail
@@ -395,30 +463,40 @@ def logs(
 @app.command()
 def stop(instance_id: str) -> None:
     """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
+    from services import schemas
+
     _print_json(_request("POST", f"/runs/{instance_id}/stop"), schemas.RunOperation)
 
 
 @app.command()
 def pause(instance_id: str) -> None:
     """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
+    from services import schemas
+
     _print_json(_request("POST", f"/runs/{instance_id}/pause"), schemas.RunOperation)
 
 
 @app.command()
 def recover(instance_id: str) -> None:
     """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
+    from services import schemas
+
     _print_json(_request("POST", f"/runs/{instance_id}/recover"), schemas.RunCreated)
 
 
 @app.command()
 def rerun(instance_id: str) -> None:
     """Run the whole DAG of a finished instance again."""
+    from services import schemas
+
     _print_json(_request("POST", f"/runs/{instance_id}/rerun"), schemas.RunCreated)
 
 
 @app.command("force-success")
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
+    from services import schemas
+
     _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"), schemas.ForcedSuccess)
 
 
@@ -440,6 +518,8 @@ def definitions_list(
     params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
     rows = _request("GET", "/definitions", params=params)
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.DefinitionListItem)
         return
     table = _table("code", "name", "version", "updated")
@@ -463,6 +543,8 @@ def runs_list(
         params["state"] = state.upper()
     rows = _request("GET", "/runs", params=params)
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.RunSummary)
         return
     table = _table("instance", "definition", "state", "started")
@@ -493,6 +575,8 @@ def _ds_params(param: list[str] | None) -> dict[str, str] | None:
 
 def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.DatasourceView)
         return
     table = _table("id", "name", "type", "where", "user", "password", title="datasources")
@@ -576,6 +660,8 @@ def datasource_update(
 @datasource_app.command("delete")
 def datasource_delete(datasource_id: int) -> None:
     """Delete a datasource."""
+    import httpx
+
     try:
         with _api() as c:
             resp = c.delete(f"/datasources/{datasource_id}")
@@ -592,6 +678,8 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
     """Connect to a datasource once (from the API host). Exit 1 when it fails."""
     result = _request("POST", f"/datasources/{datasource_id}/test")
     if as_json:
+        from services import schemas
+
         _print_json(result, schemas.ConnectionTest)
     elif result["ok"]:
         out.print(f"[green]ok[/green] {result['name']}: {result['message']} ({result['elapsedMs']} ms)")
@@ -603,6 +691,8 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
 @datasource_app.command("rotate-keys")
 def datasource_rotate_keys() -> None:
     """Re-encrypt every password with the first key of PORPOISE_SECRET_KEY (see docs/datasources.md)."""
+    from services import schemas
+
     _print_json(_request("POST", "/datasources/rotate-keys"), schemas.KeysRotated)
 
 
@@ -668,6 +758,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 def _schedule_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     """A table of the schedules (misfire and overlap policies: --json), or their JSON."""
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.ScheduleView)
         return
     table = _table("id", "definition", "crontab", "timezone", "state", "next fire", title="schedules")
@@ -778,6 +870,8 @@ def schedule_runs(schedule_id: int, limit: Annotated[int, typer.Option()] = 20, 
     """The instances a schedule started, newest business time first."""
     rows = _request("GET", f"/schedules/{schedule_id}/runs", params={"limit": limit})
     if as_json:
+        from services import schemas
+
         _print_json(rows, schemas.ScheduleRun)
         return
     table = _table("instance", "scheduleTime", "state", "start", "end", title=f"runs of schedule {schedule_id}")
@@ -798,6 +892,8 @@ def schedule_preview(crontab: str, timezone: Annotated[str, typer.Option("--time
 
 def _complement_print(st: dict[str, Any], as_json: bool) -> None:
     if as_json:
+        from services import schemas
+
         _print_json(st, schemas.ComplementView)
         return
     table = _table("scheduleTime", "chain", "state", "instance",
@@ -846,6 +942,8 @@ def complement_start(
     err.print(f"started {created['complementId']} — {len(created['dates'])} dates — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
+            from services import schemas
+
             _print_json(created, schemas.ComplementCreated)
         return
     while True:
@@ -866,6 +964,8 @@ def complement_status(complement_id: str, as_json: JsonOpt = False) -> None:
 @complement_app.command("stop")
 def complement_stop(complement_id: str) -> None:
     """Stop a complement: running dates are stopped, no new date starts."""
+    from services import schemas
+
     _print_json(_request("POST", f"/complements/{complement_id}/stop"), schemas.ComplementStopped)
 
 
@@ -889,6 +989,8 @@ def alert_group_create(name: str, description: Annotated[str, typer.Option()] = 
                        group_id: Annotated[int | None, typer.Option("--id", help="keep a DS warningGroupId")] = None
                        ) -> None:
     """Create an alert group."""
+    from services import schemas
+
     body: dict[str, Any] = {"name": name, "description": description}
     if group_id is not None:
         body["id"] = group_id
@@ -907,6 +1009,8 @@ def alert_groups() -> None:
 @alert_app.command("group")
 def alert_group(group_id: int) -> None:
     """One alert group with its channels, as JSON."""
+    from services import schemas
+
     _print_json(_request("GET", f"/alert-groups/{group_id}"), schemas.AlertGroupView)
 
 
@@ -921,6 +1025,8 @@ def alert_group_delete(group_id: int) -> None:
 def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
         help='the channel as JSON or @file.json: {"name", "type", "params", "events"?, "templates"?}')]) -> None:
     """Add a channel to a group; its templates are validated first."""
+    from services import schemas
+
     _print_json(_request("POST", f"/alert-groups/{group_id}/channels", json=_json_arg(channel)),
                 schemas.AlertChannelView)
 
@@ -929,6 +1035,8 @@ def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
 def alert_channel_update(channel_id: int, changes: Annotated[str, typer.Argument(
         help="the fields to change, as JSON or @file.json; an absent secret keeps the stored one")]) -> None:
     """Change a channel."""
+    from services import schemas
+
     _print_json(_request("PUT", f"/alert-channels/{channel_id}", json=_json_arg(changes)), schemas.AlertChannelView)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.private_files import FILE_MODE
-from core.settings import Settings, get_settings
+if TYPE_CHECKING:  # pydantic-settings is slow to import: every CLI command would pay for it (api/cli.py)
+    from core.settings import Settings
 
 ADMIN_TOKEN_FILE = "admin.token"
 
@@ -44,7 +44,10 @@ def _read_private(path: Path) -> str:
 
 def client_token(settings: Settings | None = None) -> str:
     """The token the CLI sends ("" when it has none: the API will answer 401 saying how to get one)."""
-    settings = settings or get_settings()
+    if settings is None:
+        from core.settings import get_settings
+
+        settings = get_settings()
     return (os.environ.get("PORPOISE_TOKEN", "").strip() or _read_private(user_token_file())
             or _read_private(admin_token_file(settings)))
 
@@ -52,6 +55,7 @@ def client_token(settings: Settings | None = None) -> str:
 def write_admin_token(settings: Settings) -> Path:
     """On the first ``porpoise up``: an administrator token, saved 0600 in the data dir. Later starts
     keep the file while its token is valid."""
+    from core.private_files import FILE_MODE
     from storage.security import SecurityStore
 
     path = admin_token_file(settings)
@@ -118,6 +122,7 @@ def keys_rotate() -> None:
     """Add a new payload key: new payloads are encrypted with it, old ones still decrypt. Run it where
     the key ring file lives (every process reads the same file)."""
     from core.codec import key_file, rotate
+    from core.settings import get_settings
 
     path = key_file(get_settings())
     typer.echo(f"new payload key {rotate(path)} in {path}")

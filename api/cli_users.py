@@ -14,8 +14,6 @@ from typing import Annotated
 
 import typer
 
-from core.settings import get_settings
-
 user_app = typer.Typer(help="Users: the password for DS's login (tokens: `porpoise token`).", no_args_is_help=True)
 
 
@@ -32,6 +30,7 @@ def user_password(
     admin: Annotated[bool, typer.Option("--admin", help="with --create: an administrator")] = False,
 ) -> None:
     """Set a user's password (read from the terminal or stdin) and end their login sessions."""
+    from core.settings import get_settings
     from storage.login import LoginStore, UnknownUser
     from storage.security import SecurityError, SecurityStore
 
