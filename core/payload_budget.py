@@ -11,11 +11,14 @@ carries it, and the run can never start or never end):
 
 So a definition is runnable only if both fit in ``limit`` with a margin for what grows at run time
 (error messages, varPool). The node status is estimated with every field a finished node fills in.
+Sizes are what travels: the JSON as the payload codec compresses and encrypts it (core/codec.py),
+since the server's limit applies to the encoded payload.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,14 +27,21 @@ from model.states import TaskState, WorkflowState
 
 from .contracts import InstanceStatus, NodeStatus
 
+ENVELOPE = 96  # bytes the codec adds around the compressed JSON: nonce, GCM tag, metadata
 MARGIN = 0.9  # of the limit; the rest is room for errors and varPools that only exist at run time
 _T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Footprint:
+    """Bytes of the definition and of a finished run's status, as they travel (compressed)."""
     definition_bytes: int
     status_bytes: int
+
+
+def encoded_size(raw: bytes) -> int:
+    """What ``raw`` JSON weighs in Temporal once the payload codec has compressed and encrypted it."""
+    return len(zlib.compress(raw, 1)) + ENVELOPE
 
 
 def _node(code: int, name: str, task_type: str, log_dir: str) -> NodeStatus:
@@ -40,19 +50,23 @@ def _node(code: int, name: str, task_type: str, log_dir: str) -> NodeStatus:
                       log_path=f"{log_dir}/ds-{code}-20260101000000-00000000/{code}.1.log")
 
 
+_CODE = 987_654_321_012_345  # placeholders of the one node serialised as a template
+
+
 def footprint(definition: WorkflowDefinition, log_dir: str) -> Footprint:
     empty = InstanceStatus(instance_id=f"ds-{definition.code}-20260101000000-00000000",
                            definition_code=definition.code, definition_name=definition.name,
                            definition_version=definition.version, project_code=definition.project_code,
                            state=WorkflowState.SUCCESS, failure_strategy=FailureStrategy.CONTINUE,
                            start_time=_T, end_time=_T)
-    status = len(empty.model_dump_json())
-    # A node's JSON is a fixed part plus its code (3 times: code, log file, instance id) and its
-    # strings: measured once on an empty node, then summed per task, so 20,000 tasks cost no models.
-    fixed = len(_node(0, "", "", log_dir).model_dump_json()) - 3 + 1  # +1: the comma between nodes
-    for t in definition.tasks:
-        status += fixed + 3 * len(str(t.code)) + len(json.dumps(t.name)) - 2 + len(t.task_type)
-    return Footprint(len(definition.model_dump_json().encode()), status)
+    # Every node is one template with its code, name and type filled in (text, not models: 20,000
+    # tasks cost no validation), so the estimate compresses like the real status does.
+    template = _node(_CODE, "\x01", "\x02", log_dir).model_dump_json()
+    code, name, kind = str(_CODE), json.dumps("\x01"), json.dumps("\x02")
+    nodes = [template.replace(code, str(t.code)).replace(name, json.dumps(t.name, ensure_ascii=False))
+             .replace(kind, json.dumps(t.task_type)) for t in definition.tasks]
+    status = (empty.model_dump_json() + ",".join(nodes)).encode()
+    return Footprint(encoded_size(definition.model_dump_json().encode()), encoded_size(status))
 
 
 def refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
@@ -62,7 +76,7 @@ def refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | N
     for what, n in (("definition", size.definition_bytes),
                     (f"status of its {len(definition.tasks)} task nodes", size.status_bytes)):
         if n > budget:
-            return (f"a run of this definition cannot fit in Temporal: its {what} takes {n:,} bytes, over "
-                    f"{budget:,} ({MARGIN:.0%} of the {limit:,}-byte payload limit, "
+            return (f"a run of this definition cannot fit in Temporal: its {what} takes {n:,} bytes compressed, "
+                    f"over {budget:,} ({MARGIN:.0%} of the {limit:,}-byte payload limit, "
                     "temporal_payload_limit_bytes). Split it into SUB_PROCESS definitions")
     return None

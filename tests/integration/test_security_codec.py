@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.devserver import temporal_binary
 from api.routers.codec import ensure_ui_secret
-from core.codec import ENCODING, EncryptionCodec, key_file, rotate
+from core.codec import ENCODING, ENCODING_ZLIB, EncryptionCodec, key_file, rotate
 from core.settings import Settings
 from tests import dsbuild
 from tests.integration.helpers import run
@@ -163,3 +163,23 @@ async def test_key_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
     forged = Payload(metadata={"encoding": ENCODING, "encryption-key-id": new_id.encode()}, data=old.data)
     with pytest.raises(Exception):  # noqa: B017 (cryptography's InvalidTag)
         await codec.decode([forged])
+
+
+async def test_large_payloads_are_compressed_then_encrypted(tmp_path: Path) -> None:
+    """A definition-sized payload travels compressed (its own encoding, bound to the ciphertext), small
+    ones as before; both decode to what was encoded, and a relabelled one does not decrypt."""
+    from temporalio.api.common.v1 import Payload
+
+    codec = EncryptionCodec(tmp_path / "payload.keys", create=True)
+    rows = json.dumps([{"name": f"t{i}", "taskType": "SHELL", "rawScript": "true"} for i in range(2000)])
+    large = Payload(metadata={"encoding": b"json/plain"}, data=rows.encode())
+    small = Payload(metadata={"encoding": b"json/plain"}, data=b'"value"')
+    packed, plain = await codec.encode([large, small])
+    assert packed.metadata["encoding"] == ENCODING_ZLIB and len(packed.data) * 10 < len(large.data)
+    assert plain.metadata["encoding"] == ENCODING
+    assert b"rawScript" not in packed.data
+    assert await codec.decode([packed, plain]) == [large, small]
+    relabelled = Payload(metadata={"encoding": ENCODING, "encryption-key-id": packed.metadata["encryption-key-id"]},
+                         data=packed.data)
+    with pytest.raises(Exception):  # noqa: B017 (cryptography's InvalidTag)
+        await codec.decode([relabelled])

@@ -4,6 +4,7 @@ RecursionError or a bare ValueError."""
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -65,16 +66,29 @@ def test_integers_beyond_64_bits_are_problems_with_pointers() -> None:
                      ("/0/taskDefinitionList/0/taskGroupId", "range")}
 
 
-def big(n: int) -> list[dict[str, object]]:
-    tasks = [dsbuild.task(f"t{i}") for i in range(n)]
+def big(n: int, script_chars: int = 0) -> list[dict[str, object]]:
+    """n parallel SHELL tasks; with ``script_chars``, each script is that many random characters, which
+    compress little (the budget counts what travels: compressed JSON, core/codec.py)."""
+    tasks = [dsbuild.task(f"t{i}", secrets.token_urlsafe(script_chars * 3 // 4) if script_chars else "true")
+             for i in range(n)]
     return dsbuild.export(f"big{n}", tasks, [(None, t["name"]) for t in tasks])
 
 
 def test_payload_budget_refuses_what_cannot_travel_and_names_the_limit() -> None:
     (small,) = parse_document(big(10))
     assert refusal(small, 2 * 1024 * 1024, "/var/log/porpoise") is None
-    (large,) = parse_document(big(4000))  # about 2.2 MB of definition
+    (large,) = parse_document(big(2000, 1400))  # about 3.9 MB of definition, 2.2 MB of it compressed
     why = refusal(large, 2 * 1024 * 1024, "/var/log/porpoise")
     assert why is not None and "2,097,152-byte payload limit" in why and "temporal_payload_limit_bytes" in why
     size = footprint(large, "/var/log/porpoise")
-    assert size.definition_bytes == len(large.model_dump_json()) and size.status_bytes > 4000 * 300
+    assert 1.9e6 < size.definition_bytes < len(large.model_dump_json()) and size.status_bytes > 2000 * 10
+
+
+def test_payload_budget_counts_compressed_bytes() -> None:
+    """Repetitive definitions travel compressed: 10,000 one-line tasks (5.5 MB of JSON) fit, and the
+    node status estimate compresses like a real status (every node has its own code, name and log)."""
+    (wide,) = parse_document(big(10_000))
+    assert len(wide.model_dump_json()) > 5_000_000
+    assert refusal(wide, 2 * 1024 * 1024, "/var/log/porpoise") is None
+    size = footprint(wide, "/var/log/porpoise")
+    assert 50_000 < size.definition_bytes < 500_000 and 50_000 < size.status_bytes < 1_000_000
