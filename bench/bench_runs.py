@@ -150,6 +150,7 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         await asyncio.sleep(1.0)
     sampler.stop.set()
     cpu1 = cpu_now(stack)
+    history = await one_history(client, where)
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     # CPU used on this machine by anything but the stack and this client: non-zero means a noisy run.
     machine = cpu.pop("machine")
@@ -162,11 +163,20 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
         "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
+        "history_per_run": history,
         "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
         "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
         # The machine is shared: the 1-minute load average before and after, next to every figure.
         "load_average": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
     }
+
+
+async def one_history(client: Client, where: str) -> dict[str, int]:
+    """Events and bytes (as stored: encoded payloads) of one finished run's history."""
+    async for wf in client.list_workflows(where, limit=1):
+        events = (await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()).events
+        return {"events": len(events), "bytes": sum(e.ByteSize() for e in events)}
+    return {"events": 0, "bytes": 0}
 
 
 def main() -> None:
