@@ -26,7 +26,9 @@ class Base(DeclarativeBase):
 def open_engine(url: str) -> Engine:
     """A new engine for Porpoise's own database. SQLite gets WAL and synchronous=NORMAL: many workers'
     small commits (events, definitions) would otherwise queue behind one fsync each."""
-    kwargs: dict[str, object] = {"pool_pre_ping": True}
+    # A server connection can drop while pooled, so it is pinged before use; a SQLite file cannot, and
+    # the ping was one more statement per commit (a worker commits events several times per task).
+    kwargs: dict[str, object] = {"pool_pre_ping": not url.startswith("sqlite")}
     if (db_file := sqlite_file(url)) is not None:
         private_file(db_file)  # 0600; SQLite gives its -wal and -shm files the same mode
     if url.startswith("sqlite"):
