@@ -25,10 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from model.states import WorkflowState
 
 
-# A new instance records its CREATED and RUNNING_EXECUTION events with one local activity (were two).
-PATCH_ONE_START_EMISSION = "lifecycle-one-start-emission"
-
-
 def lifecycle_interceptor(bound: timedelta) -> type[WorkflowInboundInterceptor]:
     class _Lifecycle(LifecycleInbound):
         emit_bound = bound
@@ -68,15 +64,10 @@ class LifecycleInbound(WorkflowInboundInterceptor):
         status: InstanceStatus = instance.created_status or instance.status()
         if run_input.carried is None:  # a continuation is the same instance going on
             if run_input.run_times == 1:
-                created = (status, EventType.WORKFLOW_INSTANCE_CREATED, None,
-                           WorkflowState.SUBMITTED_SUCCESS.value, True)
-                running = (status, EventType.WORKFLOW_INSTANCE_STATE_CHANGED,
-                           WorkflowState.SUBMITTED_SUCCESS.value, WorkflowState.RUNNING_EXECUTION.value, False)
-                if workflow.patched(PATCH_ONE_START_EMISSION):
-                    await self._emit_all([created, running])
-                else:
-                    await self._emit_all([created])
-                    await self._emit_all([running])
+                await self._emit(status, EventType.WORKFLOW_INSTANCE_CREATED, None,
+                                 WorkflowState.SUBMITTED_SUCCESS.value, nodes=True)
+                await self._emit(status, EventType.WORKFLOW_INSTANCE_STATE_CHANGED,
+                                 WorkflowState.SUBMITTED_SUCCESS.value, WorkflowState.RUNNING_EXECUTION.value)
             else:  # recover / rerun: the instance runs again
                 await self._emit(status, EventType.WORKFLOW_INSTANCE_STATE_CHANGED, None,
                                  WorkflowState.RUNNING_EXECUTION.value, nodes=True)
@@ -100,33 +91,25 @@ class LifecycleInbound(WorkflowInboundInterceptor):
 
     async def _emit(self, status: InstanceStatus, kind: EventType, old: str | None, new: str,
                     nodes: bool = False) -> None:
-        await self._emit_all([(status, kind, old, new, nodes)])
-
-    async def _emit_all(self, emissions: list[tuple[InstanceStatus, EventType, str | None, str, bool]]) -> None:
-        """Record events, in order, with one local activity (each one is a marker in the history, an
-        activity execution and a round of payload conversion on the worker)."""
         async with self._lock:  # one instance's events are recorded in order
+            self._seq += 1
             info = workflow.info()
-            events = []
-            for status, kind, old, new, nodes in emissions:
-                self._seq += 1
-                events.append(LifecycleEvent(
-                    event_id=f"{info.workflow_id}/{info.run_id}/wf/{self._seq}",
-                    event_type=kind, timestamp=workflow.now(), project_code=status.project_code,
-                    definition_code=status.definition_code, definition_version=status.definition_version,
-                    definition_name=status.definition_name, instance_id=status.instance_id,
-                    workflow_id=info.workflow_id, run_id=info.run_id, run_times=status.run_times,
-                    is_sub_process=status.is_sub_process, old_state=old, new_state=new,
-                    nodes=[EventNode.model_validate(n.model_dump()) for n in status.nodes] if nodes else None,
-                ))
+            event = LifecycleEvent(
+                event_id=f"{info.workflow_id}/{info.run_id}/wf/{self._seq}",
+                event_type=kind, timestamp=workflow.now(), project_code=status.project_code,
+                definition_code=status.definition_code, definition_version=status.definition_version,
+                definition_name=status.definition_name, instance_id=status.instance_id,
+                workflow_id=info.workflow_id, run_id=info.run_id, run_times=status.run_times,
+                is_sub_process=status.is_sub_process, old_state=old, new_state=new,
+                nodes=[EventNode.model_validate(n.model_dump()) for n in status.nodes] if nodes else None,
+            )
             try:
                 await workflow.execute_local_activity(
-                    Activities.APPEND_EVENTS, events, schedule_to_close_timeout=self.emit_bound,
+                    Activities.APPEND_EVENTS, [event], schedule_to_close_timeout=self.emit_bound,
                     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                              maximum_interval=timedelta(seconds=5)),
-                    summary=" + ".join(f"event {e.event_type.value} {e.new_state}" for e in events),
+                    summary=f"event {kind.value} {new}",
                 )
             except ActivityError:
-                # The outbox did not take the events within the bound: the run goes on regardless.
-                workflow.logger.warning("lifecycle events %s not recorded within %s",
-                                        ", ".join(e.event_id for e in events), self.emit_bound)
+                # The outbox did not take the event within the bound: the run goes on regardless.
+                workflow.logger.warning("lifecycle event %s not recorded within %s", event.event_id, self.emit_bound)
