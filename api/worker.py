@@ -114,20 +114,33 @@ def served_groups(groups: list[str] | tuple[str, ...] = (), *, default: bool = T
 WORKFLOWS: list[type] = [DsWorkflow, SemaphoreWorkflow, ComplementWorkflow]
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    restrictions = SandboxRestrictions.default.with_passthrough_modules("model", "core", "pydantic")
+def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The sandbox the workflows run in. ``model``, ``core`` and pydantic are imported once per process
+    (pure code, no module state), and so are our own ``workflows`` modules unless ``strict``.
+
+    Why ``workflows`` too: the sandbox re-imports every non-passthrough module for every new run, and
+    re-executing ``workflows.ds_workflow`` (its ``workflow.defn`` inspects every method's signature) was
+    the largest single item of the worker's CPU per run (about 20 % of its samples, docs/performance.md)
+    and a private copy of the module per cached run. Those modules keep no mutable state at module
+    level, so sharing them between runs changes nothing a run can see. What it gives up is the
+    sandbox's check that *our* workflow code calls nothing non-deterministic (``datetime.now``, file
+    I/O): ``strict`` keeps it, and the replay tests (tests/unit/test_replay.py) replay every recorded
+    history with both runners, so such a call still fails a test before it ships."""
+    modules = ("model", "core", "pydantic") if strict else ("model", "core", "pydantic", "workflows")
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-def build_replayer(settings: Settings, *, deadlock_detection: bool = True) -> Replayer:
+def build_replayer(settings: Settings, *, strict: bool = False, deadlock_detection: bool = True) -> Replayer:
     """A Replayer with the worker's workflows, sandbox, data converter and (when events are on) the
     lifecycle interceptor, whose event activities are workflow commands too. Its outbox is never
-    written during a replay, so an in-memory one stands in."""
+    written during a replay, so an in-memory one stands in. ``strict``: the full sandbox (see
+    :func:`workflow_runner`)."""
     interceptors = ([EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)]
                     if settings.events_enabled else [])
     # ``deadlock_detection=False``: the SDK's 2 s wall-clock limit per activation is off (its debug
     # mode, which keeps the sandbox): a replay on a loaded machine checks determinism, not speed.
-    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), interceptors=interceptors,
+    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(strict=strict), interceptors=interceptors,
                     data_converter=pydantic_data_converter, debug_mode=not deadlock_detection)
 
 

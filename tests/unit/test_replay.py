@@ -20,9 +20,13 @@ from core.settings import Settings
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 # The histories were recorded with lifecycle events on (the default), so replay with them on too.
+# Both sandboxes: the worker's (our workflows modules passed through) and the strict one, which also
+# fails a replay whose workflow code calls something non-deterministic (api.worker.workflow_runner).
+SETTINGS = Settings(database_url="sqlite://", events_enabled=True)
 # No 2 s deadlock limit: a loaded CI machine once took longer than that for one activation of the
 # continue-as-new history; determinism, not speed, is under test here (the sandbox stays on).
-REPLAYER = build_replayer(Settings(database_url="sqlite://", events_enabled=True), deadlock_detection=False)
+REPLAYERS = {"worker": build_replayer(SETTINGS, deadlock_detection=False),
+             "strict": build_replayer(SETTINGS, strict=True, deadlock_detection=False)}
 FILES = sorted([*HISTORIES.glob("*.json"), *HISTORIES.glob("*.json.gz")])
 
 
@@ -42,8 +46,9 @@ def test_every_scenario_is_recorded() -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("sandbox", list(REPLAYERS))
 @pytest.mark.parametrize("path", FILES, ids=[p.name.split(".json")[0] for p in FILES])
-async def test_history_replays_without_nondeterminism(path: Path) -> None:
+async def test_history_replays_without_nondeterminism(path: Path, sandbox: str) -> None:
     history = load(path)
-    result = await REPLAYER.replay_workflow(history, raise_on_replay_failure=False)
+    result = await REPLAYERS[sandbox].replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
