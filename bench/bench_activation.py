@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import api.worker as worker_module
@@ -35,6 +34,8 @@ from api.devserver import temporal_binary
 from bench.activations import ActivationLog, TimedRunner
 from core import search_attributes as sa
 from core.settings import Settings
+from core.temporal import data_converter
+from storage.security import SecurityStore
 
 BASE = 9_100_000_000_000
 
@@ -60,7 +61,8 @@ def burners(k: int) -> list[subprocess.Popen[bytes]]:
 async def one_size(api: httpx.AsyncClient, log: ActivationLog, n: int, query_every: float,
                    timeout: float) -> dict[str, Any]:
     r = await api.post("/definitions", json=big_dag(n, BASE + n * 100_000))
-    r.raise_for_status()
+    if r.status_code != 201:
+        raise SystemExit(f"the {n}-task definition was refused: {r.status_code} {r.text[:2000]}")
     code = r.json()[0]["code"]
     started = time.monotonic()
     r = await api.post(f"/definitions/{code}/runs", json={"dryRun": True})
@@ -100,20 +102,34 @@ async def main(sizes: list[int], busy: int, query_every: float, timeout: float) 
         return runners[-1]
 
     worker_module.SandboxedWorkflowRunner = timed_runner  # type: ignore[assignment,misc]
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                search_attributes=list(sa.ALL),
-                                                data_converter=pydantic_data_converter)
+    settings = Settings(data_dir=data, task_queue=f"bench-act-{uuid.uuid4().hex[:6]}",
+                        database_url=f"sqlite:///{data / 'porpoise.db'}", max_definition_bytes=32 * 2**20,
+                        allowed_hosts=["porpoise"])  # the in-process client's base URL
+    # The worker's client has the API's data converter (payload codec included), or it could not
+    # read the runs the API starts.
+    stdout = os.dup(1)  # the dev server prints its banner on its stdout: ours is the JSON, so stderr
+    os.dup2(2, 1)
+    try:
+        env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
+                                                    search_attributes=list(sa.ALL),
+                                                    data_converter=data_converter(settings))
+    finally:
+        os.dup2(stdout, 1)
+        os.close(stdout)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        settings = Settings(data_dir=data, temporal_address=env.client.service_client.config.target_host,
-                            task_queue=f"bench-act-{uuid.uuid4().hex[:6]}",
-                            database_url=f"sqlite:///{data / 'porpoise.db'}", max_definition_bytes=32 * 2**20)
+        settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
         worker = worker_module.build_worker(env.client, settings)
         results = []
         async with worker:
             app = create_app(settings)
+            store = SecurityStore(settings.resolved_database_url)  # an administrator token, as `porpoise up` makes
+            try:
+                token = store.issue_token("bench", admin=True)[1]
+            finally:
+                store.dispose()
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise",
-                                         timeout=120) as api:
+                                         timeout=120, headers={"authorization": f"Bearer {token}"}) as api:
                 procs = burners(busy)
                 for n in sizes:
                     results.append(await one_size(api, log, n, query_every, timeout))

@@ -29,3 +29,16 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     assert ratio == pytest.approx(runs[0]["workflows_per_s"] / base["workflows_per_s"], rel=0.01)
     assert result["ratios"] == {"default": ratio}
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
+
+
+@pytest.mark.timeout(300)
+def test_bench_activation_prints_json_and_the_run_succeeds(tmp_path: Path) -> None:
+    """The activation bench goes through the API with a token, and its worker reads what the API
+    encoded (the same payload codec); its stdout is the JSON alone."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "bench.bench_activation", "--tasks", "30"],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (size,) = json.loads(out.stdout)["sizes"]
+    assert size["tasks"] == 30 and size["state"] == "SUCCESS", size
+    assert size["activations"]["count"] > 0
