@@ -107,15 +107,9 @@ async def main(sizes: list[int], busy: int, query_every: float, timeout: float) 
                         allowed_hosts=["porpoise"])  # the in-process client's base URL
     # The worker's client has the API's data converter (payload codec included), or it could not
     # read the runs the API starts.
-    stdout = os.dup(1)  # the dev server prints its banner on its stdout: ours is the JSON, so stderr
-    os.dup2(2, 1)
-    try:
-        env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                    search_attributes=list(sa.ALL),
-                                                    data_converter=data_converter(settings))
-    finally:
-        os.dup2(stdout, 1)
-        os.close(stdout)
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
+                                                search_attributes=list(sa.ALL),
+                                                data_converter=data_converter(settings))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
@@ -151,8 +145,13 @@ if __name__ == "__main__":
     parser.add_argument("--query-every", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=1200)
     a = parser.parse_args()
-    print(json.dumps(asyncio.run(main(a.tasks, a.busy, a.query_every, a.timeout)), indent=2))
-    sys.stdout.flush()
+    # Standard output is the JSON alone: the dev server's banner and the SDK core's warnings (it
+    # writes them to file descriptor 1) go to standard error for the whole run.
+    result_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    result = asyncio.run(main(a.tasks, a.busy, a.query_every, a.timeout))
+    result_out.write(json.dumps(result, indent=2) + "\n")
+    result_out.flush()
     os._exit(0)  # temporalio 1.35 can abort at interpreter exit (temporal-notes Part A)
 
 
