@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 import pulsar
@@ -28,7 +27,10 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=0, help="stop after this long idle (0: never)")
     args = ap.parse_args()
 
-    client = pulsar.Client(args.url, logger=logging.getLogger("pulsar"))
+    # The client's own log goes straight to standard error from C++. A Python logger here can abort
+    # the process at exit now and then (the client logs from its threads while the interpreter is
+    # finalising: apache/pulsar-client-python#256), and standard output is the events.
+    client = pulsar.Client(args.url, logger=pulsar.FileLogger(pulsar.LoggerLevel.Warn, "/dev/stderr"))
     consumer = client.subscribe(
         args.topic, args.subscription,
         consumer_type=pulsar.ConsumerType.KeyShared,

@@ -198,8 +198,8 @@ async def test_the_documented_consumer_dedupes_by_event_id(api: httpx.AsyncClien
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "docs" / "events" / "consumer.py"), "--url", broker.url, "--topic", topic,
         "--subscription", f"doc-{uuid.uuid4().hex[:6]}", "--idle-seconds", "5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
     mine = [json.loads(line) for line in out.decode().splitlines() if json.loads(line)["instance_id"] == instance]
     assert [e["event_id"] for e in mine] == [e["event_id"] for _, e in rows]
