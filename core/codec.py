@@ -48,6 +48,16 @@ KEY_ID = "encryption-key-id"
 _NONCE = 12
 
 
+def pack(plain: bytes) -> bytes | None:
+    """``plain`` as the codec compresses it before encrypting, or None when it travels as it is (under
+    :data:`COMPRESS_FROM` bytes, or no smaller compressed). core/payload_budget.py sizes payloads
+    with it."""
+    if len(plain) < COMPRESS_FROM:
+        return None
+    packed = zlib.compress(plain, 1)  # level 1: most of the gain for a fraction of the CPU
+    return packed if len(packed) < len(plain) else None
+
+
 class PayloadKeyError(RuntimeError):
     """No usable key ring, or a payload encrypted with a key this process does not have."""
 
@@ -165,10 +175,9 @@ class EncryptionCodec(PayloadCodec):
         ring = self._reload()
         key_id = ring.current
         plain, encoding, aad = payload.SerializeToString(), ENCODING, key_id.encode()
-        if len(plain) >= COMPRESS_FROM:
-            packed = zlib.compress(plain, 1)  # level 1: most of the gain for a fraction of the CPU
-            if len(packed) < len(plain):
-                plain, encoding, aad = packed, ENCODING_ZLIB, aad + _ZLIB_AAD
+        packed = pack(plain)
+        if packed is not None:
+            plain, encoding, aad = packed, ENCODING_ZLIB, aad + _ZLIB_AAD
         nonce = os.urandom(_NONCE)
         data = AESGCM(ring.keys[key_id]).encrypt(nonce, plain, aad)
         return Payload(metadata={"encoding": encoding, KEY_ID: key_id.encode()}, data=nonce + data)

@@ -18,13 +18,13 @@ since the server's limit applies to the encoded payload.
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from model.definition import FailureStrategy, WorkflowDefinition
 from model.states import TaskState, WorkflowState
 
+from .codec import pack
 from .contracts import InstanceStatus, NodeStatus
 
 ENVELOPE = 96  # bytes the codec adds around the compressed JSON: nonce, GCM tag, metadata
@@ -41,7 +41,7 @@ class Footprint:
 
 def encoded_size(raw: bytes) -> int:
     """What ``raw`` JSON weighs in Temporal once the payload codec has compressed and encrypted it."""
-    return len(zlib.compress(raw, 1)) + ENVELOPE
+    return len(pack(raw) or raw) + ENVELOPE
 
 
 def _node(code: int, name: str, task_type: str, log_dir: str) -> NodeStatus:
