@@ -32,10 +32,10 @@ import api.worker as worker_module
 from api.app import create_app
 from api.devserver import temporal_binary
 from bench.activations import ActivationLog, TimedRunner
+from bench.stack import admin_headers
 from core import search_attributes as sa
 from core.settings import Settings
 from core.temporal import data_converter
-from storage.security import SecurityStore
 
 BASE = 9_100_000_000_000
 
@@ -117,13 +117,8 @@ async def main(sizes: list[int], busy: int, query_every: float, timeout: float) 
         results = []
         async with worker:
             app = create_app(settings)
-            store = SecurityStore(settings.resolved_database_url)  # an administrator token, as `porpoise up` makes
-            try:
-                token = store.issue_token("bench", admin=True)[1]
-            finally:
-                store.dispose()
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://porpoise",
-                                         timeout=120, headers={"authorization": f"Bearer {token}"}) as api:
+                                         timeout=120, headers=admin_headers(settings.resolved_database_url)) as api:
                 procs = burners(busy)
                 for n in sizes:
                     results.append(await one_size(api, log, n, query_every, timeout))

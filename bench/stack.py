@@ -72,11 +72,7 @@ class Stack:
                       str(self.api_port), "--log-level", "warning"])
         wait_for_port("127.0.0.1", self.api_port, 60)
         time.sleep(1.0)
-        from storage.security import SecurityStore  # an administrator token, as `porpoise up` makes
-
-        store = SecurityStore(f"sqlite:///{self.data / 'porpoise.db'}")
-        self.headers = {"authorization": f"Bearer {store.issue_token('bench', admin=True)[1]}"}
-        store.dispose()
+        self.headers = admin_headers(f"sqlite:///{self.data / 'porpoise.db'}")
 
     @property
     def api_url(self) -> str:
@@ -120,3 +116,15 @@ class Stack:
         # The server's SQLite file, task logs and outbox: 70-140 MB per N=1000 run. Kept on request.
         if not os.environ.get("PORPOISE_BENCH_KEEP"):
             shutil.rmtree(self.data, ignore_errors=True)
+
+
+def admin_headers(database_url: str) -> dict[str, str]:
+    """The Authorization header of a new administrator token in ``database_url``, as `porpoise up`
+    makes one: the benches' clients go through the API's token check like any other."""
+    from storage.security import SecurityStore
+
+    store = SecurityStore(database_url)
+    try:
+        return {"authorization": f"Bearer {store.issue_token('bench', admin=True)[1]}"}
+    finally:
+        store.dispose()
