@@ -32,9 +32,9 @@ from core import search_attributes as sa
 from core.settings import Settings
 from core.temporal import data_converter
 from storage.security import SecurityStore, new_token
+from tests.samples import SAMPLES
 
 WORKER_SHUTDOWN_SECONDS = 60
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
 TEST_ADMIN_TOKEN = os.environ["PORPOISE_TEST_ADMIN_TOKEN"] = new_token()  # tests that send their own header

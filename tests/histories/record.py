@@ -40,10 +40,10 @@ from core import search_attributes as sa
 from core.settings import Settings
 from tests import dsbuild
 from tests.integration.helpers import nodes, start, submit, wait
+from tests.samples import SAMPLES
 
 HERE = Path(__file__).resolve().parent
 GZIP_ABOVE = 256 * 1024
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 # Samples that are definitions one can run (INDEX.md); the SQL taskParams file is not a definition.
 SAMPLE_FILES = [
     "ds-export-v33-shell-minimal.json", "ds-export-v32-shell-minimal.json",

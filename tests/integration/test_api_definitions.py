@@ -4,15 +4,13 @@ problem+json naming what is wrong and where."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from tests import dsbuild
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+from tests.samples import SAMPLES
 
 
 async def test_export_is_stored_and_versioned(api: httpx.AsyncClient) -> None:

@@ -15,8 +15,7 @@ import pytest
 
 from tests import dsbuild
 from tests.integration.helpers import run as run_via_api
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+from tests.samples import SAMPLES
 
 # Each runnable shared sample and the result DS 3.2 gives it.
 EXPECTED = {

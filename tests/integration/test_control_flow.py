@@ -12,8 +12,7 @@ import httpx
 
 from tests import dsbuild
 from tests.integration.helpers import nodes, run, start, states, submit, wait
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+from tests.samples import SAMPLES
 
 
 def sample(name: str) -> Any:

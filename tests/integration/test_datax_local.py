@@ -43,8 +43,9 @@ from tests.integration.datax_support import (
 )
 from tests.integration.helpers import nodes, start, submit, wait
 from tests.integration.test_secrets import db_user, kick, lifecycle_events, set_password
+from tests.samples import SAMPLES
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "ds-pyds-task_datax_example.create-api.json"
+SAMPLE = SAMPLES / "ds-pyds-task_datax_example.create-api.json"
 
 
 @pytest.fixture(scope="module")

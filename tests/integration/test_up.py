@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.samples import SAMPLES
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -70,7 +72,7 @@ async def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         async with httpx.AsyncClient() as c:
             assert (await c.get(f"http://127.0.0.1:{apiport}/docs")).status_code == 200
             assert (await c.get(f"http://127.0.0.1:{uiport}/")).status_code == 200
-            sample = Path(__file__).resolve().parents[3] / "shared" / "samples" / "ds-export-v33-shell-minimal.json"
+            sample = SAMPLES / "ds-export-v33-shell-minimal.json"
             r = await c.post(f"http://127.0.0.1:{apiport}/definitions", content=sample.read_bytes(),
                              headers={"content-type": "application/json"})
             assert r.status_code == 401  # no token

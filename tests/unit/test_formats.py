@@ -13,8 +13,8 @@ import pytest
 from model.definition import Priority, TimeoutStrategy
 from model.formats import parse_document, parse_text
 from model.problems import DefinitionError
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 DEFINITION_SAMPLES = sorted(p for p in SAMPLES.glob("*.json") if "taskparams" not in p.name)
 
 

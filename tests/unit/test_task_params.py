@@ -27,8 +27,8 @@ from model.task_params import (
     parse_params,
 )
 from model.task_types import ACTIVITY_TYPES, LOGIC_TYPES, RECOGNISED
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 DEFINITION_SAMPLES = sorted(p for p in SAMPLES.glob("*.json") if "taskparams" not in p.name)
 
 
