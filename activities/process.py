@@ -549,6 +549,12 @@ async def run_process(
     for stale in (record, output):  # a workflow reset may re-run an attempt number
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
+    if request is not None:
+        # Say where this attempt runs before anything can start: should this worker die within
+        # milliseconds of the start, the workflow still sends the next attempt to this host's queue,
+        # where the process (if it started) can be found, never to another host that would run it
+        # again. The pid follows in the next beat (throttled: up to 5 s later, api/worker.py).
+        activity.heartbeat(heartbeat_details(request, log.path, None))
     try:
         supervisor = await asyncio.create_subprocess_exec(
             sys.executable, "-S", "-I", SUPERVISOR, str(record), str(output), "--", *argv,
