@@ -6,7 +6,6 @@ PORPOISE_REQUIRE_PULSAR=1, which turns the skip into a failure (.ci/run sets it)
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
@@ -22,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "pulsar" / "pulsar.sh"
 LIB = ROOT / "deploy" / "pulsar" / "target" / "lib"
 
-# The client's C++ core logs every connection at INFO to stderr; route it through logging instead.
-CLIENT_LOG = logging.getLogger("pulsar.client")
-CLIENT_LOG.setLevel(logging.WARNING)
+# The client's C++ core logs every connection at INFO; warnings only, written by C++ itself (a Python
+# logger can abort the process at exit, apache/pulsar-client-python#256).
+CLIENT_LOG = pulsar.FileLogger(pulsar.LoggerLevel.Warn, "/dev/stderr")
 
 
 def _free_ports(n: int) -> list[int]:

@@ -43,8 +43,10 @@ class PulsarSink:
         import pulsar
 
         self._pulsar = pulsar
+        # The client's C++ log goes straight to standard error: a Python logger here can abort the
+        # worker at exit (SIGABRT, apache/pulsar-client-python#256), as it did the example consumer.
         self.client = pulsar.Client(service_url, operation_timeout_seconds=30,
-                                    logger=logging.getLogger("porpoise.pulsar"))
+                                    logger=pulsar.FileLogger(pulsar.LoggerLevel.Warn, "/dev/stderr"))
         self.topic_for = topic_for
         self.send_timeout_ms = send_timeout_ms
         self.producer_name = producer_name
