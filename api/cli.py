@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperOption
 
+from services import schemas  # light: its submodules load on first use (PEP 562)
+
 from .cli_tokens import client_token, keys_app, token_app, write_admin_token
 from .cli_users import user_app
 
 # Start-up time is part of every command (issue 15: `porpoise run` of a small DAG within 0.5 s end
-# to end), so the module imports only typer and the stdlib. httpx, rich, pydantic, the settings, the
-# definition parser and the API schemas are imported by the commands that use them.
+# to end), so the module imports only typer, the stdlib and the schemas package (whose submodules,
+# and pydantic with them, load when a command names a shape). httpx, rich, the settings and the
+# definition parser are imported by the commands that use them.
 if TYPE_CHECKING:
     import httpx
     from pydantic import BaseModel
@@ -382,8 +385,6 @@ def run(
     err.print(f"started {created['instanceId']} — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
-            from services import schemas
-
             _print_json(created, schemas.RunCreated)
         return
     seen: dict[str, str] = {}
@@ -401,8 +402,6 @@ def run(
         time.sleep(pause)
         pause = min(pause + FIRST_POLL_SECONDS, POLL_SECONDS)
     if as_json:
-        from services import schemas
-
         _print_json(status, schemas.RunStatus)
     else:
         _print_status(status)
@@ -414,8 +413,6 @@ def status(instance_id: str, as_json: Annotated[bool, typer.Option("--json")] = 
     """Show a workflow instance and every node's state."""
     st = _request("GET", f"/runs/{instance_id}")
     if as_json:
-        from services import schemas
-
         _print_json(st, schemas.RunStatus)
     else:
         _print_status(st)
@@ -463,40 +460,30 @@ def logs(
 @app.command()
 def stop(instance_id: str) -> None:
     """Stop a running workflow instance: running tasks are killed, the instance ends STOP."""
-    from services import schemas
-
     _print_json(_request("POST", f"/runs/{instance_id}/stop"), schemas.RunOperation)
 
 
 @app.command()
 def pause(instance_id: str) -> None:
     """Pause: running tasks finish, nothing new starts; `porpoise recover` resumes."""
-    from services import schemas
-
     _print_json(_request("POST", f"/runs/{instance_id}/pause"), schemas.RunOperation)
 
 
 @app.command()
 def recover(instance_id: str) -> None:
     """Recover a FAILURE (re-run failed tasks) or resume a PAUSE/STOP instance; successes are kept."""
-    from services import schemas
-
     _print_json(_request("POST", f"/runs/{instance_id}/recover"), schemas.RunCreated)
 
 
 @app.command()
 def rerun(instance_id: str) -> None:
     """Run the whole DAG of a finished instance again."""
-    from services import schemas
-
     _print_json(_request("POST", f"/runs/{instance_id}/rerun"), schemas.RunCreated)
 
 
 @app.command("force-success")
 def force_success(instance_id: str, task_code: int) -> None:
     """Mark a failed task of a finished instance FORCED_SUCCESS; `porpoise recover` continues from it."""
-    from services import schemas
-
     _print_json(_request("POST", f"/runs/{instance_id}/tasks/{task_code}/force-success"), schemas.ForcedSuccess)
 
 
@@ -518,8 +505,6 @@ def definitions_list(
     params: dict[str, Any] = {"limit": limit} | ({"projectCode": project} if project is not None else {})
     rows = _request("GET", "/definitions", params=params)
     if as_json:
-        from services import schemas
-
         _print_json(rows, schemas.DefinitionListItem)
         return
     table = _table("code", "name", "version", "updated")
@@ -543,8 +528,6 @@ def runs_list(
         params["state"] = state.upper()
     rows = _request("GET", "/runs", params=params)
     if as_json:
-        from services import schemas
-
         _print_json(rows, schemas.RunSummary)
         return
     table = _table("instance", "definition", "state", "started")
@@ -575,8 +558,6 @@ def _ds_params(param: list[str] | None) -> dict[str, str] | None:
 
 def _ds_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        from services import schemas
-
         _print_json(rows, schemas.DatasourceView)
         return
     table = _table("id", "name", "type", "where", "user", "password", title="datasources")
@@ -678,8 +659,6 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
     """Connect to a datasource once (from the API host). Exit 1 when it fails."""
     result = _request("POST", f"/datasources/{datasource_id}/test")
     if as_json:
-        from services import schemas
-
         _print_json(result, schemas.ConnectionTest)
     elif result["ok"]:
         out.print(f"[green]ok[/green] {result['name']}: {result['message']} ({result['elapsedMs']} ms)")
@@ -691,8 +670,6 @@ def datasource_test(datasource_id: int, as_json: Annotated[bool, typer.Option("-
 @datasource_app.command("rotate-keys")
 def datasource_rotate_keys() -> None:
     """Re-encrypt every password with the first key of PORPOISE_SECRET_KEY (see docs/datasources.md)."""
-    from services import schemas
-
     _print_json(_request("POST", "/datasources/rotate-keys"), schemas.KeysRotated)
 
 
@@ -758,8 +735,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 def _schedule_print(rows: list[dict[str, Any]], as_json: bool) -> None:
     """A table of the schedules (misfire and overlap policies: --json), or their JSON."""
     if as_json:
-        from services import schemas
-
         _print_json(rows, schemas.ScheduleView)
         return
     table = _table("id", "definition", "crontab", "timezone", "state", "next fire", title="schedules")
@@ -870,8 +845,6 @@ def schedule_runs(schedule_id: int, limit: Annotated[int, typer.Option()] = 20, 
     """The instances a schedule started, newest business time first."""
     rows = _request("GET", f"/schedules/{schedule_id}/runs", params={"limit": limit})
     if as_json:
-        from services import schemas
-
         _print_json(rows, schemas.ScheduleRun)
         return
     table = _table("instance", "scheduleTime", "state", "start", "end", title=f"runs of schedule {schedule_id}")
@@ -892,8 +865,6 @@ def schedule_preview(crontab: str, timezone: Annotated[str, typer.Option("--time
 
 def _complement_print(st: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        from services import schemas
-
         _print_json(st, schemas.ComplementView)
         return
     table = _table("scheduleTime", "chain", "state", "instance",
@@ -942,8 +913,6 @@ def complement_start(
     err.print(f"started {created['complementId']} — {len(created['dates'])} dates — {created['temporalUiUrl']}")
     if not wait:
         if as_json:
-            from services import schemas
-
             _print_json(created, schemas.ComplementCreated)
         return
     while True:
@@ -964,8 +933,6 @@ def complement_status(complement_id: str, as_json: JsonOpt = False) -> None:
 @complement_app.command("stop")
 def complement_stop(complement_id: str) -> None:
     """Stop a complement: running dates are stopped, no new date starts."""
-    from services import schemas
-
     _print_json(_request("POST", f"/complements/{complement_id}/stop"), schemas.ComplementStopped)
 
 
@@ -989,8 +956,6 @@ def alert_group_create(name: str, description: Annotated[str, typer.Option()] = 
                        group_id: Annotated[int | None, typer.Option("--id", help="keep a DS warningGroupId")] = None
                        ) -> None:
     """Create an alert group."""
-    from services import schemas
-
     body: dict[str, Any] = {"name": name, "description": description}
     if group_id is not None:
         body["id"] = group_id
@@ -1009,8 +974,6 @@ def alert_groups() -> None:
 @alert_app.command("group")
 def alert_group(group_id: int) -> None:
     """One alert group with its channels, as JSON."""
-    from services import schemas
-
     _print_json(_request("GET", f"/alert-groups/{group_id}"), schemas.AlertGroupView)
 
 
@@ -1025,8 +988,6 @@ def alert_group_delete(group_id: int) -> None:
 def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
         help='the channel as JSON or @file.json: {"name", "type", "params", "events"?, "templates"?}')]) -> None:
     """Add a channel to a group; its templates are validated first."""
-    from services import schemas
-
     _print_json(_request("POST", f"/alert-groups/{group_id}/channels", json=_json_arg(channel)),
                 schemas.AlertChannelView)
 
@@ -1035,8 +996,6 @@ def alert_channel_add(group_id: int, channel: Annotated[str, typer.Argument(
 def alert_channel_update(channel_id: int, changes: Annotated[str, typer.Argument(
         help="the fields to change, as JSON or @file.json; an absent secret keeps the stored one")]) -> None:
     """Change a channel."""
-    from services import schemas
-
     _print_json(_request("PUT", f"/alert-channels/{channel_id}", json=_json_arg(changes)), schemas.AlertChannelView)
 
 
