@@ -104,7 +104,7 @@ def project_filter(principal: Principal, asked: int | None = None) -> frozenset[
     if asked is not None:
         require_project(principal, asked)
         return frozenset({int(asked)})
-    return None if principal.is_admin else principal.projects
+    return principal.listed_projects
 
 
 async def require_run(principal: Principal, client: Client, instance_id: str) -> None:

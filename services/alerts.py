@@ -169,7 +169,7 @@ async def create_group(sender: AlertSender, body: dict[str, Any], *,
 
 async def list_groups(sender: AlertSender, *, principal: Principal | None = None) -> list[dict[str, Any]]:
     """Every group; for a general user their projects' groups and the global ones."""
-    projects = None if principal is None or principal.is_admin else principal.projects
+    projects = principal.listed_projects if principal is not None else None
     return [_redacted(principal, g.as_dict()) for g in await run_in_threadpool(sender.store.list_groups, projects)]
 
 

@@ -87,6 +87,11 @@ class Principal:
     def may_use_project(self, code: int) -> bool:
         return self.is_admin or code in self.projects
 
+    @property
+    def listed_projects(self) -> frozenset[int] | None:
+        """The project codes a listing is limited to; None for an administrator (every project)."""
+        return None if self.is_admin else self.projects
+
 
 class SecurityError(ValueError):
     """A request the store refuses (unknown user, duplicate name): a 4xx for the caller."""

@@ -67,7 +67,7 @@ async def revoke_token(token_id: int, principal: PrincipalDep, store: SecuritySt
 
 @router.get("/projects", response_model=list[ProjectView], summary="The projects the caller may use")
 async def projects(principal: PrincipalDep, store: SecurityStore = Depends(_store)) -> list[dict[str, Any]]:
-    return await _call(store.projects, None if principal.is_admin else principal.projects)  # type: ignore[no-any-return]
+    return await _call(store.projects, principal.listed_projects)  # type: ignore[no-any-return]
 
 
 @router.post("/projects", status_code=201, response_model=ProjectView,

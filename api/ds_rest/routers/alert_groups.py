@@ -11,6 +11,8 @@ from fastapi import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from services.alerts import may_read
+
 from ..common import PorpoiseDep, ds_router
 from ..deps import ADMIN_ONLY, ParamsDep
 from ..envelope import DsError, ds_error, ds_time, ok, page, paged
@@ -26,17 +28,10 @@ from ..status import Status
 router = ds_router()
 
 
-def _may_see(pp: Porpoise, g: Any) -> bool:
-    """A global group, or one of a project the caller may use (docs/security.md)."""
-    who = pp.principal
-    return who is None or g.project_code is None or who.may_use_project(g.project_code)
-
-
 async def _groups(pp: Porpoise) -> list[Any]:
-    """The groups the caller may see (all for an administrator)."""
+    """The groups the caller may see (services.alerts.may_read; all for an administrator)."""
     who = pp.principal
-    projects = None if who is None or who.is_admin else who.projects
-    return list(await run_in_threadpool(pp.alerts.list_groups, projects))
+    return list(await run_in_threadpool(pp.alerts.list_groups, who.listed_projects if who is not None else None))
 
 
 def _alert_group(g: Any, zone: str) -> dict[str, Any]:
@@ -93,7 +88,7 @@ async def verify_alert_group_name(pp: PorpoiseDep, p: ParamsDep) -> Response:
 @router.post("/alert-groups/query", openapi_extra=ds_error(Status.QUERY_ALERT_GROUP_ERROR))
 async def query_alert_group(pp: PorpoiseDep, p: ParamsDep) -> Response:
     g = await run_in_threadpool(pp.alerts.get_group, p.req_int("id"))
-    if g is None or not _may_see(pp, g):  # another project's group: as if absent (no probing)
+    if g is None or not may_read(pp.principal, g.project_code):  # another project's group: as if absent (no probing)
         raise DsError(Status.ALERT_GROUP_NOT_EXIST)
     return ok(_alert_group(g, pp.zone))
 

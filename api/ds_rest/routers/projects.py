@@ -69,15 +69,10 @@ async def _delete(pp: Porpoise, code: int) -> Response:
     return ok(True)
 
 
-def _mine(who: Principal) -> frozenset[int] | None:
-    """The project codes a list shows: every project for an administrator, else the caller's own."""
-    return None if who.is_admin else who.projects
-
-
 async def _list(pp: Porpoise, p: Params, who: Principal) -> Response:
     page_no, page_size = paging(p)
     rows, total = await run_in_threadpool(pp.ids.projects, p.text("searchVal"), (page_no - 1) * page_size, page_size,
-                                          _mine(who))
+                                          who.listed_projects)
     return ok(page([await _view(pp, r) for r in rows], total, page_no, page_size))
 
 
@@ -100,7 +95,7 @@ async def list_projects(pp: PorpoiseDep, p: ParamsDep, who: PrincipalDep) -> Res
 
 @router.get("/projects/list")
 async def all_projects(pp: PorpoiseDep, who: PrincipalDep) -> Response:
-    rows, _ = await run_in_threadpool(pp.ids.projects, None, 0, None, _mine(who))
+    rows, _ = await run_in_threadpool(pp.ids.projects, None, 0, None, who.listed_projects)
     return ok([await _view(pp, r) for r in rows])
 
 
