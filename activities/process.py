@@ -36,7 +36,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.logs import TaskLog, attempt_path, ensure_dir
+from activities.spawner import ZYGOTE, SupervisorHandle
 from core.contracts import TaskRequest, TaskResult
 
 WORKER_SHUTDOWN = "WorkerShutdown"  # what sdk-core reports for a shutdown, too: a lost worker, not a failure
@@ -400,7 +400,7 @@ def _detaching() -> bool:
     return False
 
 
-async def _wait_started(record: Path, supervisor: asyncio.subprocess.Process | None) -> ProcessRecord:
+async def _wait_started(record: Path, supervisor: SupervisorHandle | None) -> ProcessRecord:
     """Wait for the supervisor's first word: started, or could not start."""
     delay = 0.005
     while True:
@@ -417,7 +417,7 @@ async def _wait_started(record: Path, supervisor: asyncio.subprocess.Process | N
 
 
 async def _follow(rec: ProcessRecord, follower: OutputFollower,
-                  supervisor: asyncio.subprocess.Process | None) -> ProcessRecord:
+                  supervisor: SupervisorHandle | None) -> ProcessRecord:
     """Stream the output until the record says the process exited. Raises :class:`LostProcess` when
     the supervisor is gone without recording an exit."""
     started = rec.started or {}
@@ -458,7 +458,7 @@ async def watch_process(
     kill_grace_seconds: float,
     label: str,
     details: dict[str, Any],
-    supervisor: asyncio.subprocess.Process | None = None,
+    supervisor: SupervisorHandle | None = None,
 ) -> ProcessOutcome:
     """Follow a started process (ours, or one a lost worker left) to its end, heartbeating; kill its
     group on a stop or timeout. Settles the record (exit code and setValues, fsynced) and removes the
@@ -556,13 +556,8 @@ async def run_process(
         # again. The pid follows in the next beat (throttled: up to 5 s later, api/worker.py).
         activity.heartbeat(heartbeat_details(request, log.path, None))
     try:
-        supervisor = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-I", SUPERVISOR, str(record), str(output), "--", *argv,
-            cwd=cwd, env=dict(env) if env is not None else None,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-        )
-    except OSError as exc:  # cwd gone, no interpreter: the task fails like DS's would
+        supervisor = await ZYGOTE.spawn(record, output, argv, cwd=cwd, env=env)
+    except OSError as exc:  # no interpreter for the zygote: the task fails like DS's would
         log.note(f"failed to start {argv[0]}: {type(exc).__name__}: {exc}")
         log.result = "not started"
         raise ApplicationError(

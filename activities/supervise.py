@@ -94,10 +94,16 @@ def _create_time(pid: int) -> float | None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["--serve"]:
+        return serve()
     if len(argv) < 5 or argv[3] != "--":
-        print("usage: supervise.py RECORD OUTPUT -- ARGV...", file=sys.stderr)
+        print("usage: supervise.py RECORD OUTPUT -- ARGV... | supervise.py --serve", file=sys.stderr)
         return 2
-    record, output, command = argv[1], argv[2], argv[4:]
+    return supervise(argv[1], argv[2], argv[4:], os.environ)
+
+
+def supervise(record: str, output: str, command: list[str], env: object) -> int:
+    """Start ``command`` with ``env``, record it, wait for it, record its exit code."""
     for sig in _SIGNALS:
         _signal.signal(sig, _signal.SIG_IGN)  # only the task decides how the task ends
     out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -105,7 +111,7 @@ def main(argv: list[str]) -> int:
         # A session and process group of its own, stdin from /dev/null, output appended to OUTPUT, the
         # usual signal dispositions (not ours). The worker started us with no other descriptors open.
         # SIGXFSZ: Python ignores it at start, subprocess's restore_signals gave it back to children too.
-        pid = os.posix_spawnp(command[0], command, os.environ, setsid=True,
+        pid = os.posix_spawnp(command[0], command, env, setsid=True,  # type: ignore[arg-type]
                               setsigdef=(*_SIGNALS, _signal.SIGXFSZ), file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out, 1),
@@ -133,6 +139,100 @@ def main(argv: list[str]) -> int:
             continue
     append_record(record, {"event": "exited", "exit_code": os.waitstatus_to_exitcode(status), "time": time.time()})
     return 0
+
+
+def serve() -> int:
+    """The zygote (``--serve``): fork one supervisor per request instead of starting a new interpreter
+    per task, which cost ~10 ms of CPU each (docs/performance.md). The worker (activities/spawner.py)
+    writes one JSON request a line on stdin, ``{"id", "record", "output", "argv", "cwd", "env"}``; this
+    answers ``spawned ID PID`` once the supervisor is forked and ``exited PID CODE`` when it ends (code
+    255: unknown), so the worker learns of an exit at once, as it did from its own child. The zygote
+    runs in a session of its own and ends when its worker does (end of stdin); the supervisors it
+    forked are in sessions of their own too and go on, reaped by init, exactly like those the worker
+    used to start itself."""
+    import json
+    import select
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, lambda *_: None)  # a handler (not SIG_IGN), so exits can be reaped
+    for sig in _SIGNALS:  # SIGPIPE too: a write to a worker that is gone fails (EPIPE) and ends the loop
+        _signal.signal(sig, _signal.SIG_IGN)
+    pending = b""
+    try:
+        while True:
+            ready, _, _ = select.select([0, wake_r], [], [])
+            if wake_r in ready:
+                while True:
+                    try:
+                        if not os.read(wake_r, 512):
+                            break
+                    except BlockingIOError:
+                        break
+            _reap()
+            if 0 in ready:
+                data = os.read(0, 1 << 16)
+                if not data:
+                    return 0  # the worker is gone: its supervisors are not ours to keep
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    request = json.loads(line)
+                    pid = os.fork()
+                    if pid == 0:
+                        os._exit(_forked(request, (wake_r, wake_w)))
+                    _answer(f"spawned {request['id']} {pid}")
+    except OSError:  # EPIPE: the worker is gone
+        return 0
+
+
+def _answer(line: str) -> None:
+    data = (line + "\n").encode()
+    while data:
+        data = data[os.write(1, data):]
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _answer(f"exited {pid} {os.waitstatus_to_exitcode(status)}")
+
+
+def _forked(request: dict[str, object], fds: tuple[int, int]) -> int:
+    """In the forked supervisor: leave the zygote's pipes and signal set-up, then supervise."""
+    try:
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        for fd in fds:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # never hold the worker's pipes: the zygote's end of them is its own
+        os.dup2(null, 1)
+        os.close(null)
+        os.setsid()
+        record, output = str(request["record"]), str(request["output"])
+        env = request.get("env")
+        if isinstance(env, dict):  # posix_spawnp searches the PATH of this process's own environment
+            os.environ.clear()
+            os.environ.update(env)
+        try:
+            os.chdir(str(request["cwd"]))
+        except OSError as e:
+            append_record(record, {"event": "start_failed", "time": time.time(),
+                                   "error": f"{type(e).__name__}: {e.strerror or e} (working directory)"})
+            return 0
+        argv = request["argv"]
+        assert isinstance(argv, list)
+        return supervise(record, output, [str(a) for a in argv], os.environ)
+    except BaseException:  # noqa: BLE001 - never return into the zygote's loop
+        return 70
 
 
 if __name__ == "__main__":

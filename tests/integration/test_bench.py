@@ -1,5 +1,6 @@
-"""`bench_runs --baseline` measures Porpoise and the raw-Temporal diamond in one invocation and
-prints both with their ratio (issue 15), and leaves no data directory behind."""
+"""The benches print JSON and clean up: `bench_runs --baseline` measures Porpoise and the raw-Temporal
+diamond in one invocation and prints both with their ratio (issue 15), and leaves no data directory
+behind; `bench_supervisor` measures both ways of starting a task's supervisor."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def test_bench_activation_prints_json_and_the_run_succeeds(tmp_path: Path) -> No
     (size,) = json.loads(out.stdout)["sizes"]
     assert size["tasks"] == 30 and size["state"] == "SUCCESS", size
     assert size["activations"]["count"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_bench_supervisor_measures_both_ways_and_cleans_up(tmp_path: Path) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "bench.bench_supervisor", "--tasks", "6", "--rounds", "1",
+                          "--concurrency", "3"], env=env, capture_output=True, text=True, timeout=100)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    for way in ("exec", "zygote"):
+        assert result[way]["process_cpu_ms_per_task"] > 0 and result[way]["wall_ms_per_task"] > 0, result
+        assert len(result[way]["rounds"]) == 1
+    assert not list(tmp_path.glob("porpoise-bench-sup-*")), "the bench left its directory behind"
