@@ -400,6 +400,13 @@ def _detaching() -> bool:
     return False
 
 
+async def _start(record: Path, output: Path, argv: Sequence[str], cwd: Path,
+                 env: Mapping[str, str] | None) -> tuple[SupervisorHandle, ProcessRecord]:
+    """Fork the task's supervisor and wait for its first word."""
+    supervisor = await ZYGOTE.spawn(record, output, argv, cwd=cwd, env=env)
+    return supervisor, await _wait_started(record, supervisor)
+
+
 async def _wait_started(record: Path, supervisor: SupervisorHandle | None) -> ProcessRecord:
     """Wait for the supervisor's first word: started, or could not start."""
     delay = 0.005
@@ -555,22 +562,23 @@ async def run_process(
         # where the process (if it started) can be found, never to another host that would run it
         # again. The pid follows in the next beat (throttled: up to 5 s later, api/worker.py).
         activity.heartbeat(heartbeat_details(request, log.path, None))
+    # From the request to the zygote on, the process may exist: a cancellation must find it and kill it.
+    starting = asyncio.ensure_future(_start(record, output, argv, cwd, env))
     try:
-        supervisor = await ZYGOTE.spawn(record, output, argv, cwd=cwd, env=env)
+        supervisor, rec = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        started = None
+        with contextlib.suppress(OSError, RuntimeError):  # nothing was started, or it never said
+            started = (await starting)[1].started
+        if started and not _detaching():
+            await _kill_group(int(started["pgid"]), kill_grace_seconds, log)
+        raise
     except OSError as exc:  # no interpreter for the zygote: the task fails like DS's would
         log.note(f"failed to start {argv[0]}: {type(exc).__name__}: {exc}")
         log.result = "not started"
         raise ApplicationError(
             f"{label} could not start {argv[0]!r}: {exc.strerror or type(exc).__name__}; log: {log.path}",
             {"log_path": str(log.path), "host": host}, type=TASK_FAILED) from None
-    # From here on the process may exist: a cancellation must find it and kill it.
-    try:
-        rec = await asyncio.shield(_wait_started(record, supervisor))
-    except asyncio.CancelledError:
-        rec = await _wait_started(record, supervisor)
-        if rec.started and not _detaching():
-            await _kill_group(int(rec.started["pgid"]), kill_grace_seconds, log)
-        raise
     if rec.start_failed or not rec.started:
         log.note(f"failed to start {argv[0]}: {rec.start_failed}")
         log.result = "not started"

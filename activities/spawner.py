@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
+T = TypeVar("T")
 POLL_SECONDS = 0.25  # how often a handle whose zygote died checks its supervisor
 
 
@@ -53,7 +56,7 @@ class SupervisorHandle:
         loop = asyncio.get_running_loop()
         if self._waiter is None or self._waiter.get_loop() is not loop:
             self._waiter = asyncio.wrap_future(self._exit, loop=loop)  # one per handle, not one per poll
-        return self._waiter
+        return asyncio.shield(self._waiter)  # a waiter that gives up does not cancel the exit itself
 
 
 def _alive(pid: int) -> bool:
@@ -135,17 +138,24 @@ class Zygote:
                 with self._lock:
                     answer = channel.spawning.pop(int(first), None)
                 if answer is not None:
-                    answer.set_result(SupervisorHandle(int(second), exit_code))
+                    _settle(answer, SupervisorHandle(int(second), exit_code))
             elif word == "exited" and (done := exits.pop(int(first), None)) is not None:
-                done.set_result(int(second))
+                _settle(done, int(second))
         with self._lock:
             channel.ended = True
             lost, channel.spawning = channel.spawning, {}
         for answer in lost.values():
-            answer.set_exception(ConnectionError("the task supervisors' zygote ended"))
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                answer.set_exception(ConnectionError("the task supervisors' zygote ended"))
         for exit_code in exits.values():
-            exit_code.set_result(None)  # unknown: the handles poll from now on
+            _settle(exit_code, None)  # unknown: the handles poll from now on
         channel.proc.wait()
+
+
+def _settle(future: concurrent.futures.Future[T], value: T) -> None:
+    """Answer ``future`` unless its asker gave up (cancelled it): the reader must never stop."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(value)
 
 
 ZYGOTE = Zygote()

@@ -5,6 +5,7 @@ test_process_reattach.py, which now run through the zygote too; here, the zygote
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,3 +114,30 @@ def test_the_zygote_ends_with_its_worker_and_leaves_the_task_running(tmp_path: P
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_a_stop_during_the_spawn_still_kills_the_task(tmp_path: Path) -> None:
+    """Cancelled while the zygote forks (at the heartbeat sent just before, so before the worker
+    knows a pid): the start is awaited to its end and the task's group killed, never left running."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.shell import run_shell
+    from core.contracts import TaskRequest
+
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: env.cancel() if details[0].get("pid") is None else None
+    request = TaskRequest(instance_id="wf-z", task_code=5, task_name="t", task_type="SHELL",
+                          task_params={"rawScript": "sleep 300\n"}, log_dir=str(tmp_path / "logs"),
+                          kill_grace_seconds=1)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(env.run(run_shell, request), 20)
+    deadline = time.monotonic() + 5
+    while (rec := read_record(tmp_path / "logs" / "5.1.proc")) is None or rec.started is None:
+        assert time.monotonic() < deadline, "the task never started: the cancel came too early to test"
+        await asyncio.sleep(0.05)
+    pid = int(rec.started["pid"])
+    try:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
