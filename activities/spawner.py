@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -72,6 +73,7 @@ class _Channel:
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-S", "-I", SUPERVISOR, "--serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.environ = dict(os.environ)  # what the zygote inherited, and a task gets unless told otherwise
         self.spawning: dict[int, concurrent.futures.Future[SupervisorHandle]] = {}
         self.ended = False
 
@@ -86,13 +88,16 @@ class Zygote:
 
     async def spawn(self, record: Path, output: Path, argv: Sequence[str], *, cwd: Path,
                     env: Mapping[str, str] | None) -> SupervisorHandle:
-        """Fork a supervisor for ``argv``. Raises OSError when no zygote can be started or reached."""
-        body = json.dumps({"record": str(record), "output": str(output), "argv": list(argv), "cwd": str(cwd),
-                           "env": dict(env) if env is not None else None})
+        """Fork a supervisor for ``argv`` with ``env`` (None: this process's environment, as a child
+        of this process would have). Raises OSError when no zygote can be started or reached."""
         for tries_left in (1, 0):
             answer: concurrent.futures.Future[SupervisorHandle] = concurrent.futures.Future()
             with self._lock:
                 channel = self._channel if self._channel is not None and not self._channel.ended else self._start()
+                if env is None and os.environ != channel.environ:  # changed since the zygote started
+                    env = dict(os.environ)
+                body = json.dumps({"record": str(record), "output": str(output), "argv": list(argv),
+                                   "cwd": str(cwd), "env": dict(env) if env is not None else None})
                 self._next_id += 1
                 channel.spawning[self._next_id] = answer
                 try:

@@ -141,3 +141,14 @@ async def test_a_stop_during_the_spawn_still_kills_the_task(tmp_path: Path) -> N
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+
+async def test_a_task_sees_the_workers_environment_as_it_is_now(tmp_path: Path, zygote: Zygote,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zygote's environment is the worker's when it started; a task gets the worker's current one,
+    as a child of the worker would."""
+    monkeypatch.delenv("PORPOISE_ZYGOTE_PROBE", raising=False)
+    await _ended(zygote, tmp_path, "f", ["true"])  # the zygote starts without the variable
+    monkeypatch.setenv("PORPOISE_ZYGOTE_PROBE", "now")
+    await _ended(zygote, tmp_path, "g", ["bash", "-c", 'echo "probe=$PORPOISE_ZYGOTE_PROBE"'])
+    assert (tmp_path / "g.out").read_text() == "probe=now\n"
