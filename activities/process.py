@@ -49,7 +49,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.logs import TaskLog, attempt_path, ensure_dir
-from activities.spawner import ZYGOTE, SupervisorHandle
+from activities.spawner import ZYGOTE, SupervisorHandle, process_alive
 from core.contracts import TaskRequest, TaskResult
 
 WORKER_SHUTDOWN = "WorkerShutdown"  # what sdk-core reports for a shutdown, too: a lost worker, not a failure
@@ -205,19 +205,6 @@ async def record_event(path: Path, event: dict[str, Any]) -> None:
     """:func:`append_event` off the event loop: its two fsyncs would hold up every other task of the
     worker meanwhile (they were 14 % of the worker's samples in bench_runs; docs/performance.md)."""
     await asyncio.to_thread(append_event, path, event)
-
-
-def process_alive(pid: int | None, create_time: float | None) -> bool:
-    """Whether ``pid`` still runs and is the same process (its start time defeats pid reuse)."""
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - float(create_time)) > 0.05:
-            return False
-        return bool(p.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

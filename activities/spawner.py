@@ -48,7 +48,7 @@ class SupervisorHandle:
         code = self._exit.result()
         if code is not None:
             return code
-        return None if _alive(self.pid) else -1
+        return None if process_alive(self.pid, None) else -1
 
     def wait(self) -> Awaitable[object]:
         """Done when the supervisor has ended; after its zygote died, a short sleep to poll again."""
@@ -60,9 +60,15 @@ class SupervisorHandle:
         return asyncio.shield(self._waiter)  # a waiter that gives up does not cancel the exit itself
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int | None, create_time: float | None) -> bool:
+    """Whether ``pid`` still runs and is the same process (its start time defeats pid reuse)."""
+    if not pid:
+        return False
     try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - float(create_time)) > 0.05:
+            return False
+        return bool(p.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
