@@ -17,7 +17,8 @@ Why it is built like this:
   (masked there), so a long task's log can be tailed live, and a chatty task can't grow the worker's
   memory. Only ``${setValue(k=v)}`` lines (reference §6.4) are kept, and only until their ``)}``.
   Background grandchildren that keep writing after the task exited are not waited for.
-* A heartbeat carrying ``{pid, host, log_path}`` goes out right after start and then every few seconds.
+* A heartbeat carrying ``{host, log_path, attempt, queue}`` goes out just before the start (so a lost
+  attempt comes back to this host), then with the ``pid``, then every few seconds.
   It is what lets the API show where a running task lives, and it is the only way Temporal can deliver
   a cancellation (stop, start-to-close timeout) to the activity (temporal-notes B4).
 * On a stop or timeout (:class:`asyncio.CancelledError`) the group gets SIGTERM,

@@ -1,7 +1,8 @@
 """The tiny supervisor that lets a SHELL/PYTHON task process outlive its worker.
 
-Run by :mod:`activities.process` as ``python supervise.py RECORD OUTPUT -- ARGV...`` in a session of
-its own, so neither a ``kill -9`` of the worker nor a signal to the worker's process group reaches
+Forked per task from the worker's zygote (``python supervise.py --serve``, :func:`serve`,
+activities/spawner.py), or run on its own as ``python supervise.py RECORD OUTPUT -- ARGV...``; either
+way in a session of its own, so neither a ``kill -9`` of the worker nor a signal to the worker's process group reaches
 it. It starts ``ARGV`` (again in a session and process group of its own, the group the worker kills
 on stop or timeout) with stdout and stderr appended to ``OUTPUT`` (a file, never a pipe: a pipe whose
 reader died would kill the task with SIGPIPE), and appends to ``RECORD``, one JSON object a line,
@@ -16,10 +17,10 @@ Whoever comes next on this host (the worker, or the attempt that follows a lost 
 record and the output instead of running the task again. Standard library only (run with
 ``python -S -I``): it must start fast, stay small and never import Porpoise.
 
-It starts once per task, so its start-up is part of every task's cost (docs/performance.md): it
-imports only builtin modules (no json, subprocess, socket, signal or typing, which together took
-~20 ms of CPU per task), writes its few flat records with :func:`to_json` and starts the task with
-``os.posix_spawnp`` (no ``preexec_fn``, which forces a full fork).
+Its start-up was part of every task's cost before the zygote (docs/performance.md): it imports only
+builtin modules (no json, subprocess, socket, signal or typing, which together took ~20 ms of CPU per
+task), writes its few flat records with :func:`to_json` and starts the task with ``os.posix_spawnp``
+(no ``preexec_fn``, which forces a full fork). The zygote imports json and select once.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def serve() -> int:
     """The zygote (``--serve``): fork one supervisor per request instead of starting a new interpreter
     per task, which cost ~10 ms of CPU each (docs/performance.md). The worker (activities/spawner.py)
     writes one JSON request a line on stdin, ``{"id", "record", "output", "argv", "cwd", "env"}``; this
-    answers ``spawned ID PID`` once the supervisor is forked and ``exited PID CODE`` when it ends (code
-    255: unknown), so the worker learns of an exit at once, as it did from its own child. The zygote
+    answers ``spawned ID PID`` once the supervisor is forked and ``exited PID CODE`` when it ends, so
+    the worker learns of an exit at once, as it did from its own child. The zygote
     runs in a session of its own and ends when its worker does (end of stdin); the supervisors it
     forked are in sessions of their own too and go on, reaped by init, exactly like those the worker
     used to start itself."""
