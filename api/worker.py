@@ -25,7 +25,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.events.relay import EventActivities, OutboxRelay
@@ -136,11 +136,13 @@ def build_replayer(settings: Settings, *, strict: bool = False, deadlock_detecti
     lifecycle interceptor, whose event activities are workflow commands too. Its outbox is never
     written during a replay, so an in-memory one stands in. ``strict``: the full sandbox (see
     :func:`workflow_runner`)."""
-    interceptors = ([EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)]
-                    if settings.events_enabled else [])
+    events = (EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)
+              if settings.events_enabled else None)
+    runner = workflow_runner(strict=strict)
     # ``deadlock_detection=False``: the SDK's 2 s wall-clock limit per activation is off (its debug
     # mode, which keeps the sandbox): a replay on a loaded machine checks determinism, not speed.
-    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(strict=strict), interceptors=interceptors,
+    return Replayer(workflows=WORKFLOWS, workflow_runner=events.runner(runner) if events else runner,
+                    interceptors=[events] if events else [],
                     data_converter=pydantic_data_converter, debug_mode=not deadlock_detection)
 
 
@@ -154,12 +156,14 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     configure_task_logs(settings)  # this worker's log cap and per-type mask rules
     acts = shared_queue_activities(settings, client, default_group=default_group)
     interceptors = []
+    runner: WorkflowRunner = workflow_runner()
     if settings.events_enabled:
         events = EventsInterceptor(outbox or Outbox(settings.resolved_database_url),
                                    settings.events_emit_bound_seconds)
         if default_group:
             acts.append(EventActivities(events.writer).append_events)
         interceptors.append(events)
+        runner = events.runner(runner)  # commits the instance events each activation hands over
     return tolerate_starvation(Worker(
         client,
         task_queue=settings.task_queue,
@@ -167,7 +171,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
         activities=acts,
         interceptors=interceptors,
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
-        workflow_runner=workflow_runner(),
+        workflow_runner=runner,
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.max_concurrent_activities,

@@ -23,7 +23,8 @@ from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.worker import WorkflowRunner
 from temporalio.worker._workflow_instance import WorkflowInstance, WorkflowInstanceDetails
-from temporalio.workflow import _Definition
+
+from api.delegating_runner import DelegatingInstance, DelegatingRunner
 
 
 @dataclass
@@ -82,30 +83,26 @@ def _count(jobs: Sequence[str]) -> dict[str, int]:
 Stall = Callable[[WorkflowActivation, "_TimedInstance"], float]
 
 
-class TimedRunner(WorkflowRunner):
+class TimedRunner(DelegatingRunner):
     """A runner that delegates to ``inner`` and times each activation into ``log``.
 
     ``stall(activation, instance)`` returns seconds to sleep on the workflow thread before the
     activation runs (0 for none): a starved CPU, reproducible."""
 
     def __init__(self, inner: WorkflowRunner, log: ActivationLog, stall: Stall | None = None) -> None:
-        self.inner, self.log, self.stall = inner, log, stall
+        super().__init__(inner)
+        self.log, self.stall = log, stall
         self.profile = bool(os.environ.get("PORPOISE_PROFILE_ACTIVATIONS"))  # cProfile; keeps the slowest
         self.slowest_profiled, self.slowest_profile = 0.0, ""
 
-    def prepare_workflow(self, defn: _Definition) -> None:
-        self.inner.prepare_workflow(defn)
-
-    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return _TimedInstance(self.inner.create_instance(det), det, self)
-
-    def set_worker_level_failure_exception_types(self, types: Sequence[type[BaseException]]) -> None:
-        self.inner.set_worker_level_failure_exception_types(types)
+    def wrap(self, instance: WorkflowInstance, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _TimedInstance(instance, det, self)
 
 
-class _TimedInstance(WorkflowInstance):
+class _TimedInstance(DelegatingInstance):
     def __init__(self, inner: WorkflowInstance, det: WorkflowInstanceDetails, runner: TimedRunner) -> None:
-        self.inner, self.runner = inner, runner
+        super().__init__(inner)
+        self.runner = runner
         self.workflow_type, self.workflow_id = det.info.workflow_type, det.info.workflow_id
         self.run_id = det.info.run_id
         self.activations = 0  # in this instance (a new instance after each eviction)
@@ -135,18 +132,3 @@ class _TimedInstance(WorkflowInstance):
         self.runner.log.add(Activation(self.workflow_type, self.workflow_id, seconds, act.is_replaying, jobs,
                                        completion.HasField("failed")))
         return completion
-
-    def get_serialization_context(self, command_info: Any) -> Any:
-        return self.inner.get_serialization_context(command_info)
-
-    def get_external_store_context(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.get_external_store_context(*args, **kwargs)
-
-    def get_info(self) -> Any:
-        return self.inner.get_info()
-
-    def get_thread_id(self) -> int | None:
-        return self.inner.get_thread_id()
-
-    def __getattr__(self, name: str) -> Any:  # anything else the worker asks of the instance
-        return getattr(self.inner, name)

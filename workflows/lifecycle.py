@@ -2,17 +2,24 @@
 
 The interceptor wraps `DsWorkflow.run`: once the DAG is built it emits WORKFLOW_INSTANCE_CREATED with
 every node, then a WORKFLOW_INSTANCE_STATE_CHANGED for each state the instance passes through
-(RUNNING_EXECUTION, READY_PAUSE, READY_STOP, and the final state with every node). Events go to the
-durable outbox through the local activity `append_events`: its result is recorded in history, so a
-replay never emits twice, and Temporal retries it. The DAG waits at most `bound` for an emission and
-never fails because of one.
+(RUNNING_EXECUTION, READY_PAUSE, READY_STOP, and the final state with every node).
+
+How an event reaches the durable outbox: the interceptor hands it to the worker (``handoff``, never
+during a replay), and the worker commits it after the activation that emitted it and before that
+activation's commands go to Temporal (api/interceptors.py, ``InstanceEventHandoff``). So the created
+event is committed before the first task is scheduled, and the final one before the run closes, as
+with a local activity, without one: a local activity per event was an activity execution, an extra
+activation and a history marker carrying the event, three times per run (docs/performance.md).
+Event ids are deterministic, so a workflow task retried after a commit re-sends the same ids and the
+outbox keeps one. Runs recorded before this (no ``PATCH`` marker) keep the local activity
+``append_events``. The DAG waits a bounded time for an emission and never fails because of one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -25,15 +32,26 @@ with workflow.unsafe.imports_passed_through():
     from model.states import WorkflowState
 
 
-def lifecycle_interceptor(bound: timedelta) -> type[WorkflowInboundInterceptor]:
+PATCH = "instance-events-by-worker"  # events handed to the worker, not sent by local activity
+
+
+class EventHandoff(Protocol):
+    """Takes an instance event from workflow code; the worker commits it after the activation."""
+
+    def __call__(self, run_id: str, event: LifecycleEvent) -> None: ...
+
+
+def lifecycle_interceptor(bound: timedelta, handoff: EventHandoff) -> type[WorkflowInboundInterceptor]:
     class _Lifecycle(LifecycleInbound):
         emit_bound = bound
+        give = handoff
 
     return _Lifecycle
 
 
 class LifecycleInbound(WorkflowInboundInterceptor):
     emit_bound = timedelta(seconds=30)
+    give: EventHandoff
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         if workflow.info().workflow_type != WorkflowTypes.DS or not input.args:
@@ -42,6 +60,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
         self._seq = 0
         self._last: str | None = None
         self._lock = asyncio.Lock()
+        self._by_worker = workflow.patched(PATCH)
         instance = workflow.instance()
         watcher = asyncio.create_task(self._watch(instance, run_input))
         try:
@@ -103,6 +122,10 @@ class LifecycleInbound(WorkflowInboundInterceptor):
                 is_sub_process=status.is_sub_process, old_state=old, new_state=new,
                 nodes=[EventNode.model_validate(n.model_dump()) for n in status.nodes] if nodes else None,
             )
+            if self._by_worker:
+                if not workflow.unsafe.is_replaying():  # a replay's events were handed over when it ran
+                    self.give(info.run_id, event)
+                return
             try:
                 await workflow.execute_local_activity(
                     Activities.APPEND_EVENTS, [event], schedule_to_close_timeout=self.emit_bound,

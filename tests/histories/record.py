@@ -24,13 +24,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from google.protobuf.message import Message
+from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -38,7 +38,9 @@ from api.devserver import temporal_binary
 from api.worker import build_host_worker, build_worker
 from core import search_attributes as sa
 from core.settings import Settings
+from core.temporal import data_converter
 from tests import dsbuild
+from tests.conftest import seed_admin_token
 from tests.integration.helpers import nodes, start, submit, wait
 from tests.samples import SAMPLES
 
@@ -51,6 +53,37 @@ SAMPLE_FILES = [
     "ds-demo-v32-conditions-coin-toss.json", "ds-demo-v32-switch-global-param.json",
     "ds-demo-v32-sub-process.json", "ds-pyds-task_datax_example.create-api.json",
 ]
+
+
+async def plain_history(client: Client, workflow_id: str, run_id: str) -> WorkflowHistory:
+    """A run's history with every payload decrypted by the client's codec (failures' encoded
+    attributes included), as the plain pydantic converter of the replay test reads it."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    codec = client.data_converter.payload_codec
+    assert codec is not None
+    for event in history.events:
+        for payload in _payloads(event):
+            payload.CopyFrom((await codec.decode([payload]))[0])
+    return history
+
+
+def _payloads(message: Message) -> Iterator[Message]:
+    """Every ``temporal.api.common.v1.Payload`` under ``message``: single, repeated or map values."""
+    if message.DESCRIPTOR.full_name == "temporal.api.common.v1.Payload":
+        yield message
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = list(value.values())
+        elif field.is_repeated:
+            items = list(value)
+        else:
+            items = [value]
+        for item in items:
+            if isinstance(item, Message):
+                yield from _payloads(item)
 
 
 class Recorder:
@@ -69,13 +102,12 @@ class Recorder:
             await asyncio.sleep(0.3)
             listed = [wf async for wf in self.client.list_workflows(f"WorkflowId = '{workflow_id}'")]
         listed.sort(key=lambda wf: wf.start_time)
-        runs = [await self.client.get_workflow_handle(workflow_id, run_id=wf.run_id).fetch_history()
-                for wf in listed]
+        runs = [await plain_history(self.client, workflow_id, wf.run_id) for wf in listed]
         while True:  # a continued run not listed yet: follow the chain back
             previous = runs[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id
             if not previous or previous in {wf.run_id for wf in listed}:
                 break
-            runs.insert(0, await self.client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
+            runs.insert(0, await plain_history(self.client, workflow_id, previous))
         for stale in [*HERE.glob(f"{scenario}.json*"), *HERE.glob(f"{scenario}.run*.json*")]:
             stale.unlink()
         for i, history in enumerate(runs):
@@ -301,19 +333,23 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 async def main(only: list[str]) -> None:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                search_attributes=list(sa.ALL),
-                                                data_converter=pydantic_data_converter)
     with tempfile.TemporaryDirectory(prefix="porpoise-record-") as tmp:
         data = Path(tmp)
+        # The stack encrypts payloads as it does everywhere (core/codec.py); the files hold them decrypted,
+        # since the replay test reads them with the plain converter (see plain_history).
+        converter = data_converter(Settings(data_dir=data, dev_mode=True))
+        env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
+                                                    search_attributes=list(sa.ALL), data_converter=converter)
         settings = Settings(data_dir=data, temporal_address=env.client.service_client.config.target_host,
                             task_queue=f"porpoise-record-{uuid.uuid4().hex[:6]}",
                             database_url=f"sqlite:///{data / 'porpoise.db'}", minute_seconds=1.0,
-                            default_timezone="Asia/Shanghai")
+                            default_timezone="Asia/Shanghai", allowed_hosts=["porpoise"])
         worker = build_worker(env.client, settings)
         host = build_host_worker(env.client, settings, worker)
         try:
-            async with worker, host, httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+            app = create_app(settings)
+            admin = {"authorization": f"Bearer {seed_admin_token(app.state.security)}"}
+            async with worker, host, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), headers=admin,
                                                        base_url="http://porpoise", timeout=60) as api:
                 rec = Recorder(api, env.client, data)
                 scenarios = {"sample-" + f: _sample(rec, f) for f in SAMPLE_FILES} | SCENARIOS

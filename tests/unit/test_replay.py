@@ -14,9 +14,15 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
-from api.worker import build_replayer
+from api.interceptors import EventsInterceptor, InstanceEventHandoff
+from api.worker import WORKFLOWS, build_replayer, workflow_runner
+from core.events import LifecycleEvent
 from core.settings import Settings
+from storage.outbox import GroupCommit, Outbox
+from workflows.lifecycle import PATCH
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 # The histories were recorded with lifecycle events on (the default), so replay with them on too.
@@ -52,3 +58,46 @@ async def test_history_replays_without_nondeterminism(path: Path, sandbox: str) 
     history = load(path)
     result = await REPLAYERS[sandbox].replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
+
+
+class _CountingHandoff(InstanceEventHandoff):
+    def __init__(self) -> None:
+        super().__init__(GroupCommit(Outbox("sqlite://")), 1.0)
+        self.given: list[str] = []
+
+    def __call__(self, run_id: str, event: LifecycleEvent) -> None:
+        self.given.append(event.event_id)
+        super().__call__(run_id, event)
+
+
+def patches(path: Path) -> set[str]:
+    """The ids of the `workflow.patched` markers in a recorded history."""
+    out = set()
+    for event in load(path).events:
+        if event.marker_recorded_event_attributes.marker_name == "core_patch":
+            for payload in event.marker_recorded_event_attributes.details["patch-data"].payloads:
+                out.add(json.loads(payload.data)["id"])
+    return out
+
+
+BY_WORKER = [p for p in FILES if PATCH in patches(p)]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("path", BY_WORKER, ids=[p.name.split(".json")[0] for p in BY_WORKER])
+async def test_a_replay_hands_over_no_instance_event(path: Path) -> None:
+    """Instance events recorded after the `instance-events-by-worker` patch are handed to the worker
+    only when their activation first runs (workflows/lifecycle.py): a replay (a worker rebuilding a run
+    evicted from its cache) must not emit them again."""
+    events = EventsInterceptor(Outbox("sqlite://"))
+    events.handoff = spy = _CountingHandoff()
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=events.runner(workflow_runner()), interceptors=[events],
+                        data_converter=pydantic_data_converter, debug_mode=True)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+    assert spy.given == []
+
+
+def test_histories_of_the_by_worker_path_are_recorded() -> None:
+    assert {p.name.split(".json")[0] for p in BY_WORKER} >= {"stop", "retries", "conditions-failed-branch",
+                                                              "pause-recover.run1", "pause-recover.run2"}
