@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
@@ -25,6 +24,7 @@ from activities.process import process_alive, read_record
 from activities.shell import run_shell
 from core.contracts import LostAttempt, TaskRequest, TaskResult
 from model.definition import Direct, Property
+from tests.processes import gone
 
 CODE = 77
 
@@ -138,7 +138,7 @@ async def test_a_stop_still_kills_the_group(tmp_path: Path, groups: list[int]) -
     env.cancel()  # cancel_requested: a DS stop
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert gone(pid)
     rec = read_record(tmp_path / "logs" / f"{CODE}.1.proc")
     assert rec is not None and rec.exit_code == -signal.SIGTERM
 

@@ -28,6 +28,7 @@ from activities.python_task import run_python
 from activities.shell import run_shell
 from core.contracts import TaskRequest, TaskResult
 from model.definition import Direct, Property
+from tests.processes import gone
 
 CODE = 4242
 
@@ -249,7 +250,7 @@ async def test_cancel_kills_children_that_ignore_sigterm(tmp_path: Path, groups:
     assert time.monotonic() - started >= grace  # SIGTERM was not enough; SIGKILL after the grace
     assert group_gone(pid)
     for member in members:
-        assert not psutil.pid_exists(member) or psutil.Process(member).status() == psutil.STATUS_ZOMBIE
+        assert gone(member)
     text = (tmp_path / "logs" / f"{CODE}.1.log").read_text()
     assert "sent SIGKILL" in text
 

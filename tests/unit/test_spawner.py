@@ -20,6 +20,7 @@ import pytest
 
 from activities.process import read_record
 from activities.spawner import Zygote
+from tests.processes import gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,7 +105,7 @@ def test_the_zygote_ends_with_its_worker_and_leaves_the_task_running(tmp_path: P
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         psutil.wait_procs([psutil.Process(zygote_pid)], timeout=10)
-        assert not psutil.pid_exists(zygote_pid) or psutil.Process(zygote_pid).status() == psutil.STATUS_ZOMBIE
+        assert gone(zygote_pid)
         assert psutil.pid_exists(int(rec.started["pid"]))  # the task runs on
         deadline = time.monotonic() + 10
         while (done := read_record(tmp_path / "e.proc")) is None or done.exit_code is None:
@@ -137,7 +138,7 @@ async def test_a_stop_during_the_spawn_still_kills_the_task(tmp_path: Path) -> N
         await asyncio.sleep(0.05)
     pid = int(rec.started["pid"])
     try:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert gone(pid)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
