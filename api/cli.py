@@ -72,10 +72,9 @@ out: Console = _LazyConsole()  # type: ignore[assignment]
 err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 FINISHED = {"SUCCESS", "FAILURE", "STOP", "PAUSE"}
-# `porpoise run` polls the instance: often at first (a small DAG ends in a few hundred ms, issue 15),
-# then every POLL_SECONDS: pauses of 0.05, 0.1, 0.15, ... 0.5 s (10 polls in the first 2.75 s, ~5
-# more than polling every 0.5 s from the start), and 0.05 s again once the DS state is final.
-FIRST_POLL_SECONDS = 0.05
+# `porpoise run` follows the instance with long polls (GET /runs/{id}?wait=POLL_SECONDS): each one
+# answers as soon as the instance ends, or after POLL_SECONDS with its progress. So the end is seen at
+# once, not up to a poll interval late (a small DAG ends in a few hundred ms, issue 15).
 POLL_SECONDS = 0.5
 
 
@@ -388,19 +387,16 @@ def run(
             _print_json(created, schemas.RunCreated)
         return
     seen: dict[str, str] = {}
-    pause = FIRST_POLL_SECONDS
     while True:
-        status = _request("GET", f"/runs/{created['instanceId']}")
+        asked = time.monotonic()
+        status = _request("GET", f"/runs/{created['instanceId']}", params={"wait": POLL_SECONDS})
         for n in status["nodes"]:
             if seen.get(n["name"]) != n["state"]:
                 seen[n["name"]] = n["state"]
                 err.print(f"  {n['name']}: {n['state']}")
-        if status["state"] in FINISHED:
-            if status.get("temporalStatus") != "RUNNING":
-                break
-            pause = FIRST_POLL_SECONDS  # the DS state is final before the workflow closes: it does so soon
-        time.sleep(pause)
-        pause = min(pause + FIRST_POLL_SECONDS, POLL_SECONDS)
+        if status["state"] in FINISHED and status.get("temporalStatus") != "RUNNING":
+            break
+        time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - asked)))  # an API without the long poll
     if as_json:
         _print_json(status, schemas.RunStatus)
     else:

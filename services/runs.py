@@ -4,6 +4,7 @@ rerun, force success), and where a task attempt's log is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
@@ -242,10 +244,14 @@ async def _has_pollers(client: Client, queue: str) -> bool:
     return len(resp.pollers) > 0
 
 
-async def get_run(ctx: Services, instance_id: str) -> dict[str, Any]:
-    """A workflow instance with the state of every node (force-success marks applied once it ended)."""
+async def get_run(ctx: Services, instance_id: str, wait_seconds: float = 0.0) -> dict[str, Any]:
+    """A workflow instance with the state of every node (force-success marks applied once it ended).
+    With ``wait_seconds``, a long poll: the answer comes when the instance ends, or after that long."""
     settings = ctx.settings
-    status, tstatus = await instance_status(await ctx.client(), instance_id)
+    client = await ctx.client()
+    if wait_seconds > 0:
+        await wait_closed(client, instance_id, wait_seconds)
+    status, tstatus = await instance_status(client, instance_id)
     if tstatus != "RUNNING":
         forced = await run_in_threadpool(ctx.store.forced_success, instance_id)
         for n in status.nodes:
@@ -255,6 +261,16 @@ async def get_run(ctx: Services, instance_id: str) -> dict[str, Any]:
         "temporalStatus": tstatus,
         "temporalUiUrl": ui_run_url(settings, instance_id),
     }
+
+
+async def wait_closed(client: Client, instance_id: str, seconds: float) -> None:
+    """Return once the instance's workflow has closed (however it ended), or after ``seconds``.
+
+    Why: a client following a run (``porpoise run``) otherwise polls, and learns of the end up to a poll
+    interval late; Temporal's own long poll on the history answers as soon as the run closes. What
+    went wrong, if anything (an unknown id, a failed run), is for the status read that follows."""
+    with contextlib.suppress(TimeoutError, WorkflowFailureError, RPCError):
+        await asyncio.wait_for(_handle(client, instance_id).result(), seconds)
 
 
 def projects_clause(projects: frozenset[int] | None) -> str | None:

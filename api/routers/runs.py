@@ -19,6 +19,7 @@ from ..auth import AccessDep, PrincipalDep, project_filter, require_datasources_
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["runs"])
+MAX_WAIT_SECONDS = 60.0  # a long poll of GET /runs/{id}; under the CLI's 60 s read timeout with the status read
 
 
 @router.post("/definitions/{code}/runs", status_code=201, response_model=RunCreated,
@@ -37,9 +38,12 @@ async def check_run(ctx: ServicesDep, principal: PrincipalDep, instance_id: str)
 
 
 @router.get("/runs/{instance_id}", response_model=RunStatus, summary="A workflow instance with the state of every node")
-async def get_run(instance_id: str, ctx: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_run(instance_id: str, ctx: ServicesDep, principal: PrincipalDep,
+                  wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description=(
+                      "a long poll: answer as soon as the instance ends, or after this many seconds"))
+                  ) -> dict[str, Any]:
     await check_run(ctx, principal, instance_id)
-    return await service.get_run(ctx, instance_id)
+    return await service.get_run(ctx, instance_id, wait)
 
 
 @router.get("/runs", response_model=list[RunSummary], summary="List workflow instances (Temporal visibility)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,25 @@ async def test_runs_are_listed_by_definition(api: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.2)
     assert [r["instanceId"] for r in listed] == [instance]
     assert listed[0]["state"] == "SUCCESS" and listed[0]["definitionName"] == "five"
+
+
+async def test_a_long_poll_answers_when_the_instance_ends(api: httpx.AsyncClient) -> None:
+    """GET /runs/{id}?wait=S answers as soon as the run ends (what `porpoise run` follows a run
+    with), or after S seconds with its progress; a failed run's answer is its status, not an error."""
+    saved = await submit(api, dsbuild.export("long-poll", [dsbuild.task("t", "sleep 2")], [(None, "t")]))
+    instance = await start(api, saved["code"])
+    asked = time.monotonic()
+    early = await api.get(f"/runs/{instance}", params={"wait": 0.3})
+    assert early.status_code == 200 and early.json()["temporalStatus"] == "RUNNING"
+    assert time.monotonic() - asked >= 0.3
+    asked = time.monotonic()
+    done = await api.get(f"/runs/{instance}", params={"wait": 50})
+    assert done.status_code == 200, done.text
+    assert (done.json()["state"], done.json()["temporalStatus"]) == ("SUCCESS", "COMPLETED")
+    assert time.monotonic() - asked < 40  # at the end of a 2 s task, far before the 50 s asked for
+    failed = await submit(api, dsbuild.export("long-poll-fails", [dsbuild.task("t", "exit 3")], [(None, "t")]))
+    answer = await api.get(f"/runs/{await start(api, failed['code'])}", params={"wait": 50})
+    assert answer.status_code == 200 and answer.json()["state"] == "FAILURE", answer.text
+    for bad in ("-1", "61", "soon"):
+        r = await api.get(f"/runs/{instance}", params={"wait": bad})
+        assert r.status_code == 422 and "wait" in r.text, r.text
