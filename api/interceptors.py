@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -73,6 +74,7 @@ class InstanceEventHandoff:
     def __init__(self, writer: GroupCommit, wait_seconds: float) -> None:
         self.writer, self.wait = writer, wait_seconds
         self._pending: dict[str, list[LifecycleEvent]] = {}
+        self._inline: set[asyncio.Task[None]] = set()
 
     def __call__(self, run_id: str, event: LifecycleEvent) -> None:
         self._pending.setdefault(run_id, []).append(event)
@@ -84,6 +86,12 @@ class InstanceEventHandoff:
         """Commit ``events``, retrying a failed write, for at most ``wait`` seconds (on the calling
         activation's thread). Past that the run goes on: a write still in progress is left to finish,
         and one that keeps failing is logged, the same bound the local activity had."""
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:  # the SDK's debug mode activates on the loop itself:
+                task = loop.create_task(self.writer.append(events))  # waiting here would block the write
+                self._inline.add(task)
+                task.add_done_callback(self._inline.discard)
+                return
         deadline = time.monotonic() + self.wait
         pause = 0.2
         while True:

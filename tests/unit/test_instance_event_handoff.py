@@ -103,3 +103,23 @@ def test_a_stalled_outbox_holds_the_activation_only_for_the_wait(tmp_path: Path,
     while recorded(outbox) != ["wf/run/wf/1"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+@pytest.mark.timeout(30)
+def test_an_activation_on_the_loop_itself_does_not_block_its_write(tmp_path: Path,
+                                                                   loop: asyncio.AbstractEventLoop) -> None:
+    """The SDK's debug mode runs activations on the worker's event loop: waiting there for the write
+    (which runs on that loop) would hold it for the whole wait."""
+    outbox = FlakyOutbox(f"sqlite:///{tmp_path / 'o.db'}")
+    handoff = InstanceEventHandoff(GroupCommit(outbox), 5.0)
+
+    async def activation() -> float:
+        started = time.monotonic()
+        handoff.commit([event(1)], loop)
+        return time.monotonic() - started
+
+    assert asyncio.run_coroutine_threadsafe(activation(), loop).result(10) < 1
+    deadline = time.monotonic() + 10
+    while recorded(outbox) != ["wf/run/wf/1"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
