@@ -40,8 +40,10 @@ def search_attribute_args() -> list[str]:
 
 
 def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 8233, headless: bool = False,
-                      namespace: str = "default", log_level: str = "warn", codec_endpoint: str = "") -> list[str]:
+                      namespace: str = "default", log_level: str = "warn", codec_endpoint: str = "",
+                      metrics_port: int | None = None) -> list[str]:
     """The dev server's command line. ``codec_endpoint``: where the UI decrypts payloads (api/routers/codec.py).
+    ``metrics_port``: where it serves its Prometheus metrics (a free port of its own choosing otherwise).
     An existing database file is made 0600 (SQLite gives its -wal and -shm files the same mode); a new
     one must not be made here (the server only creates its schema in a file it creates), so callers
     start the server with umask 077 (`porpoise up`) inside a 0700 data dir."""
@@ -50,6 +52,8 @@ def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 
     cmd += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if codec_endpoint and not headless:
         cmd += ["--ui-codec-endpoint", codec_endpoint]
+    if metrics_port is not None:
+        cmd += ["--metrics-port", str(metrics_port)]
     if db_file is not None:
         if db_file.exists():
             os.chmod(db_file, 0o600)  # made 0644 by a server started before this rule

@@ -29,6 +29,7 @@ import httpx
 import psutil
 from temporalio.client import Client
 
+from bench import server_metrics
 from bench.stack import Stack
 
 EDGES = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
@@ -124,6 +125,7 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
     """Start N runs, ``concurrency`` requests at a time, wait until visibility has none running
     (``where`` selects this bench's runs), and sample CPU and memory meanwhile."""
     load0 = os.getloadavg()
+    requests0 = server_metrics.scrape(stack.metrics_url) if stack.metrics_url else None
     cpu0 = cpu_now(stack)
     sampler = Sampler(stack)
     sampler.start()
@@ -150,6 +152,8 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         await asyncio.sleep(1.0)
     sampler.stop.set()
     cpu1 = cpu_now(stack)
+    requests = (server_metrics.per_run(requests0, server_metrics.scrape(stack.metrics_url), n)
+                if requests0 is not None and stack.metrics_url else None)
     history = await one_history(client, where)
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     # CPU used on this machine by anything but the stack and this client: non-zero means a noisy run.
@@ -164,6 +168,7 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
         "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
         "history_per_run": history,
+        "server_requests_per_run": requests,
         "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
         "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
         # The machine is shared: the 1-minute load average before and after, next to every figure.
@@ -223,6 +228,8 @@ def main() -> None:
                 "workflows_per_s_ratio": round(r["workflows_per_s"] / baseline["workflows_per_s"], 3),
                 "cpu_ms_per_run_delta": {k: round(v - baseline["cpu_ms_per_run"].get(k, 0.0), 1)
                                          for k, v in r["cpu_ms_per_run"].items()},
+                "server_requests_per_run_delta": server_metrics.delta(baseline["server_requests_per_run"],
+                                                                      r["server_requests_per_run"]),
             }
         print(json.dumps({"baseline": baseline, "runs": results,
                           "ratios": {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}},

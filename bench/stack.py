@@ -39,6 +39,7 @@ class Stack:
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="porpoise-bench-")))
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # the API token, once the stack is up
+    metrics_url: str | None = None  # the dev server's Prometheus metrics (bench/server_metrics.py)
 
     def __enter__(self) -> Stack:
         try:
@@ -61,7 +62,10 @@ class Stack:
                                                 start_new_session=True)
 
         if self.temporal_address is None:
-            spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport))
+            mport = free_port()
+            self.metrics_url = f"http://127.0.0.1:{mport}/metrics"
+            spawn("server", devserver_command(db_file=self.data / "temporal.db", port=tport, ui_port=uiport,
+                                              metrics_port=mport))
             wait_for_port("127.0.0.1", tport, 60)
         if self.kind == "baseline":
             spawn("worker", [sys.executable, "-m", "bench.baseline"])

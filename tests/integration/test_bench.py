@@ -29,6 +29,13 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     ratio = runs[0]["vs_baseline"]["workflows_per_s_ratio"]
     assert ratio == pytest.approx(runs[0]["workflows_per_s"] / base["workflows_per_s"], rel=0.01)
     assert result["ratios"] == {"default": ratio}
+    # The server's own counters, per run: one start each, and the activities of the 5-task diamond.
+    for r in (base, *runs):
+        frontend = r["server_requests_per_run"]["frontend"]
+        assert frontend["StartWorkflowExecution"] == pytest.approx(1, abs=0.01), frontend
+        assert frontend["RespondActivityTaskCompleted"] >= 5, frontend
+        assert r["server_requests_per_run"]["persistence"], r["server_requests_per_run"]
+    assert isinstance(runs[0]["vs_baseline"]["server_requests_per_run_delta"], dict)
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
 
 
