@@ -24,7 +24,7 @@ from activities.process import process_alive, read_record
 from activities.shell import run_shell
 from core.contracts import LostAttempt, TaskRequest, TaskResult
 from model.definition import Direct, Property
-from tests.processes import gone
+from tests.processes import gone, pid_beat
 
 CODE = 77
 
@@ -46,22 +46,13 @@ def groups() -> Iterator[list[int]]:
             os.killpg(pgid, signal.SIGKILL)
 
 
-async def pid_beat(beats: list[Any], timeout: float = 10.0) -> dict[str, Any]:
-    """The first heartbeat that names the started process (the one before the start names none)."""
-    deadline = time.monotonic() + timeout
-    while not any(b.get("pid") for b in beats):
-        assert time.monotonic() < deadline, "no heartbeat with a pid"
-        await asyncio.sleep(0.02)
-    return dict(next(b for b in beats if b.get("pid")))
-
-
 async def start_and_lose_worker(tmp_path: Path, script: str, groups: list[int]) -> dict[str, Any]:
     """Attempt 1 starts the script; then its worker shuts down. Returns attempt 1's first heartbeat."""
     env = ActivityEnvironment()
     beats: list[Any] = []
     env.on_heartbeat = lambda *d: beats.append(d[0])
     task = asyncio.create_task(env.run(run_shell, request(tmp_path, script)))
-    started = await pid_beat(beats)
+    started = await pid_beat(lambda: beats)
     groups.append(started["pid"])
     env.cancel(ActivityCancellationDetails(worker_shutdown=True))
     with pytest.raises(ApplicationError) as info:
@@ -133,7 +124,7 @@ async def test_a_stop_still_kills_the_group(tmp_path: Path, groups: list[int]) -
     beats: list[Any] = []
     env.on_heartbeat = lambda *d: beats.append(d[0])
     task = asyncio.create_task(env.run(run_shell, request(tmp_path, "sleep 300\n", kill_grace_seconds=2)))
-    pid = (await pid_beat(beats))["pid"]
+    pid = (await pid_beat(lambda: beats))["pid"]
     groups.append(pid)
     env.cancel()  # cancel_requested: a DS stop
     with pytest.raises(asyncio.CancelledError):
@@ -158,7 +149,7 @@ async def test_raw_output_is_freed_on_disk_as_the_log_takes_it(tmp_path: Path, m
     while not (out.exists() and out.stat().st_size >= 2_000_000):
         assert time.monotonic() < deadline, "the output never arrived"
         await asyncio.sleep(0.1)
-    groups.append((await pid_beat(beats))["pid"])
+    groups.append((await pid_beat(lambda: beats))["pid"])
     await asyncio.sleep(1.0)  # a few follow rounds
     record_text = (tmp_path / "logs" / f"{CODE}.1.proc").read_text()
     assert out.stat().st_blocks * 512 < 1_000_000, record_text  # most of the 2 MB already freed

@@ -28,7 +28,7 @@ from activities.python_task import run_python
 from activities.shell import run_shell
 from core.contracts import TaskRequest, TaskResult
 from model.definition import Direct, Property
-from tests.processes import gone
+from tests.processes import gone, pid_beat
 
 CODE = 4242
 
@@ -62,14 +62,8 @@ class Recorder:
         result: TaskResult = await self.env.run(fn, req)
         return result
 
-    async def pid_beat(self, timeout: float = 10.0) -> dict[str, Any]:
-        """The first heartbeat that names the started process (the one before it names none)."""
-        deadline = time.monotonic() + timeout
-        while not any(b[0].get("pid") for b in self.beats):
-            assert time.monotonic() < deadline, "no heartbeat with a pid"
-            await asyncio.sleep(0.02)
-        details: dict[str, Any] = next(b[0] for b in self.beats if b[0].get("pid"))
-        return details
+    async def pid_beat(self) -> dict[str, Any]:
+        return await pid_beat(lambda: [b[0] for b in self.beats])
 
 
 @pytest.fixture
