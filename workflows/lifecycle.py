@@ -112,6 +112,8 @@ class LifecycleInbound(WorkflowInboundInterceptor):
                     nodes: bool = False) -> None:
         async with self._lock:  # one instance's events are recorded in order
             self._seq += 1
+            if self._by_worker and workflow.unsafe.is_replaying():
+                return  # handed over when this part of the run first ran; the node list is not built again
             info = workflow.info()
             event = LifecycleEvent(
                 event_id=f"{info.workflow_id}/{info.run_id}/wf/{self._seq}",
@@ -123,8 +125,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
                 nodes=[EventNode.model_validate(n.model_dump()) for n in status.nodes] if nodes else None,
             )
             if self._by_worker:
-                if not workflow.unsafe.is_replaying():  # a replay's events were handed over when it ran
-                    self.give(info.run_id, event)
+                self.give(info.run_id, event)
                 return
             try:
                 await workflow.execute_local_activity(
