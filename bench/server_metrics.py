@@ -20,11 +20,10 @@ _LINE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def scrape(url: str, timeout: float = 10.0, *, settle: bool = True) -> dict[str, float]:
+def scrape(url: str, timeout: float = 10.0) -> dict[str, float]:
     """The counters of :data:`COUNTERS` at ``url``, summed over namespaces, keyed
-    ``"<counter> <service> <operation>"``; with ``settle``, after the server's next flush."""
-    if settle:
-        time.sleep(FLUSH_SECONDS)
+    ``"<counter> <service> <operation>"``, read after the server's next flush."""
+    time.sleep(FLUSH_SECONDS)
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a local http:// URL we built
         text = resp.read().decode()
     out: dict[str, float] = {}
