@@ -53,11 +53,13 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.stack, self.stop = stack, threading.Event()
         self.peak = {"server": 0.0, "worker": 0.0, "api": 0.0}
+        self.peak_pss = dict(self.peak)
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
             for k in self.peak:
                 self.peak[k] = max(self.peak[k], self.stack.rss_mb(k))
+                self.peak_pss[k] = max(self.peak_pss[k], self.stack.pss_mb(k))
 
 
 def machine_busy_seconds() -> float:
@@ -167,6 +169,7 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "cpu_ms_per_run": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
         "peak_rss_mb": {k: round(v) for k, v in sampler.peak.items()},
+        "peak_pss_mb": {k: round(v) for k, v in sampler.peak_pss.items()},
         "history_per_run": history,
         "server_requests_per_run": requests,
         "machine_cpu_seconds": round(machine, 1), "other_cpu_seconds": round(other, 1),
@@ -226,6 +229,8 @@ def main() -> None:
         for r in results:
             r["vs_baseline"] = {
                 "workflows_per_s_ratio": round(r["workflows_per_s"] / baseline["workflows_per_s"], 3),
+                "peak_worker_rss_ratio": round(r["peak_rss_mb"]["worker"] / baseline["peak_rss_mb"]["worker"], 2),
+                "peak_worker_pss_ratio": round(r["peak_pss_mb"]["worker"] / baseline["peak_pss_mb"]["worker"], 2),
                 "cpu_ms_per_run_delta": {k: round(v - baseline["cpu_ms_per_run"].get(k, 0.0), 1)
                                          for k, v in r["cpu_ms_per_run"].items()},
                 "server_requests_per_run_delta": server_metrics.delta(baseline["server_requests_per_run"],

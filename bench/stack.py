@@ -107,6 +107,16 @@ class Stack:
                 total += p.memory_info().rss
         return total / 2**20
 
+    def pss_mb(self, name: str) -> float:
+        """Proportional set size of the tree: a page shared by k processes counts 1/k in each. The
+        worker's SHELL tasks run under supervisors forked from one zygote, which share most of their
+        pages with it; summing their RSS counts those pages once per process."""
+        total = 0
+        for p in self.tree(name):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += p.memory_full_info().pss
+        return total / 2**20
+
     def __exit__(self, *exc: object) -> None:
         for p in reversed(list(self.procs.values())):
             if p.poll() is None:
