@@ -8,7 +8,6 @@ place that needs both layers.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import time
@@ -68,7 +67,7 @@ class InstanceEventHandoff:
 
     Workflow code cannot do I/O, so :mod:`workflows.lifecycle` only hands an event over (outside a
     replay); :class:`EventCommitRunner` then commits the run's events through the worker's one
-    group-commit writer, on the worker's event loop, before it returns the activation's completion.
+    group-commit writer (a thread of its own) before it returns the activation's completion.
     Activations of different runs run on different threads at once; each touches only its own key."""
 
     def __init__(self, writer: GroupCommit, wait_seconds: float) -> None:
@@ -82,24 +81,23 @@ class InstanceEventHandoff:
     def take(self, run_id: str) -> list[LifecycleEvent]:
         return self._pending.pop(run_id, [])
 
-    def commit(self, events: Sequence[LifecycleEvent], loop: asyncio.AbstractEventLoop) -> None:
+    def commit(self, events: Sequence[LifecycleEvent]) -> None:
         """Commit ``events``, retrying a failed write, for at most ``wait`` seconds (on the calling
         activation's thread). Past that the run goes on: a write still in progress is left to finish,
         and one that keeps failing is logged, the same bound the local activity had."""
         with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is loop:  # the SDK's debug mode activates on the loop itself:
-                task = loop.create_task(self.writer.append(events))  # waiting here would block the write
-                self._inline.add(task)
-                task.add_done_callback(self._inline.discard)
-                return
+            loop = asyncio.get_running_loop()  # the SDK's debug mode activates on the loop itself:
+            task = loop.create_task(self.writer.append(events))  # waiting would hold the whole worker
+            self._inline.add(task)
+            task.add_done_callback(self._inline.discard)
+            return
         deadline = time.monotonic() + self.wait
         pause = 0.2
         while True:
-            writing = asyncio.run_coroutine_threadsafe(self.writer.append(events), loop)
             try:
-                writing.result(max(0.0, deadline - time.monotonic()))
+                self.writer.append_blocking(events, max(0.0, deadline - time.monotonic()))
                 return
-            except concurrent.futures.TimeoutError:
+            except TimeoutError:
                 log.warning("instance events %s not committed within %gs; left to the writer",
                             [e.event_id for e in events], self.wait)
                 return
@@ -122,18 +120,17 @@ class EventCommitRunner(DelegatingRunner):
         self.handoff = handoff
 
     def wrap(self, instance: WorkflowInstance, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        # Called on the worker's event loop; activations then run on the SDK's thread pool.
-        return _CommittingInstance(instance, self.handoff, asyncio.get_running_loop())
+        return _CommittingInstance(instance, self.handoff)
 
 
 class _CommittingInstance(DelegatingInstance):
-    def __init__(self, inner: WorkflowInstance, handoff: InstanceEventHandoff, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: WorkflowInstance, handoff: InstanceEventHandoff) -> None:
         super().__init__(inner)
-        self.handoff, self.loop = handoff, loop
+        self.handoff = handoff
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         completion = self.inner.activate(act)
         events = self.handoff.take(act.run_id)
         if events and not completion.HasField("failed"):
-            self.handoff.commit(events, self.loop)
+            self.handoff.commit(events)
         return completion

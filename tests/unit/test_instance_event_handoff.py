@@ -1,7 +1,8 @@
 """Committing the instance events an activation handed over (api/interceptors.py, InstanceEventHandoff):
-on a real SQLite outbox, through the worker's group-commit writer on its own event loop, called from
-another thread as the SDK's workflow threads call it. A failing write is retried within the wait, and
-a stalled one lets the activation go on after the wait without losing the event."""
+on a real SQLite outbox, through the worker's group-commit writer (storage/outbox.py), called from a
+thread as the SDK's workflow threads call it, or from the event loop in the SDK's debug mode. A
+failing write is retried within the wait, and a stalled one lets the activation go on after the wait
+without losing the event."""
 
 from __future__ import annotations
 
@@ -43,13 +44,6 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     thread.start()
     yield loop
 
-    async def cancel_writers() -> None:  # the group-commit writer waits for more events
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(cancel_writers(), loop).result(5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()
@@ -66,36 +60,35 @@ def recorded(outbox: Outbox) -> list[str]:
 
 
 @pytest.mark.timeout(30)
-def test_events_handed_over_are_committed_in_order_per_run(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+def test_events_handed_over_are_committed_in_order_per_run(tmp_path: Path) -> None:
     outbox = FlakyOutbox(f"sqlite:///{tmp_path / 'o.db'}")
     handoff = InstanceEventHandoff(GroupCommit(outbox), 5.0)
     handoff("run", event(1))
     handoff("other", event(9))
     handoff("run", event(2))
-    handoff.commit(handoff.take("run"), loop)
+    handoff.commit(handoff.take("run"))
     assert recorded(outbox) == ["wf/run/wf/1", "wf/run/wf/2"]
     assert handoff.take("run") == []
     assert [e.event_id for e in handoff.take("other")] == ["wf/run/wf/9"]  # another run's stay its own
 
 
 @pytest.mark.timeout(30)
-def test_a_failing_write_is_retried_within_the_wait(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+def test_a_failing_write_is_retried_within_the_wait(tmp_path: Path) -> None:
     outbox = FlakyOutbox(f"sqlite:///{tmp_path / 'o.db'}", failures=2)
     handoff = InstanceEventHandoff(GroupCommit(outbox), 5.0)
-    handoff.commit([event(1)], loop)
+    handoff.commit([event(1)])
     assert recorded(outbox) == ["wf/run/wf/1"]
-    handoff.commit([event(1)], loop)  # a workflow task retried after the commit re-sends the same id
+    handoff.commit([event(1)])  # a workflow task retried after the commit re-sends the same id
     assert recorded(outbox) == ["wf/run/wf/1"]
 
 
 @pytest.mark.timeout(30)
-def test_a_stalled_outbox_holds_the_activation_only_for_the_wait(tmp_path: Path,
-                                                                 loop: asyncio.AbstractEventLoop) -> None:
+def test_a_stalled_outbox_holds_the_activation_only_for_the_wait(tmp_path: Path) -> None:
     outbox = FlakyOutbox(f"sqlite:///{tmp_path / 'o.db'}")
     outbox.stall.set()
     handoff = InstanceEventHandoff(GroupCommit(outbox), 0.5)
     started = time.monotonic()
-    handoff.commit([event(1)], loop)
+    handoff.commit([event(1)])
     assert 0.4 < time.monotonic() - started < 3
     assert recorded(outbox) == []
     outbox.stall.clear()  # the write left to the writer still lands
@@ -109,13 +102,13 @@ def test_a_stalled_outbox_holds_the_activation_only_for_the_wait(tmp_path: Path,
 def test_an_activation_on_the_loop_itself_does_not_block_its_write(tmp_path: Path,
                                                                    loop: asyncio.AbstractEventLoop) -> None:
     """The SDK's debug mode runs activations on the worker's event loop: waiting there for the write
-    (which runs on that loop) would hold it for the whole wait."""
+    would hold every workflow and activity of the worker for as long as the write takes."""
     outbox = FlakyOutbox(f"sqlite:///{tmp_path / 'o.db'}")
     handoff = InstanceEventHandoff(GroupCommit(outbox), 5.0)
 
     async def activation() -> float:
         started = time.monotonic()
-        handoff.commit([event(1)], loop)
+        handoff.commit([event(1)])
         return time.monotonic() - started
 
     assert asyncio.run_coroutine_threadsafe(activation(), loop).result(10) < 1
