@@ -58,8 +58,9 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(0.5):
             for k in self.peak:
-                self.peak[k] = max(self.peak[k], self.stack.rss_mb(k))
-                self.peak_pss[k] = max(self.peak_pss[k], self.stack.pss_mb(k))
+                rss, pss = self.stack.memory_mb(k)
+                self.peak[k] = max(self.peak[k], rss)
+                self.peak_pss[k] = max(self.peak_pss[k], pss)
 
 
 def machine_busy_seconds() -> float:

@@ -100,22 +100,21 @@ class Stack:
                 total += t.children_user + t.children_system if reaped_children else t.user + t.system
         return total
 
-    def rss_mb(self, name: str) -> float:
-        total = 0
+    def memory_mb(self, name: str) -> tuple[float, float]:
+        """RSS and PSS (proportional set size) of the tree, read in one pass. PSS counts a page shared
+        by k processes 1/k in each: the worker's SHELL tasks run under supervisors forked from one
+        zygote, which share most of their pages with it, and a sum of RSS counts those pages once per
+        process."""
+        rss = pss = 0
         for p in self.tree(name):
             with contextlib.suppress(psutil.NoSuchProcess):
-                total += p.memory_info().rss
-        return total / 2**20
-
-    def pss_mb(self, name: str) -> float:
-        """Proportional set size of the tree: a page shared by k processes counts 1/k in each. The
-        worker's SHELL tasks run under supervisors forked from one zygote, which share most of their
-        pages with it; summing their RSS counts those pages once per process."""
-        total = 0
-        for p in self.tree(name):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += p.memory_full_info().pss
-        return total / 2**20
+                try:
+                    m = p.memory_full_info()
+                    rss, pss = rss + m.rss, pss + m.pss
+                except psutil.AccessDenied:  # another user's process (a server we did not start)
+                    whole = p.memory_info().rss
+                    rss, pss = rss + whole, pss + whole
+        return rss / 2**20, pss / 2**20
 
     def __exit__(self, *exc: object) -> None:
         for p in reversed(list(self.procs.values())):
