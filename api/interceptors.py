@@ -8,7 +8,8 @@ place that needs both layers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -73,7 +74,6 @@ class InstanceEventHandoff:
     def __init__(self, writer: GroupCommit, wait_seconds: float) -> None:
         self.writer, self.wait = writer, wait_seconds
         self._pending: dict[str, list[LifecycleEvent]] = {}
-        self._inline: set[asyncio.Task[None]] = set()
 
     def __call__(self, run_id: str, event: LifecycleEvent) -> None:
         self._pending.setdefault(run_id, []).append(event)
@@ -85,11 +85,8 @@ class InstanceEventHandoff:
         """Commit ``events``, retrying a failed write, for at most ``wait`` seconds (on the calling
         activation's thread). Past that the run goes on: a write still in progress is left to finish,
         and one that keeps failing is logged, the same bound the local activity had."""
-        with contextlib.suppress(RuntimeError):
-            loop = asyncio.get_running_loop()  # the SDK's debug mode activates on the loop itself:
-            task = loop.create_task(self.writer.append(events))  # waiting would hold the whole worker
-            self._inline.add(task)
-            task.add_done_callback(self._inline.discard)
+        if _on_event_loop():  # the SDK's debug mode activates on the loop: waiting would hold the worker
+            self.writer.append_nowait(events).add_done_callback(functools.partial(_log_failure, events))
             return
         deadline = time.monotonic() + self.wait
         pause = 0.2
@@ -107,6 +104,19 @@ class InstanceEventHandoff:
                     return
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _log_failure(events: Sequence[LifecycleEvent], done: concurrent.futures.Future[None]) -> None:
+    if done.exception() is not None:
+        log.warning("instance events %s not recorded", [e.event_id for e in events], exc_info=done.exception())
 
 
 class EventCommitRunner(DelegatingRunner):

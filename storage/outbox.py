@@ -134,7 +134,7 @@ class GroupCommit:
     activation's thread (instance events, :meth:`append_blocking`) hands its events straight to this
     thread and waits on a future, instead of going through the worker's event loop and its executor;
     async callers (task events, :meth:`append`) are woken with one loop callback per batch, not one
-    per caller (docs/performance.md, "Fewer hops per outbox commit").
+    per caller (docs/performance.md, "... where the events' cost is not", item 2).
     """
 
     def __init__(self, outbox: Outbox, max_batch: int = 500) -> None:
@@ -152,9 +152,13 @@ class GroupCommit:
     def append_blocking(self, events: Sequence[LifecycleEvent], timeout: float) -> None:
         """Commit ``events`` from any thread but an event loop's, waiting at most ``timeout`` seconds
         (TimeoutError; the write is then left to the writer)."""
+        self.append_nowait(events).result(timeout)
+
+    def append_nowait(self, events: Sequence[LifecycleEvent]) -> concurrent.futures.Future[None]:
+        """Queue ``events`` for the writer without waiting; the future says when and how it went."""
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._submit(events, done)
-        done.result(timeout)
+        return done
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the writer thread."""
