@@ -92,9 +92,8 @@ async def start(ctx: Services, code: int, body: StartComplement, *,
         raise Invalid("complementDependentMode ALL_DEPENDENT is not supported yet: complement the dependent "
                       "workflows separately", title="Not supported")
     definition = await load(ctx, code, body.version)
-    await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
-    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
-                            [body.warning_group_id or definition.warning_group_id], principal)
+    await runnable.check_access(ctx.store, ctx.store.engine, [definition],
+                                [body.warning_group_id or definition.warning_group_id], principal)
     bad = not_runnable(definition)
     if bad:
         raise Invalid(f"these task types are not runnable in this Porpoise version: {', '.join(bad)}",

@@ -46,11 +46,10 @@ async def submit(ctx: Services, definitions: list[WorkflowDefinition],
                        for d in definitions]
     schedules.check_schedule_blocks(definitions)
     await run_in_threadpool(runnable.check, ctx.store, definitions, ctx.settings)
-    await run_in_threadpool(runnable.check_references, ctx.store, definitions, principal)
-    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
-                            [g for d in definitions for g in (d.warning_group_id,
-                                                              d.schedule.warning_group_id if d.schedule else 0)],
-                            principal)
+    await runnable.check_access(ctx.store, ctx.store.engine, definitions,
+                                [g for d in definitions for g in (d.warning_group_id,
+                                                                  d.schedule.warning_group_id if d.schedule else 0)],
+                                principal)
     out = []
     for d in definitions:
         saved = await run_in_threadpool(ctx.store.save, d)

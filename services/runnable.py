@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import Forbidden
 from core.payload_budget import refusal
@@ -150,6 +151,20 @@ def check_references(store: DefinitionLookup, definitions: list[WorkflowDefiniti
     found = foreign_references(store, definitions, principal)
     if found:
         raise Forbidden("; ".join(p.message for p in found), title="Forbidden", problems=found)
+
+
+async def check_access(store: DefinitionLookup, engine: Engine, definitions: list[WorkflowDefinition],
+                       group_ids: list[int | None], principal: Principal | None) -> None:
+    """:func:`check_references` and :func:`check_alert_group` in one trip to the thread pool, and none
+    for an internal caller or an administrator, whom neither refuses (a run start asks both)."""
+    if principal is None or principal.is_admin:
+        return
+
+    def both() -> None:
+        check_references(store, definitions, principal)
+        check_alert_group(engine, group_ids, principal)
+
+    await run_in_threadpool(both)
 
 
 def check_alert_group(engine: Engine, group_ids: list[int | None], principal: Principal | None) -> None:

@@ -132,14 +132,16 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
     )
 
 
-async def start(ctx: Services, code: int, body: StartRun, *, principal: Principal | None = None) -> dict[str, Any]:
-    """Start a workflow instance of definition ``code`` (the latest version unless ``body.version``).
-    With ``principal``, its SUB_PROCESS and DEPENDENT tasks must name only definitions of projects the
-    caller may use (checked again here: a named definition may have been made since the submit)."""
-    definition = await load(ctx, code, body.version)
-    await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
-    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
-                            [body.warning_group_id or definition.warning_group_id], principal)
+async def start(ctx: Services, code: int, body: StartRun, *, principal: Principal | None = None,
+                definition: WorkflowDefinition | None = None) -> dict[str, Any]:
+    """Start a workflow instance of definition ``code`` (the latest version unless ``body.version``;
+    ``definition``: that version, already loaded by the caller). With ``principal``, its SUB_PROCESS and
+    DEPENDENT tasks must name only definitions of projects the caller may use (checked again here: a
+    named definition may have been made since the submit)."""
+    if definition is None:
+        definition = await load(ctx, code, body.version)
+    await runnable.check_access(ctx.store, ctx.store.engine, [definition],
+                                [body.warning_group_id or definition.warning_group_id], principal)
     return (await start_run(await ctx.client(), ctx.settings, definition, body, ctx.store)).model_dump(by_alias=True)
 
 

@@ -503,10 +503,8 @@ async def _check_reach(ctx: Services, definition: WorkflowDefinition | None, war
     the alert group must be the caller's to reach (services.runnable)."""
     if principal is None or principal.is_admin:
         return
-    if definition is not None:
-        await run_in_threadpool(runnable.check_references, ctx.store, [definition], principal)
-    await run_in_threadpool(runnable.check_alert_group, ctx.store.engine,
-                            [warning_group_id or (definition.warning_group_id if definition else 0)], principal)
+    await runnable.check_access(ctx.store, ctx.store.engine, [definition] if definition is not None else [],
+                                [warning_group_id or (definition.warning_group_id if definition else 0)], principal)
 
 
 async def create(ctx: Services, body: ScheduleBody, *, principal: Principal | None = None) -> dict[str, Any]:

@@ -23,6 +23,9 @@ class Base(DeclarativeBase):
     """The base of every Porpoise table (one metadata: what the migrations must match)."""
 
 
+SQLITE_POOL_SIZE = 40  # anyio's default thread limiter: the most threads that use one engine at once
+
+
 def open_engine(url: str) -> Engine:
     """A new engine for Porpoise's own database. SQLite gets WAL and synchronous=NORMAL: many workers'
     small commits (events, definitions) would otherwise queue behind one fsync each."""
@@ -33,6 +36,11 @@ def open_engine(url: str) -> Engine:
         private_file(db_file)  # 0600; SQLite gives its -wal and -shm files the same mode
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        # Keep as many connections as threads use them at once (the API's thread pool is 40): past
+        # the default 5, each request opened a new connection, set its pragmas and closed it again,
+        # a third of the CPU of a run start. A pooled SQLite connection is a file handle and a
+        # small page cache.
+        kwargs["pool_size"] = SQLITE_POOL_SIZE
     engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")

@@ -122,14 +122,17 @@ class DefinitionStore:
             return Saved(stored, True)
 
     def get(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
-        with Session(self.engine) as s:
-            if version is None:
-                row = s.get(DefinitionRow, code)
-                if row is None:
-                    return None
-                version = row.latest_version
-            body = s.get(DefinitionVersionRow, (code, version))
-            return WorkflowDefinition.model_validate_json(body.body) if body else None
+        """Version ``version`` of the definition, or its latest; None if there is none. One statement:
+        every run start reads it."""
+        q = select(DefinitionVersionRow.body).where(DefinitionVersionRow.code == code)
+        if version is None:
+            q = q.join(DefinitionRow, (DefinitionRow.code == DefinitionVersionRow.code)
+                       & (DefinitionRow.latest_version == DefinitionVersionRow.version))
+        else:
+            q = q.where(DefinitionVersionRow.version == version)
+        with self.engine.connect() as c:
+            body = c.scalar(q)
+        return WorkflowDefinition.model_validate_json(body) if body is not None else None
 
     def versions(self, code: int) -> list[dict[str, object]]:
         with Session(self.engine) as s:

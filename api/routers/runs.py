@@ -29,7 +29,7 @@ async def start(code: int, body: StartRun, ctx: ServicesDep, principal: Principa
     definition = await load(ctx, code, body.version)
     require_project(principal, definition.project_code)
     await require_datasources_of(principal, access, definition)
-    return await service.start(ctx, code, body, principal=principal)
+    return await service.start(ctx, code, body, principal=principal, definition=definition)
 
 
 async def check_run(ctx: ServicesDep, principal: PrincipalDep, instance_id: str) -> None:
