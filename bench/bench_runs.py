@@ -25,27 +25,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import psutil
 from temporalio.client import Client
 
 from bench import server_metrics
+from bench.api_client import api_session, save_diamond
 from bench.stack import Stack
-
-EDGES = [(None, "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
-
-
-def five_task_export() -> list[dict[str, Any]]:
-    # A fresh code per stack: on a shared server, earlier benches' runs must not be counted.
-    base = 8_800_000_000_000 + random.randrange(10**8) * 10
-    tasks = [{"code": base + i, "name": n, "version": 1, "taskType": "SHELL",
-              "taskParams": {"localParams": [], "rawScript": "true", "resourceList": []}, "flag": "YES",
-              "failRetryTimes": 0, "failRetryInterval": 1, "timeoutFlag": "CLOSE", "timeout": 0, "delayTime": 0}
-             for i, n in enumerate("abcde", 1)]
-    code = {t["name"]: t["code"] for t in tasks}
-    rels = [{"preTaskCode": code[a] if a else 0, "postTaskCode": code[b]} for a, b in EDGES]
-    return [{"processDefinition": {"code": base, "name": "bench-five", "projectCode": 1, "globalParams": "[]"},
-             "processTaskRelationList": rels, "taskDefinitionList": tasks}]
 
 
 class Sampler(threading.Thread):
@@ -96,12 +81,13 @@ def cpu_now(stack: Stack) -> dict[str, float]:
 
 async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -> dict[str, Any]:
     """N Porpoise runs of the diamond, started through the API."""
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, headers=stack.headers) as api:
-        saved = (await api.post("/definitions", json=five_task_export())).json()[0]
+    async with api_session(stack, concurrency) as api:
+        saved = await save_diamond(api)
 
         async def start() -> None:
-            r = await api.post(f"/definitions/{saved['code']}/runs", json={"dryRun": dry_run})
-            r.raise_for_status()
+            async with api.post(f"/definitions/{saved['code']}/runs", json={"dryRun": dry_run}) as r:
+                r.raise_for_status()
+                await r.read()
 
         where = f"DsDefinitionCode = {saved['code']}"
         # DsState is upserted just before a run completes; visibility may lag behind the close.

@@ -71,7 +71,8 @@ class Stack:
             spawn("worker", [sys.executable, "-m", "bench.baseline"])
             time.sleep(3.0)  # its imports and first polls; the bench's starts queue meanwhile anyway
             return
-        spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
+        if self.workers:  # none: runs are started and wait (bench/bench_starts.py measures starts alone)
+            spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                       str(self.api_port), "--log-level", "warning"])
         wait_for_port("127.0.0.1", self.api_port, 60)
@@ -85,7 +86,7 @@ class Stack:
     def tree(self, name: str) -> list[psutil.Process]:
         if name == "server" and name not in self.procs:
             return [psutil.Process(self.server_pid)] if self.server_pid else []
-        if name not in self.procs:  # the baseline has no API
+        if name not in self.procs:  # the baseline has no API; a starts-only stack no worker
             return []
         root = psutil.Process(self.procs[name].pid)
         return [root, *root.children(recursive=True)]
