@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = ""  # how the CLI reaches the API; default http://api_host:api_port
+    # Long polls (GET /runs/{id}?wait=...) each hold a connection and a Temporal history poll for up to
+    # a minute; past this many at once, the API answers at once instead (services/runs.py: get_run).
+    api_long_poll_limit: int = Field(default=200, ge=0)
     # Cross-site safety (api/security.py): Host names the API answers to besides api_host, 127.0.0.1,
     # localhost and [::1] ("name" = any port, "name:port"); origins allowed by CORS (none = CORS off).
     allowed_hosts: list[str] = Field(default_factory=list)

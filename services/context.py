@@ -26,6 +26,7 @@ class Services:
         self.store = DefinitionStore(settings.resolved_database_url)
         self.schedules = ScheduleStore(self.store.engine)
         self._client: Client | None = None
+        self.long_polls = 0  # in flight in this process (services/runs.py: get_run)
         self._lock = asyncio.Lock()
 
     async def client(self) -> Client:

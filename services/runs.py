@@ -248,11 +248,17 @@ async def _has_pollers(client: Client, queue: str) -> bool:
 
 async def get_run(ctx: Services, instance_id: str, wait_seconds: float = 0.0) -> dict[str, Any]:
     """A workflow instance with the state of every node (force-success marks applied once it ended).
-    With ``wait_seconds``, a long poll: the answer comes when the instance ends, or after that long."""
+    With ``wait_seconds``, a long poll: the answer comes when the instance ends, or after that long.
+    Past ``api_long_poll_limit`` long polls at once the answer comes at once, as without ``wait``:
+    the caller asks again (the CLI after its poll interval) and the API's connections stay bounded."""
     settings = ctx.settings
     client = await ctx.client()
-    if wait_seconds > 0:
-        await wait_closed(client, instance_id, wait_seconds)
+    if wait_seconds > 0 and ctx.long_polls < settings.api_long_poll_limit:
+        ctx.long_polls += 1  # one event loop: no lock needed between the check and the count
+        try:
+            await wait_closed(client, instance_id, wait_seconds)
+        finally:
+            ctx.long_polls -= 1
     status, tstatus = await instance_status(client, instance_id)
     if tstatus != "RUNNING":
         forced = await run_in_threadpool(ctx.store.forced_success, instance_id)

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from api.app import create_app
+from core.settings import Settings
 from tests import dsbuild
 from tests.integration.helpers import nodes, run, start, states, submit, wait
 
@@ -157,6 +159,26 @@ async def test_start_params_and_dry_run(api: httpx.AsyncClient) -> None:
     assert "value=startup" in log.text
     dry = await run(api, doc, dryRun=True)
     assert dry["state"] == "SUCCESS" and dry["dryRun"] is True
+
+
+async def test_long_polls_past_the_limit_answer_at_once(api: httpx.AsyncClient, settings: Settings) -> None:
+    """With api_long_poll_limit = 1, a second long poll while one waits answers at once with the
+    progress (as without ``wait``), and the count is freed afterwards: the next one waits again."""
+    limited = create_app(settings.model_copy(update={"api_long_poll_limit": 1}))
+    saved = await submit(api, dsbuild.export("long-poll-limit", [dsbuild.task("t", "sleep 3")], [(None, "t")]))
+    instance = await start(api, saved["code"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://porpoise") as c:
+        first = asyncio.create_task(c.get(f"/runs/{instance}", params={"wait": 1.5}))
+        await asyncio.sleep(0.3)
+        asked = time.monotonic()
+        second = await c.get(f"/runs/{instance}", params={"wait": 1.5})
+        assert second.status_code == 200 and second.json()["temporalStatus"] == "RUNNING", second.text
+        assert time.monotonic() - asked < 1.0, "the second long poll waited past the limit"
+        assert (await first).json()["temporalStatus"] == "RUNNING"
+        asked = time.monotonic()
+        third = await c.get(f"/runs/{instance}", params={"wait": 0.5})
+        assert third.status_code == 200 and time.monotonic() - asked >= 0.5, "the limit was not freed"
+    await wait(api, instance)
 
 
 async def test_runs_are_listed_by_definition(api: httpx.AsyncClient) -> None:
