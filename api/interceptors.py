@@ -53,6 +53,11 @@ class EventsInterceptor(Interceptor):
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return TaskEvents(next, self.writer, self.bound_seconds)
 
+    def close(self) -> None:
+        """At worker shutdown, after the workers stopped: commit what is still queued (instance events
+        queued without a wait, in the SDK's debug mode) and stop the writer thread."""
+        self.writer.close()
+
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor] | None:

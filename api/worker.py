@@ -238,6 +238,9 @@ async def run_worker(settings: Settings, groups: list[str] | None = None) -> Non
         log.info("worker of groups %s polling task queues %s at %s", ", ".join(groups),
                  ", ".join(w.task_queue for w in (worker, *others, *hosts)), settings.temporal_address)
         await stop.wait()
+    for interceptor in worker.config().get("interceptors") or []:
+        if isinstance(interceptor, EventsInterceptor):
+            await asyncio.to_thread(interceptor.close)
     if relay:
         await relay
     await sweeper
