@@ -41,6 +41,7 @@ from workflows.complement import ComplementWorkflow
 from workflows.ds_workflow import DsWorkflow
 from workflows.task_group import SemaphoreWorkflow
 
+from .delegating_runner import context_free
 from .interceptors import EventsInterceptor
 from .starvation import tolerate_starvation
 
@@ -138,7 +139,7 @@ def build_replayer(settings: Settings, *, strict: bool = False, deadlock_detecti
     :func:`workflow_runner`)."""
     events = (EventsInterceptor(Outbox("sqlite://"), settings.events_emit_bound_seconds)
               if settings.events_enabled else None)
-    runner = workflow_runner(strict=strict)
+    runner = context_free(workflow_runner(strict=strict), pydantic_data_converter)
     # ``deadlock_detection=False``: the SDK's 2 s wall-clock limit per activation is off (its debug
     # mode, which keeps the sandbox): a replay on a loaded machine checks determinism, not speed.
     return Replayer(workflows=WORKFLOWS, workflow_runner=events.runner(runner) if events else runner,
@@ -156,7 +157,7 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
     configure_task_logs(settings)  # this worker's log cap and per-type mask rules
     acts = shared_queue_activities(settings, client, default_group=default_group)
     interceptors = []
-    runner: WorkflowRunner = workflow_runner()
+    runner: WorkflowRunner = context_free(workflow_runner(), client.data_converter)
     if settings.events_enabled:
         events = EventsInterceptor(outbox or Outbox(settings.resolved_database_url),
                                    settings.events_emit_bound_seconds)
