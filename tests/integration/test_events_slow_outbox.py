@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
+from sqlalchemy.engine import Connection
 from temporalio.client import Client
 
 from api.app import create_app
@@ -31,10 +32,10 @@ STALL_SECONDS = 33.0  # longer than the task heartbeat timeout (workflows/ds_wor
 class SlowOutbox(Outbox):
     """The real outbox, stalling on the events that close an attempt (a disk or lock stall)."""
 
-    def append(self, events: Sequence[LifecycleEvent]) -> None:
+    def append(self, events: Sequence[LifecycleEvent], connection: Connection | None = None) -> None:
         if any(e.task is not None and e.new_state == "SUCCESS" for e in events):
             time.sleep(STALL_SECONDS)
-        super().append(events)
+        super().append(events, connection)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
+from core.events import EventType, LifecycleEvent
 from model.formats import parse_document
 from storage.definitions import DefinitionStore
+from storage.outbox import GroupCommit, Outbox
 from tests import dsbuild
 
 URL = os.environ.get("PORPOISE_TEST_POSTGRES_URL")
@@ -35,3 +38,29 @@ def test_versions_round_trip_on_postgres() -> None:
     assert store.get(d.code) == second.definition
     assert [v["version"] for v in store.versions(d.code)] == [1, 2]
     store.dispose()
+
+
+def test_the_outbox_writer_outlives_its_connection_being_killed() -> None:
+    """The group-commit writer keeps one connection between batches. PostgreSQL ending it (a restart,
+    an administrator's pg_terminate_backend) costs the next batch nothing: it is committed on a new one."""
+    assert URL
+    outbox = Outbox(URL)
+    writer = GroupCommit(outbox)
+    run = f"pg-writer-{uuid.uuid4().hex[:8]}"
+
+    def event(n: int) -> LifecycleEvent:
+        return LifecycleEvent(event_id=f"{run}/{n}", event_type=EventType.WORKFLOW_INSTANCE_STATE_CHANGED,
+                              timestamp=datetime.now(UTC), project_code=1, definition_code=2, definition_version=1,
+                              instance_id=run, workflow_id=run, run_id=run, new_state="RUNNING_EXECUTION")
+
+    writer.append_blocking([event(1)], timeout=10)
+    held = writer._connection
+    assert held is not None
+    pid = held.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]  # psycopg's
+    with outbox.engine.connect() as c:
+        assert c.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    writer.append_blocking([event(2)], timeout=10)
+    assert writer._connection is not held
+    writer.close()
+    assert [e["event_id"] for _, e in outbox.tail(0, 10_000, run)] == [f"{run}/1", f"{run}/2"]
+    outbox.dispose()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from core.events import EventType, LifecycleEvent
 from storage.outbox import GroupCommit, Outbox
@@ -26,11 +27,11 @@ class CountingOutbox(Outbox):
         self.gate = threading.Event()
         self.gate.set()
 
-    def append(self, events: Sequence[LifecycleEvent]) -> None:
+    def append(self, events: Sequence[LifecycleEvent], connection: Connection | None = None) -> None:
         self.gate.wait(10)
         if self.fail:
             raise OSError("disk I/O error")
-        super().append(events)
+        super().append(events, connection)
         self.transactions.append(len(events))
 
 
@@ -120,3 +121,22 @@ def test_a_cancelled_wait_does_not_withdraw_the_events(outbox: CountingOutbox) -
     writer.append_blocking([event("b", 1)], 10)
     assert committed(outbox) == ["a/1", "b/1"]
     writer.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_broken_writer_connection_is_replaced_and_loses_nothing(outbox: CountingOutbox) -> None:
+    """The writer keeps one connection between batches; when it breaks (a database restart, here
+    its SQLite handle closed under it), the batch is committed on a new one and no caller sees it."""
+    writer = GroupCommit(outbox)
+    writer.append_blocking([event("r", 1)], timeout=5)
+    held = writer._connection
+    assert held is not None
+    raw = held.connection.dbapi_connection
+    assert raw is not None
+    raw.close()
+    writer.append_blocking([event("r", 2)], timeout=5)
+    assert writer._connection is not held
+    writer.append_blocking([event("r", 3)], timeout=5)
+    writer.close()
+    assert committed(outbox) == ["r/1", "r/2", "r/3"]
+    assert writer._connection is None  # closed with the writer

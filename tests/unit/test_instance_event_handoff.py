@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from api.interceptors import InstanceEventHandoff
 from core.events import EventType, LifecycleEvent
@@ -27,13 +28,13 @@ class FlakyOutbox(Outbox):
         super().__init__(url)
         self.failures, self.stall = failures, threading.Event()
 
-    def append(self, events: Sequence[LifecycleEvent]) -> None:
+    def append(self, events: Sequence[LifecycleEvent], connection: Connection | None = None) -> None:
         while self.stall.is_set():
             time.sleep(0.05)
         if self.failures > 0:
             self.failures -= 1
             raise OSError("disk I/O error")
-        super().append(events)
+        super().append(events, connection)
 
 
 @pytest.fixture
