@@ -68,11 +68,12 @@ class ContextFreeRunner(DelegatingRunner):
     payload sequence, for the serialization context of the command the payloads belong to, and for
     its external-storage context. A sandboxed instance answers each question by running code in the
     sandbox: compiling a small snippet and entering the sandbox's importer. That was 15-20 % of the
-    worker's CPU per run (docs/performance.md, "The sandbox's round trip per payload"). A data
-    converter that no context changes (no converter, codec or failure converter takes one) and that
-    has no external storage makes the same payloads whatever the answers are; for it, the context is
-    None (the worker then uses its own converter, which is what a context would have given back) and
-    no storage context is needed. Use :func:`context_free` to wrap a runner only when that holds."""
+    worker's samples in a dry run (docs/performance.md, "Run starts through the API, the sandbox's
+    round trip per payload, ..."). A data converter that no context changes (no converter, codec or
+    failure converter takes one) and that has no external storage makes the same payloads whatever
+    the answers are; for it, the context is None (the worker then uses its own converter, which is
+    what a context would have given back) and no storage context is needed. Use
+    :func:`context_free` to wrap a runner only when that holds."""
 
     def wrap(self, instance: WorkflowInstance, det: WorkflowInstanceDetails) -> WorkflowInstance:
         return _ContextFreeInstance(instance)
