@@ -7,7 +7,8 @@ own client), the medians, and the ratio API / raw.
 
 Three sides: ``raw`` starts the raw diamond as bench/baseline.py's client does (no search attributes),
 ``raw_attributes`` adds what Porpoise starts every run with (its search attributes, summary, priority
-and workflow-task timeout), and ``api`` is ``POST /definitions/{code}/runs``.
+and workflow-task timeout, as services/runs.py: launch sets them for a default start), and ``api``
+is ``POST /definitions/{code}/runs``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import psutil
@@ -30,6 +30,8 @@ from bench.api_client import api_session, save_diamond
 from bench.baseline import TASK_QUEUE, BenchDiamond
 from bench.stack import Stack
 from core import search_attributes as sa
+from core.contracts import WORKFLOW_TASK_TIMEOUT
+from model.definition import Priority as DsPriority
 
 SIDES = ("raw", "raw_attributes", "api")
 
@@ -68,7 +70,7 @@ async def bench(stack: Stack, n: int, rounds: int, concurrency: int) -> dict[str
                 BenchDiamond.run, id=f"raw-{uuid.uuid4().hex}", task_queue=TASK_QUEUE,
                 search_attributes=sa.of_instance(saved["projectCode"], saved["code"], saved["name"], saved["version"]),
                 static_summary=f"{saved['name']} v{saved['version']} (START_PROCESS, run 1)",
-                priority=Priority(priority_key=3), task_timeout=timedelta(seconds=10))
+                priority=Priority(priority_key=DsPriority.MEDIUM.rank + 1), task_timeout=WORKFLOW_TASK_TIMEOUT)
 
         async def through_api() -> None:
             async with api.post(runs_url, json={}) as r:
