@@ -109,11 +109,16 @@ def _aware(value: datetime | None) -> datetime | None:
     return aware(value) if value is not None else None  # SQLite drops the zone
 
 
-def _projects_of(c: Connection, user_id: int) -> frozenset[int]:
-    """The projects a user owns or was granted, in one statement."""
-    owned = select(ProjectRow.code).where(ProjectRow.owner_id == user_id)
-    granted = select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user_id)
-    return frozenset(int(code) for code in c.scalars(owned.union(granted)))
+_USER = (UserRow.id, UserRow.name, UserRow.is_admin)  # the columns a Principal is made of
+
+
+def _principal(c: Connection, user: Any) -> Principal:
+    """The principal of ``user`` (a row of :data:`_USER`), with the projects it owns or was granted
+    read in one statement."""
+    owned = select(ProjectRow.code).where(ProjectRow.owner_id == user.id)
+    granted = select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user.id)
+    projects = frozenset(int(code) for code in c.scalars(owned.union(granted)))
+    return Principal(user.id, user.name, user.is_admin, projects)
 
 
 class SecurityStore:
@@ -247,7 +252,7 @@ class SecurityStore:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         with self.engine.connect() as c:
-            found = c.execute(select(TokenRow.revoked, TokenRow.expires_at, UserRow.id, UserRow.name, UserRow.is_admin)
+            found = c.execute(select(TokenRow.revoked, TokenRow.expires_at, *_USER)
                               .join(UserRow, UserRow.id == TokenRow.user_id)
                               .where(TokenRow.token_hash == hash_token(token))).first()
             if found is None or found.revoked:
@@ -255,13 +260,13 @@ class SecurityStore:
             expires = _aware(found.expires_at)
             if expires is not None and expires <= datetime.now(UTC):
                 return None
-            return Principal(found.id, found.name, found.is_admin, _projects_of(c, found.id))
+            return _principal(c, found)
 
     def principal_of_user(self, user_id: int) -> Principal | None:
         """The principal a user acts as (their DS login session, storage/login.py); None if gone."""
         with self.engine.connect() as c:
-            user = c.execute(select(UserRow.id, UserRow.name, UserRow.is_admin).where(UserRow.id == user_id)).first()
-            return Principal(user.id, user.name, user.is_admin, _projects_of(c, user.id)) if user else None
+            user = c.execute(select(*_USER).where(UserRow.id == user_id)).first()
+            return _principal(c, user) if user else None
 
     # -- datasources -------------------------------------------------------------------------------
 
