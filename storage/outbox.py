@@ -213,16 +213,22 @@ class GroupCommit:
         a fifth of its CPU). When a kept connection fails, the batch is tried once more on a new one,
         as the pool's pre-ping would have done: a database restart costs no events."""
         kept = self._connection is not None
-        for last_try in (not kept, True):
-            if self._connection is None:
-                self._connection = self.outbox.engine.connect()
-            try:
-                self.outbox.append(events, self._connection)
-                return
-            except Exception:
-                self._disconnect(invalidate=True)
-                if last_try:
-                    raise
+        try:
+            self._append_connected(events)
+        except Exception:
+            if not kept:
+                raise
+            self._append_connected(events)
+
+    def _append_connected(self, events: list[LifecycleEvent]) -> None:
+        """One try on the writer's connection (opened if it has none); a failed one is dropped."""
+        if self._connection is None:
+            self._connection = self.outbox.engine.connect()
+        try:
+            self.outbox.append(events, self._connection)
+        except Exception:
+            self._disconnect(invalidate=True)
+            raise
 
     def _disconnect(self, *, invalidate: bool = False) -> None:
         if self._connection is not None:
