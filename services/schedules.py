@@ -500,9 +500,7 @@ async def _check_reach(ctx: Services, definition: WorkflowDefinition | None, war
                        principal: Principal | None) -> None:
     """A schedule starts its definition with no one's permissions: with ``principal`` (a general user
     making, changing, releasing or triggering it), the definition's SUB_PROCESS and DEPENDENT tasks and
-    the alert group must be the caller's to reach (services.runnable)."""
-    if principal is None or principal.is_admin:
-        return
+    the alert group must be the caller's to reach (services.runnable; no check for an administrator)."""
     await runnable.check_access(ctx.store, ctx.store.engine, [definition] if definition is not None else [],
                                 [warning_group_id or (definition.warning_group_id if definition else 0)], principal)
 
