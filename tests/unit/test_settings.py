@@ -12,6 +12,7 @@ from core.settings import Settings
     ("datax_run_on", "cloud", "datax_run_on must be auto, local or k8s"),
     ("datax_k8s_min_xmx_gb", 0, "datax_k8s_min_xmx_gb"),
     ("log_secret_param_pattern", "([", "not a valid regex"),
+    ("api_long_poll_limit", -1, "greater than or equal to 0"),
 ])
 def test_a_bad_setting_names_itself(field: str, value: object, says: str) -> None:
     with pytest.raises(ValidationError) as e:
