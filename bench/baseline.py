@@ -3,6 +3,11 @@ hand-written workflow of no-op activities, run by a worker with Porpoise's worke
 size, workflow-task and activity slots, the same sandbox and passthrough modules, the same
 heartbeat throttle). Whatever Porpoise costs above this is the adapter's overhead (issue 15).
 
+Started with ``True`` as its argument, each activity instead runs ``bash -c true`` as a raw Temporal
+user would (``asyncio.create_subprocess_exec``, wait for the exit code): the task's own work without
+anything Porpoise adds to make it durable and observable. A SHELL run's cost above *that* is what
+Porpoise's task handling costs; the rest of the gap to the no-op diamond is running the process at all.
+
     python -m bench.baseline   # the worker; PORPOISE_TEMPORAL_ADDRESS says where (bench/stack.py starts it)
 
 This module is imported into the workflow sandbox for every run, as Porpoise's workflow module is,
@@ -25,12 +30,22 @@ async def noop(name: str) -> str:
     return name
 
 
+@activity.defn(name="bench_true")
+async def run_true(name: str) -> str:
+    """``bash -c true`` in a child process of the worker; a non-zero exit fails the activity."""
+    proc = await asyncio.create_subprocess_exec("bash", "-c", "true")
+    if await proc.wait():
+        raise RuntimeError(f"{name}: bash exited with {proc.returncode}")
+    return name
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class BenchDiamond:
     @workflow.run
-    async def run(self) -> list[str]:
+    async def run(self, process: bool = False) -> list[str]:
         def step(name: str) -> workflow.ActivityHandle[str]:
-            return workflow.start_activity(noop, name, start_to_close_timeout=timedelta(minutes=5))
+            return workflow.start_activity(run_true if process else noop, name,
+                                           start_to_close_timeout=timedelta(minutes=5))
 
         done = [await step("a")]
         done += await asyncio.gather(step("b"), step("c"))
@@ -57,7 +72,7 @@ async def run_worker() -> None:
         client,
         task_queue=TASK_QUEUE,
         workflows=[BenchDiamond],
-        activities=[noop],
+        activities=[noop, run_true],
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=settings.max_cached_workflows,

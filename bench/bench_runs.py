@@ -1,13 +1,15 @@
 """Start N instances of a 5-task DAG (a -> b, c -> d -> e, each `true`) through the API, and print
 JSON: start rate, drain time, tasks per second, worker and server CPU and peak RSS.
 
-    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50] [--dry-run] [--baseline]
+    python -m bench.bench_runs --n 1000 [--workers 2] [--concurrency 50] [--dry-run] [--baseline [--baseline-process]]
 
 ``worker_tasks`` CPU is that of the worker's exited children, i.e. the SHELL task processes (bash);
 ``other_cpu_seconds`` is CPU used meanwhile by anything else on the machine (a noisy run if large).
 With --dry-run the runs are DS dry runs: every activity is dispatched but starts no process.
 With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its own fresh dev server,
 and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
+--baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
+"ratios_process" and each run's "vs_baseline_process").
 """
 
 from __future__ import annotations
@@ -95,15 +97,18 @@ async def bench(stack: Stack, n: int, concurrency: int, dry_run: bool = False) -
     return {"dry_run": dry_run} | result
 
 
-async def bench_baseline(stack: Stack, n: int, concurrency: int) -> dict[str, Any]:
-    """N runs of the raw-Temporal diamond (bench/baseline.py), started by a plain client."""
+async def bench_baseline(stack: Stack, n: int, concurrency: int, process: bool = False) -> dict[str, Any]:
+    """N runs of the raw-Temporal diamond (bench/baseline.py), started by a plain client; with
+    ``process`` its activities run ``bash -c true`` instead of nothing."""
     from bench.baseline import TASK_QUEUE, WORKFLOW_TYPE, BenchDiamond
 
     client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
     tag = f"{random.randrange(10**9)}"
+    args = [True] if process else []  # the no-op diamond's input stays as it always was: none
 
     async def start() -> None:
-        await client.start_workflow(BenchDiamond.run, id=f"bench-{tag}-{uuid.uuid4().hex}", task_queue=TASK_QUEUE)
+        await client.start_workflow(BenchDiamond.run, args=args, id=f"bench-{tag}-{uuid.uuid4().hex}",
+                                    task_queue=TASK_QUEUE)
 
     where = f"WorkflowType = '{WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH 'bench-{tag}-'"
     return await measure(stack, n, concurrency, start, where, f"{where} AND ExecutionStatus = 'Completed'")
@@ -194,13 +199,22 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true",
                     help="first run the raw-Temporal diamond (bench/baseline.py) on a fresh dev server with "
                          "Porpoise's worker settings, and report each Porpoise run's ratio to it")
+    ap.add_argument("--baseline-process", action="store_true",
+                    help="with --baseline, also run the raw diamond whose activities run `bash -c true` in a "
+                         "child process, and report each Porpoise run's ratio to that too")
     args = ap.parse_args()
+    if args.baseline_process and not args.baseline:
+        raise SystemExit("--baseline-process needs --baseline")
     results = []
-    baseline = None
+    baseline = baseline_process = None
     if args.baseline:
         with Stack(kind="baseline") as stack:
             baseline = {"target": "dev", "kind": "baseline"} | asyncio.run(
                 bench_baseline(stack, args.n, args.concurrency))
+    if args.baseline_process:
+        with Stack(kind="baseline") as stack:
+            baseline_process = {"target": "dev", "kind": "baseline_process"} | asyncio.run(
+                bench_baseline(stack, args.n, args.concurrency, process=True))
     for target in args.targets.split(","):
         if target not in ("dev", "server"):
             raise SystemExit(f"--targets: unknown target {target!r}")
@@ -213,19 +227,17 @@ def main() -> None:
                 result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
             results.append({"target": target, "events": mode} | result)
     if baseline is not None:
+        out: dict[str, Any] = {"baseline": baseline}
         for r in results:
-            r["vs_baseline"] = {
-                "workflows_per_s_ratio": round(r["workflows_per_s"] / baseline["workflows_per_s"], 3),
-                "peak_worker_rss_ratio": round(r["peak_rss_mb"]["worker"] / baseline["peak_rss_mb"]["worker"], 2),
-                "peak_worker_pss_ratio": round(r["peak_pss_mb"]["worker"] / baseline["peak_pss_mb"]["worker"], 2),
-                "cpu_ms_per_run_delta": {k: round(v - baseline["cpu_ms_per_run"].get(k, 0.0), 1)
-                                         for k, v in r["cpu_ms_per_run"].items()},
-                "server_requests_per_run_delta": server_metrics.delta(baseline["server_requests_per_run"],
-                                                                      r["server_requests_per_run"]),
-            }
-        print(json.dumps({"baseline": baseline, "runs": results,
-                          "ratios": {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}},
-                         indent=2))
+            r["vs_baseline"] = versus(r, baseline)
+        out["runs"] = results
+        out["ratios"] = {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}
+        if baseline_process is not None:
+            for r in results:
+                r["vs_baseline_process"] = versus(r, baseline_process)
+            out["baseline_process"] = baseline_process
+            out["ratios_process"] = {r["events"]: r["vs_baseline_process"]["workflows_per_s_ratio"] for r in results}
+        print(json.dumps(out, indent=2))
         return
     if len(results) == 1:
         print(json.dumps(results[0], indent=2))
@@ -238,6 +250,19 @@ def main() -> None:
                                      for k in r["cpu_ms_per_run"]},
         }
     print(json.dumps(results, indent=2))
+
+
+def versus(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """One Porpoise run against one raw-Temporal run of the same invocation."""
+    return {
+        "workflows_per_s_ratio": round(run["workflows_per_s"] / base["workflows_per_s"], 3),
+        "peak_worker_rss_ratio": round(run["peak_rss_mb"]["worker"] / base["peak_rss_mb"]["worker"], 2),
+        "peak_worker_pss_ratio": round(run["peak_pss_mb"]["worker"] / base["peak_pss_mb"]["worker"], 2),
+        "cpu_ms_per_run_delta": {k: round(v - base["cpu_ms_per_run"].get(k, 0.0), 1)
+                                 for k, v in run["cpu_ms_per_run"].items()},
+        "server_requests_per_run_delta": server_metrics.delta(base["server_requests_per_run"],
+                                                              run["server_requests_per_run"]),
+    }
 
 
 def server_pid() -> int | None:

@@ -16,8 +16,8 @@ import pytest
 @pytest.mark.timeout(400)
 def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))  # where the stacks make their data directories
-    out = subprocess.run([sys.executable, "-m", "bench.bench_runs", "--n", "5", "--baseline", "--dry-run"],
-                         env=env, capture_output=True, text=True, timeout=360)
+    out = subprocess.run([sys.executable, "-m", "bench.bench_runs", "--n", "5", "--baseline", "--baseline-process",
+                          "--dry-run"], env=env, capture_output=True, text=True, timeout=360)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     base, runs = result["baseline"], result["runs"]
@@ -29,8 +29,13 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     ratio = runs[0]["vs_baseline"]["workflows_per_s_ratio"]
     assert ratio == pytest.approx(runs[0]["workflows_per_s"] / base["workflows_per_s"], rel=0.01)
     assert result["ratios"] == {"default": ratio}
+    # The raw diamond that runs `bash -c true` per activity: its worker's children used CPU, the no-op one's none.
+    process = result["baseline_process"]
+    assert process["kind"] == "baseline_process" and process["succeeded"] == process["closed"] == 5
+    assert process["cpu_ms_per_run"]["worker_tasks"] > 0 == base["cpu_ms_per_run"]["worker_tasks"]
+    assert result["ratios_process"] == {"default": runs[0]["vs_baseline_process"]["workflows_per_s_ratio"]}
     # The server's own counters, per run: one start each, and the activities of the 5-task diamond.
-    for r in (base, *runs):
+    for r in (base, process, *runs):
         frontend = r["server_requests_per_run"]["frontend"]
         assert frontend["StartWorkflowExecution"] == pytest.approx(1, abs=0.01), frontend
         assert frontend["RespondActivityTaskCompleted"] >= 5, frontend
