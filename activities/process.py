@@ -203,7 +203,7 @@ def append_event(path: Path, event: dict[str, Any]) -> None:
 
 
 async def record_event(path: Path, event: dict[str, Any]) -> None:
-    """:func:`append_event` off the event loop: its two fsyncs would hold up every other task of the
+    """:func:`append_event` off the event loop: its fsyncs would hold up every other task of the
     worker meanwhile (they were 14 % of the worker's samples in bench_runs; docs/performance.md)."""
     await asyncio.to_thread(append_event, path, event)
 
