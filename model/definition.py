@@ -51,7 +51,12 @@ class Priority(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Priority).index(self)
+        """0 for HIGHEST to 4 for LOWEST. Read once per task a run dispatches: a dict lookup, not a
+        walk of the enum (which cost ~2 % of a dry-run worker's samples inside the sandbox)."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
 
 
 class TimeoutStrategy(StrEnum):

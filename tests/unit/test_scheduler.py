@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from model.definition import FailureStrategy, Relation, TaskDefinition, TaskDependType, WorkflowDefinition
+from model.definition import (
+    FailureStrategy,
+    Priority,
+    Relation,
+    TaskDefinition,
+    TaskDependType,
+    WorkflowDefinition,
+)
 from model.states import TaskState, WorkflowState
 from workflows.scheduler import DagScheduler
 
@@ -104,6 +111,11 @@ def test_task_priority_orders_ready_tasks() -> None:
                    low={"task_priority": "LOWEST"}, high={"task_priority": "HIGHEST"})
     s = DagScheduler(d, failure_strategy=FailureStrategy.CONTINUE)
     assert step(s, {}) == ["high", "mid", "low"]
+
+
+def test_priority_rank_is_the_ds_ordinal() -> None:
+    assert [p.rank for p in Priority] == [0, 1, 2, 3, 4]
+    assert Priority("HIGHEST").rank == 0 and Priority.LOWEST.rank == 4
 
 
 def test_killed_predecessor_drops_successor_and_fails_instance() -> None:
