@@ -77,7 +77,8 @@ class DatasourceAccessRow(Base):
 @dataclass(frozen=True)
 class Principal:
     """Who a request acts as: the token's user, whether an administrator, and the project codes
-    they own or are authorized for (administrators: every project)."""
+    they own or are authorized for (empty for an administrator, who may use every project: read
+    ``projects`` only through the two methods below)."""
 
     user_id: int
     name: str
@@ -114,7 +115,10 @@ _USER = (UserRow.id, UserRow.name, UserRow.is_admin)  # the columns a Principal 
 
 def _principal(c: Connection, user: Any) -> Principal:
     """The principal of ``user`` (a row of :data:`_USER`), with the projects it owns or was granted
-    read in one statement."""
+    read in one statement; for an administrator none are read, since it may use every project and
+    its lists are not limited (:meth:`Principal.may_use_project`, :attr:`Principal.listed_projects`)."""
+    if user.is_admin:
+        return Principal(user.id, user.name, True)
     owned = select(ProjectRow.code).where(ProjectRow.owner_id == user.id)
     granted = select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user.id)
     projects = frozenset(int(code) for code in c.scalars(owned.union(granted)))
@@ -248,7 +252,8 @@ class SecurityStore:
 
     def principal(self, token: str) -> Principal | None:
         """The principal a token acts as; None for an unknown, revoked or expired token. Every request
-        asks this, so it is two statements: the token with its user, then the user's projects."""
+        asks this, so it is two statements: the token with its user, then the user's projects (one
+        for an administrator)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         with self.engine.connect() as c:
