@@ -31,8 +31,10 @@ with workflow.unsafe.imports_passed_through():
     from core.events import EventNode, EventType, LifecycleEvent
     from model.states import WorkflowState
 
+    from . import patches
 
-PATCH = "instance-events-by-worker"  # events handed to the worker, not sent by local activity
+
+PATCH = patches.INSTANCE_EVENTS_BY_WORKER  # events handed to the worker, not sent by local activity
 
 
 class EventHandoff(Protocol):
@@ -60,7 +62,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
         self._seq = 0
         self._last: str | None = None
         self._lock = asyncio.Lock()
-        self._by_worker = workflow.patched(PATCH)
+        self._by_worker = patches.patched(PATCH)
         instance = workflow.instance()
         watcher = asyncio.create_task(self._watch(instance, run_input))
         try:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from model.states import TaskState, WorkflowState
     from model.task_params import DependentParams, SubProcessParams, TaskParamsError
 
+    from . import patches
     from .alerting import Alerts
     from .scheduler import DagScheduler
 
@@ -51,8 +52,8 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
 }
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
-# workflow.patched id: SUB_PROCESS refuses a call back up the chain or too deep a nesting at run time.
-PATCH_SUB_PROCESS_LIMITS = "sub-process-cycle-and-depth-limit"
+# SUB_PROCESS refuses a call back up the chain or too deep a nesting at run time.
+PATCH_SUB_PROCESS_LIMITS = patches.SUB_PROCESS_LIMITS
 
 
 def merge_props(base: list[Property], extra: list[Property]) -> list[Property]:
@@ -142,7 +143,7 @@ class LogicNodes:
         assert isinstance(sub_params, SubProcessParams)
         child_code = sub_params.definition_code
         chain = [*inp.call_chain, self._definition.code]
-        if workflow.patched(PATCH_SUB_PROCESS_LIMITS):
+        if patches.patched(PATCH_SUB_PROCESS_LIMITS):
             refused = ds_sub_process.refusal_at_run_time(chain, child_code, inp.max_sub_process_depth)
             if refused is not None:
                 dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=refused)
