@@ -73,7 +73,6 @@ SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTi
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # A lost worker (docs/reliability.md): its attempt fails to the workflow at once (not retried by
 # Temporal, which would count it as a DS retry) and is re-scheduled on its host's own task queue.
-LOST_WORKER_PATCH = patches.LOST_WORKER
 LOST_WORKER_TYPES = ("TemporalTimeout:Heartbeat", "WorkerShutdown")
 LOST_WORKER_WAIT = timedelta(minutes=5)  # how long a lost attempt's host gets to poll again
 MAX_HISTORY_EVENTS = 3500
@@ -83,14 +82,10 @@ NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is config
 # dispatched per activation, then a short timer ends it and the next batch goes in the next one.
 DISPATCH_PER_ACTIVATION = 100
 BATCH_PAUSE = timedelta(milliseconds=10)
-PATCH_BOUNDED_ACTIVATIONS = patches.BOUNDED_ACTIVATIONS
 # A stop ends within this many DS minutes even if a task or a child never reports back (a worker
 # that lost its process, a child instance that does not answer): what is still running is then
 # abandoned as KILL with the reason, and children are terminated with the parent (close policy).
 STOP_DEADLINE_MINUTES = 10
-PATCH_STOP_DEADLINE = patches.STOP_DEADLINE
-# Tasks of a worker group other than default are scheduled on that group's task queue.
-PATCH_WORKER_GROUPS = patches.WORKER_GROUPS
 _ATTEMPT_IN_LOG = re.compile(r"\.(\d+)\.log$")
 
 
@@ -161,7 +156,7 @@ class DsWorkflow(LogicNodes):
         self._state = WorkflowState.RUNNING_EXECUTION
         if not await self._serial_gate():
             self._request_stop()  # SERIAL_DISCARD while another instance runs, or stopped while waiting
-        bounded = patches.patched(PATCH_BOUNDED_ACTIVATIONS)
+        bounded = patches.patched(patches.BOUNDED_ACTIVATIONS)
         if bounded and len(dag.nodes) > DISPATCH_PER_ACTIVATION:
             # Building a big DAG took this activation's time; the first batch goes in the next one.
             try:
@@ -174,7 +169,7 @@ class DsWorkflow(LogicNodes):
             watchdog = asyncio.create_task(self._workflow_timeout(input.definition.timeout, elapsed))
         stop_deadline: asyncio.Task[None] | None = None
         while True:
-            if dag.stopping and stop_deadline is None and patches.patched(PATCH_STOP_DEADLINE):
+            if dag.stopping and stop_deadline is None and patches.patched(patches.STOP_DEADLINE):
                 stop_deadline = asyncio.create_task(self._stop_deadline())
             self._kill_running()
             if self._history_is_long():
@@ -545,7 +540,7 @@ class DsWorkflow(LogicNodes):
         warns = task.timeout_enabled and task.timeout > 0 and task.timeout_strategy in (
             TimeoutStrategy.WARN, TimeoutStrategy.WARNFAILED)
         dag.set_state(code, TaskState.RUNNING_EXECUTION, workflow.now())
-        resumable = patches.patched(LOST_WORKER_PATCH)
+        resumable = patches.patched(patches.LOST_WORKER)
         attempts_left = task.fail_retry_times + 1  # DS: the first run plus failRetryTimes retries
         offset = 0
         group_queue = self._group_queue(code, task)  # None: the shared queue (group default)
@@ -632,7 +627,7 @@ class DsWorkflow(LogicNodes):
         workflow itself runs on), so runs without worker groups issue the commands they always did."""
         assert self._dag is not None
         group = self._group(task)
-        if group == worker_groups.DEFAULT_GROUP or not patches.patched(PATCH_WORKER_GROUPS):
+        if group == worker_groups.DEFAULT_GROUP or not patches.patched(patches.WORKER_GROUPS):
             return None
         self._dag.nodes[code].worker_group = group
         return worker_groups.group_task_queue(workflow.info().task_queue, group)

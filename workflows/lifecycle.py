@@ -11,8 +11,9 @@ event is committed before the first task is scheduled, and the final one before 
 with a local activity, without one: a local activity per event was an activity execution, an extra
 activation and a history marker carrying the event, three times per run (docs/performance.md).
 Event ids are deterministic, so a workflow task retried after a commit re-sends the same ids and the
-outbox keeps one. Runs recorded before this (no ``PATCH`` marker) keep the local activity
-``append_events``. The DAG waits a bounded time for an emission and never fails because of one.
+outbox keeps one. Runs recorded before this (no ``instance-events-by-worker`` marker,
+workflows/patches.py) keep the local activity ``append_events``. The DAG waits a bounded time for an
+emission and never fails because of one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from . import patches
 
 
-PATCH = patches.INSTANCE_EVENTS_BY_WORKER  # events handed to the worker, not sent by local activity
 
 
 class EventHandoff(Protocol):
@@ -62,7 +62,7 @@ class LifecycleInbound(WorkflowInboundInterceptor):
         self._seq = 0
         self._last: str | None = None
         self._lock = asyncio.Lock()
-        self._by_worker = patches.patched(PATCH)
+        self._by_worker = patches.patched(patches.INSTANCE_EVENTS_BY_WORKER)
         instance = workflow.instance()
         watcher = asyncio.create_task(self._watch(instance, run_input))
         try:

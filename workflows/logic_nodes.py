@@ -52,8 +52,6 @@ CHILD_STATE = {  # child instance end state -> SUB_PROCESS task state (3.1/3.3 m
 }
 RECOVER_COMMANDS = frozenset({"START_FAILURE_TASK_PROCESS", "RECOVER_SUSPENDED_PROCESS"})
 RESUMABLE_CHILD = frozenset({TaskState.PAUSE, TaskState.FAILURE, TaskState.KILL})
-# SUB_PROCESS refuses a call back up the chain or too deep a nesting at run time.
-PATCH_SUB_PROCESS_LIMITS = patches.SUB_PROCESS_LIMITS
 
 
 def merge_props(base: list[Property], extra: list[Property]) -> list[Property]:
@@ -143,7 +141,7 @@ class LogicNodes:
         assert isinstance(sub_params, SubProcessParams)
         child_code = sub_params.definition_code
         chain = [*inp.call_chain, self._definition.code]
-        if patches.patched(PATCH_SUB_PROCESS_LIMITS):
+        if patches.patched(patches.SUB_PROCESS_LIMITS):
             refused = ds_sub_process.refusal_at_run_time(chain, child_code, inp.max_sub_process_depth)
             if refused is not None:
                 dag.finish(code, TaskState.FAILURE, workflow.now(), attempts=1, error=refused)

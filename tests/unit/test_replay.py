@@ -23,7 +23,6 @@ from core.events import LifecycleEvent
 from core.settings import Settings
 from storage.outbox import GroupCommit, Outbox
 from workflows import patches as patch_ids
-from workflows.lifecycle import PATCH
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 # The histories were recorded with lifecycle events on (the default), so replay with them on too.
@@ -82,7 +81,7 @@ def patches(path: Path) -> set[str]:
 
 
 # Recorded on the by-worker path: its own marker, or the one marker that covers every patch since.
-BY_WORKER = [p for p in FILES if {PATCH, patch_ids.ALL} & patches(p)]
+BY_WORKER = [p for p in FILES if {patch_ids.INSTANCE_EVENTS_BY_WORKER, patch_ids.ALL} & patches(p)]
 
 
 @pytest.mark.timeout(120)
