@@ -39,6 +39,7 @@ from api.worker import build_host_worker, build_worker
 from core import search_attributes as sa
 from core.settings import Settings
 from core.temporal import data_converter
+from storage.security import SecurityStore
 from tests import dsbuild
 from tests.conftest import seed_admin_token
 from tests.integration.helpers import nodes, start, submit, wait
@@ -308,6 +309,9 @@ async def lost_worker(tmp: Path) -> list[Path]:
         stack.start_server()
         stack.start_worker()
         async with stack.api() as api:
+            # Outside pytest no fixture adds the suite's administrator token to in-process clients.
+            store = SecurityStore(stack.settings.resolved_database_url)
+            api.headers["authorization"] = f"Bearer {seed_admin_token(store)}"
             rec = Recorder(api, await stack.client(), tmp)
             saved = await submit(api, dsbuild.export("lost", [dsbuild.task("t", "sleep 6; echo done"),
                                                               dsbuild.task("after")], [(None, "t"), ("t", "after")]))
