@@ -93,8 +93,8 @@ _boot: tuple[int, int] | None = None  # (btime, clock ticks per second): read on
 
 def _boot_clock() -> tuple[int, int]:
     """The boot time and clock tick rate :func:`_create_time` needs. They never change while the host
-    runs, and ``/proc/stat`` is slow to produce (every CPU's and interrupt's counters): the zygote
-    reads it once before its first fork (~0.25 ms of CPU saved per read, twice per task)."""
+    runs, so the zygote reads ``/proc/stat`` once before its first fork instead of every supervisor
+    twice per task (~17 µs of CPU per read measured here: a small saving, docs/performance.md)."""
     global _boot
     if _boot is None:
         with open("/proc/stat", "rb") as f:

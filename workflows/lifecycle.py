@@ -35,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from . import patches
 
 
-
-
 class EventHandoff(Protocol):
     """Takes an instance event from workflow code; the worker commits it after the activation."""
 
