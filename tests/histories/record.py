@@ -312,6 +312,7 @@ async def lost_worker(tmp: Path) -> list[Path]:
             # Outside pytest no fixture adds the suite's administrator token to in-process clients.
             store = SecurityStore(stack.settings.resolved_database_url)
             api.headers["authorization"] = f"Bearer {seed_admin_token(store)}"
+            store.dispose()
             rec = Recorder(api, await stack.client(), tmp)
             saved = await submit(api, dsbuild.export("lost", [dsbuild.task("t", "sleep 6; echo done"),
                                                               dsbuild.task("after")], [(None, "t"), ("t", "after")]))
