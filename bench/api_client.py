@@ -31,10 +31,11 @@ def five_task_export() -> list[dict[str, Any]]:
              "processTaskRelationList": rels, "taskDefinitionList": tasks}]
 
 
-def api_session(stack: Stack, concurrency: int) -> aiohttp.ClientSession:
-    """A session on the stack's API with its admin token and ``concurrency`` keep-alive connections
-    (past httpx's default of 20 idle connections, each request beyond them opened a new one)."""
-    return aiohttp.ClientSession(base_url=stack.api_url, headers=stack.headers,
+def api_session(stack: Stack, concurrency: int, *, base_url: str | None = None) -> aiohttp.ClientSession:
+    """A session on the stack's API (or ``base_url``) with its admin token and ``concurrency``
+    keep-alive connections (past httpx's default of 20 idle connections, each request beyond them
+    opened a new one)."""
+    return aiohttp.ClientSession(base_url=base_url or stack.api_url, headers=stack.headers,
                                  timeout=aiohttp.ClientTimeout(total=120),
                                  connector=aiohttp.TCPConnector(limit=concurrency))
 

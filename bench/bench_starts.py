@@ -1,14 +1,15 @@
 """Run starts alone: N starts of the diamond through the API against N starts by a raw Temporal
 client, on one fresh dev server with no worker (nothing drains, so only the starts are measured), in
-alternating rounds. Prints JSON: each side's start rate and CPU per start (server, API, the bench's
+alternating rounds. Prints JSON: each side's start rate and CPU per start (server, API, bare API, the bench's
 own client), the medians, and the ratio API / raw.
 
     python -m bench.bench_starts --n 1000 [--rounds 3] [--concurrency 50]
 
-Three sides: ``raw`` starts the raw diamond as bench/baseline.py's client does (no search attributes),
+Four sides: ``raw`` starts the raw diamond as bench/baseline.py's client does (no search attributes),
 ``raw_attributes`` adds what Porpoise starts every run with (its search attributes, summary, priority
-and workflow-task timeout, as services/runs.py: launch sets them for a default start), and ``api``
-is ``POST /definitions/{code}/runs``.
+and workflow-task timeout, as services/runs.py: launch sets them for a default start), ``bare_api``
+makes the same start behind bench/bare_api.py (a bare ASGI app under uvicorn, served as the API is:
+the floor of any Python HTTP hop), and ``api`` is ``POST /definitions/{code}/runs``.
 """
 
 from __future__ import annotations
@@ -24,16 +25,13 @@ from typing import Any
 
 import psutil
 from temporalio.client import Client
-from temporalio.common import Priority
 
 from bench.api_client import api_session, save_diamond
+from bench.bare_api import start_like_porpoise
 from bench.baseline import TASK_QUEUE, BenchDiamond
 from bench.stack import Stack
-from core import search_attributes as sa
-from core.contracts import WORKFLOW_TASK_TIMEOUT
-from model.definition import Priority as DsPriority
 
-SIDES = ("raw", "raw_attributes", "api")
+SIDES = ("raw", "raw_attributes", "bare_api", "api")
 
 
 async def timed(n: int, concurrency: int, start: Callable[[], Awaitable[None]],
@@ -56,9 +54,10 @@ async def timed(n: int, concurrency: int, start: Callable[[], Awaitable[None]],
 
 async def bench(stack: Stack, n: int, rounds: int, concurrency: int) -> dict[str, Any]:
     client = await Client.connect(stack.env["PORPOISE_TEMPORAL_ADDRESS"])
-    processes = {"server": psutil.Process(stack.procs["server"].pid), "api": psutil.Process(stack.procs["api"].pid),
-                 "client": psutil.Process()}
-    async with api_session(stack, concurrency) as api:
+    processes = {name: psutil.Process(stack.procs[name].pid) for name in ("server", "api", "bare_api")}
+    processes["client"] = psutil.Process()
+    async with api_session(stack, concurrency) as api, \
+            api_session(stack, concurrency, base_url=stack.bare_api_url) as bare:
         saved = await save_diamond(api)
         runs_url = f"/definitions/{saved['code']}/runs"
 
@@ -66,18 +65,19 @@ async def bench(stack: Stack, n: int, rounds: int, concurrency: int) -> dict[str
             await client.start_workflow(BenchDiamond.run, id=f"raw-{uuid.uuid4().hex}", task_queue=TASK_QUEUE)
 
         async def raw_attributes() -> None:
-            await client.start_workflow(
-                BenchDiamond.run, id=f"raw-{uuid.uuid4().hex}", task_queue=TASK_QUEUE,
-                search_attributes=sa.of_instance(saved["projectCode"], saved["code"], saved["name"], saved["version"]),
-                static_summary=f"{saved['name']} v{saved['version']} (START_PROCESS, run 1)",
-                priority=Priority(priority_key=DsPriority.MEDIUM.rank + 1), task_timeout=WORKFLOW_TASK_TIMEOUT)
+            await start_like_porpoise(client, saved)
+
+        async def through_bare_api() -> None:
+            async with bare.post("/", json=saved) as r:
+                r.raise_for_status()
+                await r.read()
 
         async def through_api() -> None:
             async with api.post(runs_url, json={}) as r:
                 r.raise_for_status()
                 await r.read()
 
-        starts = {"raw": raw, "raw_attributes": raw_attributes, "api": through_api}
+        starts = {"raw": raw, "raw_attributes": raw_attributes, "bare_api": through_bare_api, "api": through_api}
         await timed(min(n, 50), concurrency, raw, processes)  # the client's connection and first RPCs
         results: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         for i in range(rounds):
@@ -90,7 +90,9 @@ async def bench(stack: Stack, n: int, rounds: int, concurrency: int) -> dict[str
     return {"n": n, "rounds": rounds, "concurrency": concurrency, "rounds_by_side": results, "median": medians,
             "api_vs_raw": round(medians["api"]["starts_per_s"] / medians["raw"]["starts_per_s"], 3),
             "api_vs_raw_attributes": round(medians["api"]["starts_per_s"]
-                                           / medians["raw_attributes"]["starts_per_s"], 3)}
+                                           / medians["raw_attributes"]["starts_per_s"], 3),
+            "bare_api_vs_raw": round(medians["bare_api"]["starts_per_s"] / medians["raw"]["starts_per_s"], 3),
+            "api_vs_bare_api": round(medians["api"]["starts_per_s"] / medians["bare_api"]["starts_per_s"], 3)}
 
 
 def main() -> None:
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=50)
     args = ap.parse_args()
-    with Stack(workers=0) as stack:
+    with Stack(workers=0, bare_api=True) as stack:
         print(json.dumps(asyncio.run(bench(stack, args.n, args.rounds, args.concurrency)), indent=2))
 
 

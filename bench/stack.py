@@ -40,6 +40,8 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # the API token, once the stack is up
     metrics_url: str | None = None  # the dev server's Prometheus metrics (bench/server_metrics.py)
+    # Also bench/bare_api.py, the floor of a Python HTTP API in front of Temporal (bench_starts)
+    bare_api: bool = False
 
     def __enter__(self) -> Stack:
         try:
@@ -50,7 +52,7 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        tport, uiport, self.api_port = free_port(), free_port(), free_port()
+        tport, uiport, self.api_port, self.bare_api_port = free_port(), free_port(), free_port(), free_port()
         address = self.temporal_address or f"127.0.0.1:{tport}"
         env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=address,
                    PORPOISE_API_PORT=str(self.api_port), PORPOISE_TEMPORAL_UI_PORT=str(uiport), **self.extra_env)
@@ -75,6 +77,10 @@ class Stack:
             spawn("worker", [sys.executable, "-m", "api", "worker", "--processes", str(self.workers)])
         spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                       str(self.api_port), "--log-level", "warning"])
+        if self.bare_api:  # served as the API is: uvicorn's defaults pick httptools and uvloop for both
+            spawn("bare_api", [sys.executable, "-m", "uvicorn", "bench.bare_api:app", "--host", "127.0.0.1",
+                               "--port", str(self.bare_api_port), "--log-level", "warning"])
+            wait_for_port("127.0.0.1", self.bare_api_port, 60)
         wait_for_port("127.0.0.1", self.api_port, 60)
         time.sleep(1.0)
         self.headers = admin_headers(f"sqlite:///{self.data / 'porpoise.db'}")
@@ -82,6 +88,10 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def bare_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.bare_api_port}"
 
     def tree(self, name: str) -> list[psutil.Process]:
         if name == "server" and name not in self.procs:

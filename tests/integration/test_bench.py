@@ -46,19 +46,24 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(200)
 def test_bench_starts_measures_api_and_raw_starts_side_by_side(tmp_path: Path) -> None:
-    """Starts alone (no worker): every side started all its runs, the ratio is the medians' ratio, and
-    the API's own CPU is counted for the API side only."""
+    """Starts alone (no worker): every side started all its runs, the ratios are the medians' ratios,
+    and the API's and the bare API's own CPU are counted for their sides only."""
     env = dict(os.environ, TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-m", "bench.bench_starts", "--n", "20", "--rounds", "2",
                           "--concurrency", "5"], env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     median = result["median"]
-    assert set(median) == {"raw", "raw_attributes", "api"}
+    assert set(median) == {"raw", "raw_attributes", "bare_api", "api"}
     assert all(len(rounds) == 2 for rounds in result["rounds_by_side"].values())
     assert result["api_vs_raw"] == pytest.approx(median["api"]["starts_per_s"] / median["raw"]["starts_per_s"],
                                                  rel=0.01)
+    assert result["api_vs_bare_api"] == pytest.approx(
+        median["api"]["starts_per_s"] / median["bare_api"]["starts_per_s"], rel=0.01)
     assert median["api"]["cpu_ms_per_start"]["api"] > 0.5 > median["raw"]["cpu_ms_per_start"]["api"]
+    # The bare API's process made its side's starts, and only those.
+    assert median["bare_api"]["cpu_ms_per_start"]["bare_api"] > 0.3
+    assert median["api"]["cpu_ms_per_start"]["bare_api"] < 0.1 > median["bare_api"]["cpu_ms_per_start"]["api"]
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
 
 
