@@ -18,6 +18,7 @@ since the server's limit applies to the encoded payload.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,7 +71,27 @@ def footprint(definition: WorkflowDefinition, log_dir: str) -> Footprint:
 
 
 def refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
-    """Why a run of ``definition`` could not start or end within Temporal's payload limit, or None."""
+    """Why a run of ``definition`` could not start or end within Temporal's payload limit, or None.
+
+    Every run start asks this of the definition it loaded, and stored definitions are parsed once
+    (storage/definitions.py: parse), so the answer is kept for as long as that model object lives."""
+    key = (id(definition), limit, log_dir)
+    hit = _answers.get(key)
+    if hit is not None and hit[0]() is definition:
+        return hit[1]
+    why = _refusal(definition, limit, log_dir)
+
+    def forget(_: object) -> None:  # runs as the object goes, before its id can be reused
+        _answers.pop(key, None)
+
+    _answers[key] = (weakref.ref(definition, forget), why)
+    return why
+
+
+_answers: dict[tuple[int, int, str], tuple[weakref.ref[WorkflowDefinition], str | None]] = {}
+
+
+def _refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
     size = footprint(definition, log_dir)
     budget = int(limit * MARGIN)
     for what, n in (("definition", size.definition_bytes),

@@ -77,7 +77,8 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
     if bad:
         raise Invalid(f"these task types are not runnable in this Porpoise version: {', '.join(bad)}",
                       title="Definition cannot run here")
-    too_large = payload_refusal(definition, settings.temporal_payload_limit_bytes, str(settings.resolved_log_dir))
+    log_dir = str(settings.resolved_log_dir)  # a path resolution: once per start
+    too_large = payload_refusal(definition, settings.temporal_payload_limit_bytes, log_dir)
     if too_large:  # stored before submit checked this
         raise Invalid(too_large, title="Definition cannot run here")
     run_input = RunInput(
@@ -92,7 +93,7 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         timezone=timezone,
         start_node_list=body.start_node_list,
         task_depend_type=body.task_depend_type,
-        log_dir=str(settings.resolved_log_dir),
+        log_dir=log_dir,
         minute_seconds=settings.minute_seconds,
         instance_priority=body.instance_priority,
         max_sub_process_depth=settings.max_sub_process_depth,

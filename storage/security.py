@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, delete, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, bindparam, delete, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -113,15 +113,20 @@ def _aware(value: datetime | None) -> datetime | None:
 _USER = (UserRow.id, UserRow.name, UserRow.is_admin)  # the columns a Principal is made of
 
 
+# Built once, since every request runs them: making a statement cost as much as running it.
+_TOKEN_USER = (select(TokenRow.revoked, TokenRow.expires_at, *_USER).join(UserRow, UserRow.id == TokenRow.user_id)
+               .where(TokenRow.token_hash == bindparam("token_hash")))
+_PROJECTS_OF_USER = select(ProjectRow.code).where(ProjectRow.owner_id == bindparam("user_id")).union(
+    select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == bindparam("user_id")))
+
+
 def _principal(c: Connection, user: Any) -> Principal:
     """The principal of ``user`` (a row of :data:`_USER`), with the projects it owns or was granted
     read in one statement; for an administrator none are read, since it may use every project and
     its lists are not limited (:meth:`Principal.may_use_project`, :attr:`Principal.listed_projects`)."""
     if user.is_admin:
         return Principal(user.id, user.name, True)
-    owned = select(ProjectRow.code).where(ProjectRow.owner_id == user.id)
-    granted = select(ProjectUserRow.project_code).where(ProjectUserRow.user_id == user.id)
-    projects = frozenset(int(code) for code in c.scalars(owned.union(granted)))
+    projects = frozenset(int(code) for code in c.scalars(_PROJECTS_OF_USER, {"user_id": user.id}))
     return Principal(user.id, user.name, user.is_admin, projects)
 
 
@@ -257,9 +262,7 @@ class SecurityStore:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         with self.engine.connect() as c:
-            found = c.execute(select(TokenRow.revoked, TokenRow.expires_at, *_USER)
-                              .join(UserRow, UserRow.id == TokenRow.user_id)
-                              .where(TokenRow.token_hash == hash_token(token))).first()
+            found = c.execute(_TOKEN_USER, {"token_hash": hash_token(token)}).first()
             if found is None or found.revoked:
                 return None
             expires = _aware(found.expires_at)
