@@ -35,9 +35,11 @@ _T = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Footprint:
-    """Bytes of the definition and of a finished run's status, as they travel (compressed)."""
+    """Bytes of the definition and of a finished run's status, as they travel (compressed), and the
+    characters of the definition's JSON (services/runs.py: what decides a run by reference)."""
     definition_bytes: int
     status_bytes: int
+    definition_chars: int
 
 
 def encoded_size(raw: bytes) -> int:
@@ -55,6 +57,26 @@ _CODE = 987_654_321_012_345  # placeholders of the one node serialised as a temp
 
 
 def footprint(definition: WorkflowDefinition, log_dir: str) -> Footprint:
+    """What a run of ``definition`` moves. Every run start asks this of the definition it loaded, and
+    stored definitions are parsed once (storage/definitions.py: parse), so the answer is kept for as
+    long as that model object lives."""
+    key = (id(definition), log_dir)
+    hit = _measured.get(key)
+    if hit is not None and hit[0]() is definition:
+        return hit[1]
+    size = _measure(definition, log_dir)
+
+    def forget(_: object) -> None:  # runs as the object goes, before its id can be reused
+        _measured.pop(key, None)
+
+    _measured[key] = (weakref.ref(definition, forget), size)
+    return size
+
+
+_measured: dict[tuple[int, str], tuple[weakref.ref[WorkflowDefinition], Footprint]] = {}
+
+
+def _measure(definition: WorkflowDefinition, log_dir: str) -> Footprint:
     empty = InstanceStatus(instance_id=f"ds-{definition.code}-20260101000000-00000000",
                            definition_code=definition.code, definition_name=definition.name,
                            definition_version=definition.version, project_code=definition.project_code,
@@ -67,31 +89,12 @@ def footprint(definition: WorkflowDefinition, log_dir: str) -> Footprint:
     nodes = [template.replace(code, str(t.code)).replace(name, json.dumps(t.name, ensure_ascii=False))
              .replace(kind, json.dumps(t.task_type)) for t in definition.tasks]
     status = (empty.model_dump_json() + ",".join(nodes)).encode()
-    return Footprint(encoded_size(definition.model_dump_json().encode()), encoded_size(status))
+    text = definition.model_dump_json()
+    return Footprint(encoded_size(text.encode()), encoded_size(status), len(text))
 
 
 def refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
-    """Why a run of ``definition`` could not start or end within Temporal's payload limit, or None.
-
-    Every run start asks this of the definition it loaded, and stored definitions are parsed once
-    (storage/definitions.py: parse), so the answer is kept for as long as that model object lives."""
-    key = (id(definition), limit, log_dir)
-    hit = _answers.get(key)
-    if hit is not None and hit[0]() is definition:
-        return hit[1]
-    why = _refusal(definition, limit, log_dir)
-
-    def forget(_: object) -> None:  # runs as the object goes, before its id can be reused
-        _answers.pop(key, None)
-
-    _answers[key] = (weakref.ref(definition, forget), why)
-    return why
-
-
-_answers: dict[tuple[int, int, str], tuple[weakref.ref[WorkflowDefinition], str | None]] = {}
-
-
-def _refusal(definition: WorkflowDefinition, limit: int, log_dir: str) -> str | None:
+    """Why a run of ``definition`` could not start or end within Temporal's payload limit, or None."""
     size = footprint(definition, log_dir)
     budget = int(limit * MARGIN)
     for what, n in (("definition", size.definition_bytes),

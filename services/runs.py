@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
+from core import payload_budget
 from core import search_attributes as sa
 from core.contracts import (
     WORKFLOW_TASK_TIMEOUT,
@@ -37,7 +38,6 @@ from core.contracts import (
     Updates,
 )
 from core.operations_deadline import NoAnswer, update_within
-from core.payload_budget import refusal as payload_refusal
 from core.settings import Settings
 from core.temporal import final_status, ui_run_url
 from core.worker_groups import normalise as normalise_group
@@ -78,7 +78,7 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         raise Invalid(f"these task types are not runnable in this Porpoise version: {', '.join(bad)}",
                       title="Definition cannot run here")
     log_dir = str(settings.resolved_log_dir)  # a path resolution: once per start
-    too_large = payload_refusal(definition, settings.temporal_payload_limit_bytes, log_dir)
+    too_large = payload_budget.refusal(definition, settings.temporal_payload_limit_bytes, log_dir)
     if too_large:  # stored before submit checked this
         raise Invalid(too_large, title="Definition cannot run here")
     run_input = RunInput(
@@ -102,9 +102,10 @@ async def start_run(client: Client, settings: Settings, definition: Any, body: S
         datax_heavy_xmx_gb=settings.datax_k8s_min_xmx_gb,
     )
     groups = {t.task_group_id for t in definition.tasks if t.task_group_id > 0}
-    sizes = await run_in_threadpool(store.task_group_sizes, groups) if store is not None else {}
-    run_input = run_input.model_copy(update={"task_group_sizes": sizes})
-    if len(definition.model_dump_json()) > INLINE_DEFINITION_BYTES:
+    if groups and store is not None:  # most definitions name none: no thread hop for them
+        sizes = await run_in_threadpool(store.task_group_sizes, groups)
+        run_input = run_input.model_copy(update={"task_group_sizes": sizes})
+    if payload_budget.footprint(definition, log_dir).definition_chars > INLINE_DEFINITION_BYTES:
         # Big DAGs travel by reference: the workflow loads the pinned version (history budget).
         run_input = run_input.model_copy(update={"definition": None, "definition_code": definition.code,
                                                  "definition_version": definition.version})

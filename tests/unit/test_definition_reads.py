@@ -1,6 +1,6 @@
 """What every run start does with its definition, done once per definition version rather than once per
 start: the stored JSON of a small version is validated once (storage/definitions.py: parse), and the
-payload check's answer is kept while that model object lives (core/payload_budget.py: refusal).
+payload check's measure is kept while that model object lives (core/payload_budget.py: footprint).
 Real SQLite stores; nothing is doubled."""
 
 from __future__ import annotations
@@ -66,28 +66,31 @@ def test_a_big_version_is_parsed_on_every_read(tmp_path: Path) -> None:
     store.engine.dispose()
 
 
-def test_the_payload_answer_is_kept_while_its_definition_lives(monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[int] = []
-    real = payload_budget._refusal
+def test_the_payload_measure_is_kept_while_its_definition_lives(monkeypatch: pytest.MonkeyPatch) -> None:
+    measured: list[int] = []
+    real = payload_budget._measure
 
-    def counted(definition, limit, log_dir):  # type: ignore[no-untyped-def]
-        asked.append(definition.code)
-        return real(definition, limit, log_dir)
+    def counted(definition, log_dir):  # type: ignore[no-untyped-def]
+        measured.append(definition.code)
+        return real(definition, log_dir)
 
-    monkeypatch.setattr(payload_budget, "_refusal", counted)
+    monkeypatch.setattr(payload_budget, "_measure", counted)
     d = _definition(dsbuild.new_code())
     assert payload_budget.refusal(d, LIMIT, LOGS) is None
     assert payload_budget.refusal(d, LIMIT, LOGS) is None
-    assert len(asked) == 1
-    assert payload_budget.refusal(d, 100, LOGS) is not None  # another limit is another question
-    assert len(asked) == 2
+    assert payload_budget.footprint(d, LOGS).definition_chars == len(d.model_dump_json())
+    assert len(measured) == 1
+    assert payload_budget.refusal(d, 100, LOGS) is not None  # another limit: the same measure, judged again
+    assert len(measured) == 1
+    payload_budget.refusal(d, LIMIT, "/elsewhere")  # the log paths are part of the status measured
+    assert len(measured) == 2
 
-    twin = _definition(d.code)  # an equal definition, another object: asked again
+    twin = _definition(d.code)  # an equal definition, another object: measured again
     payload_budget.refusal(twin, LIMIT, LOGS)
-    assert len(asked) == 3
+    assert len(measured) == 3
 
-    keys = {k for k in payload_budget._answers if k[0] in (id(d), id(twin))}
+    keys = {k for k in payload_budget._measured if k[0] in (id(d), id(twin))}
     assert len(keys) == 3
     del d, twin
     gc.collect()
-    assert not keys & set(payload_budget._answers), "entries outlived their definitions"
+    assert not keys & set(payload_budget._measured), "entries outlived their definitions"
