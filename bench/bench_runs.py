@@ -10,6 +10,10 @@ With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its 
 and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
 --baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
 "ratios_process" and each run's "vs_baseline_process").
+
+Each stack keeps its files (the server's SQLite file, task logs, the outbox) in a fresh directory
+under $TMPDIR, and each result's "data_dir" says where, on what file system, and what creating a
+file cost there (``TMPDIR=/dev/shm python -m bench.bench_runs ...`` measures on tmpfs).
 """
 
 from __future__ import annotations
@@ -168,6 +172,7 @@ async def measure(stack: Stack, n: int, concurrency: int, start: Callable[[], Aw
         "machine_cpu_utilisation": round(machine / (drained * (psutil.cpu_count() or 1)), 2),
         # The machine is shared: the 1-minute load average before and after, next to every figure.
         "load_average": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
+        "data_dir": stack.data_dir_info,
     }
 
 

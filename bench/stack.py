@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # the API token, once the stack is up
     metrics_url: str | None = None  # the dev server's Prometheus metrics (bench/server_metrics.py)
+    data_dir_info: dict[str, object] = field(default_factory=dict)  # probe_data_dir's, at start
     # Also bench/bare_api.py, the floor of a Python HTTP API in front of Temporal (bench_starts)
     bare_api: bool = False
 
@@ -52,6 +54,7 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        self.data_dir_info = probe_data_dir(self.data)  # before anything of the stack runs
         tport, uiport, self.api_port, self.bare_api_port = free_port(), free_port(), free_port(), free_port()
         address = self.temporal_address or f"127.0.0.1:{tport}"
         env = dict(os.environ, PORPOISE_DATA_DIR=str(self.data), PORPOISE_TEMPORAL_ADDRESS=address,
@@ -140,6 +143,35 @@ class Stack:
         # The server's SQLite file, task logs and outbox: 70-140 MB per N=1000 run. Kept on request.
         if not os.environ.get("PORPOISE_BENCH_KEEP"):
             shutil.rmtree(self.data, ignore_errors=True)
+
+
+PROBE_FILES = 200
+
+
+def probe_data_dir(data: Path) -> dict[str, object]:
+    """Where the stack keeps its files, and what creating one costs there (CPU, µs per file).
+
+    Porpoise creates files as it runs (task logs, the outbox, the server's growing SQLite file); the
+    raw diamond almost none. On a file system whose allocator is slow, that alone moves the ratio
+    (docs/performance.md, "Where the bench keeps its files"), so every figure carries it."""
+    probe = data / "probe"
+    probe.mkdir()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    for i in range(PROBE_FILES):
+        os.close(os.open(probe / str(i), os.O_CREAT | os.O_WRONLY, 0o600))
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    shutil.rmtree(probe)
+    cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    return {"path": str(data.parent), "fs": filesystem_of(data),
+            "file_create_us": round(1e6 * cpu / PROBE_FILES, 1)}
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the file system ``path`` is on (the longest mount point above it)."""
+    resolved = str(path.resolve())
+    mounts = [p for p in psutil.disk_partitions(all=True)
+              if resolved == p.mountpoint or resolved.startswith(p.mountpoint.rstrip("/") + "/")]
+    return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else "unknown"
 
 
 def admin_headers(database_url: str) -> dict[str, str]:

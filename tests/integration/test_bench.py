@@ -25,6 +25,9 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     assert len(runs) == 1 and runs[0]["dry_run"] is True and runs[0]["succeeded"] == 5
     for r in (base, *runs):
         assert r["workflows_per_s"] > 0 and len(r["load_average"]) == 2
+        # Where the stack kept its files, and what a file creation cost there.
+        assert r["data_dir"]["path"] == str(tmp_path) and r["data_dir"]["file_create_us"] > 0
+        assert r["data_dir"]["fs"] not in ("", "unknown")
         assert {"server", "worker"} <= set(r["cpu_ms_per_run"])
     ratio = runs[0]["vs_baseline"]["workflows_per_s_ratio"]
     assert ratio == pytest.approx(runs[0]["workflows_per_s"] / base["workflows_per_s"], rel=0.01)
@@ -61,9 +64,11 @@ def test_bench_starts_measures_api_and_raw_starts_side_by_side(tmp_path: Path) -
     assert result["api_vs_bare_api"] == pytest.approx(
         median["api"]["starts_per_s"] / median["bare_api"]["starts_per_s"], rel=0.01)
     assert median["api"]["cpu_ms_per_start"]["api"] > 0.5 > median["raw"]["cpu_ms_per_start"]["api"]
-    # The bare API's process made its side's starts, and only those.
-    assert median["bare_api"]["cpu_ms_per_start"]["bare_api"] > 0.3
-    assert median["api"]["cpu_ms_per_start"]["bare_api"] < 0.1 > median["bare_api"]["cpu_ms_per_start"]["api"]
+    # The bare API's process made its side's starts, and only those (CPU times come in 10 ms ticks:
+    # one tick is 0.5 ms per start here, so an idle process may show one).
+    bare, api = median["bare_api"]["cpu_ms_per_start"], median["api"]["cpu_ms_per_start"]
+    assert bare["bare_api"] > 0.3 and api["bare_api"] < bare["bare_api"] / 2
+    assert bare["api"] < api["api"] / 2
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
 
 
