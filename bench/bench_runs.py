@@ -9,7 +9,9 @@ With --dry-run the runs are DS dry runs: every activity is dispatched but starts
 With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its own fresh dev server,
 and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
 --baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
-"ratios_process" and each run's "vs_baseline_process").
+"ratios_process" and each run's "vs_baseline_process"). --rounds R measures every side R times,
+alternating the order (the machine drifts from one stack to the next), and adds "rounds" (each one's
+order and ratios) and "ratios_median"; the rest of the JSON is the first round's.
 
 Each stack keeps its files (the server's SQLite file, task logs, the outbox) in a fresh directory
 under $TMPDIR, and each result's "data_dir" says where, on what file system, and what creating a
@@ -25,6 +27,7 @@ import json
 import os
 import random
 import re
+import statistics
 import threading
 import time
 import uuid
@@ -207,54 +210,75 @@ def main() -> None:
     ap.add_argument("--baseline-process", action="store_true",
                     help="with --baseline, also run the raw diamond whose activities run `bash -c true` in a "
                          "child process, and report each Porpoise run's ratio to that too")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --baseline, measure every side this many times, alternating the order from one "
+                         "round to the next (the machine drifts), and add each round's ratios and their medians")
     args = ap.parse_args()
     if args.baseline_process and not args.baseline:
         raise SystemExit("--baseline-process needs --baseline")
-    results = []
-    baseline = baseline_process = None
-    if args.baseline:
-        with Stack(kind="baseline") as stack:
-            baseline = {"target": "dev", "kind": "baseline"} | asyncio.run(
-                bench_baseline(stack, args.n, args.concurrency))
-    if args.baseline_process:
-        with Stack(kind="baseline") as stack:
-            baseline_process = {"target": "dev", "kind": "baseline_process"} | asyncio.run(
-                bench_baseline(stack, args.n, args.concurrency, process=True))
+    if args.rounds > 1 and not args.baseline:
+        raise SystemExit("--rounds needs --baseline")
     for target in args.targets.split(","):
         if target not in ("dev", "server"):
             raise SystemExit(f"--targets: unknown target {target!r}")
         if target == "server" and not args.temporal:
             raise SystemExit("--targets server needs --temporal ADDRESS")
-        for mode in args.events.split(","):
-            external = {"temporal_address": args.temporal, "server_pid": args.server_pid or server_pid()} \
-                if target == "server" else {}
-            with Stack(workers=args.workers, extra_env=events_env(mode), **external) as stack:  # type: ignore[arg-type]
-                result = asyncio.run(bench(stack, args.n, args.concurrency, args.dry_run))
-            results.append({"target": target, "events": mode} | result)
-    if baseline is not None:
-        out: dict[str, Any] = {"baseline": baseline}
+    rounds = [one_round(args, reverse=i % 2 == 1) for i in range(args.rounds)]
+    out = rounds[0]
+    if args.rounds > 1:
+        out["rounds"] = [{k: r[k] for k in ("order", "ratios", "ratios_process") if k in r} for r in rounds]
+        for key in ("ratios", "ratios_process"):
+            if key in out:
+                out[f"{key}_median"] = {mode: round(statistics.median(r[key][mode] for r in rounds), 3)
+                                        for mode in out[key]}
+    print(json.dumps(out if args.baseline else out["runs"], indent=2))
+
+
+def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
+    """Every side once, each on a fresh stack: the raw diamond(s) first, then Porpoise's runs (or the
+    reverse). Without a baseline, the JSON of the runs alone, each after the first with its ratio to it."""
+    sides: list[tuple[str, str, str]] = []  # (kind, target, events mode)
+    if args.baseline:
+        sides.append(("baseline", "dev", ""))
+    if args.baseline_process:
+        sides.append(("baseline_process", "dev", ""))
+    sides += [("run", target, mode) for target in args.targets.split(",") for mode in args.events.split(",")]
+    measured: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for side in (sides[::-1] if reverse else sides):
+        kind, target, mode = side
+        if kind != "run":
+            with Stack(kind="baseline") as stack:
+                measured[side] = {"target": "dev", "kind": kind} | asyncio.run(
+                    bench_baseline(stack, args.n, args.concurrency, process=kind == "baseline_process"))
+            continue
+        external = {"temporal_address": args.temporal, "server_pid": args.server_pid or server_pid()} \
+            if target == "server" else {}
+        with Stack(workers=args.workers, extra_env=events_env(mode), **external) as stack:  # type: ignore[arg-type]
+            measured[side] = {"target": target, "events": mode} | asyncio.run(
+                bench(stack, args.n, args.concurrency, args.dry_run))
+    results = [measured[side] for side in sides if side[0] == "run"]
+    order = [side[0] if side[0] != "run" else f"{side[1]}/{side[2]}" for side in (sides[::-1] if reverse else sides)]
+    baseline = measured.get(("baseline", "dev", ""))
+    if baseline is None:
+        for r in results[1:]:
+            r["vs_first"] = {
+                "workflows_per_s_ratio": round(r["workflows_per_s"] / results[0]["workflows_per_s"], 3),
+                "cpu_ms_per_run_delta": {k: round(r["cpu_ms_per_run"][k] - results[0]["cpu_ms_per_run"].get(k, 0.0), 1)
+                                         for k in r["cpu_ms_per_run"]},
+            }
+        return {"runs": results[0] if len(results) == 1 else results}
+    out: dict[str, Any] = {"order": order, "baseline": baseline}
+    for r in results:
+        r["vs_baseline"] = versus(r, baseline)
+    out["runs"] = results
+    out["ratios"] = {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}
+    baseline_process = measured.get(("baseline_process", "dev", ""))
+    if baseline_process is not None:
         for r in results:
-            r["vs_baseline"] = versus(r, baseline)
-        out["runs"] = results
-        out["ratios"] = {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}
-        if baseline_process is not None:
-            for r in results:
-                r["vs_baseline_process"] = versus(r, baseline_process)
-            out["baseline_process"] = baseline_process
-            out["ratios_process"] = {r["events"]: r["vs_baseline_process"]["workflows_per_s_ratio"] for r in results}
-        print(json.dumps(out, indent=2))
-        return
-    if len(results) == 1:
-        print(json.dumps(results[0], indent=2))
-        return
-    base = results[0]
-    for r in results[1:]:
-        r["vs_first"] = {
-            "workflows_per_s_ratio": round(r["workflows_per_s"] / base["workflows_per_s"], 3),
-            "cpu_ms_per_run_delta": {k: round(r["cpu_ms_per_run"][k] - base["cpu_ms_per_run"].get(k, 0.0), 1)
-                                     for k in r["cpu_ms_per_run"]},
-        }
-    print(json.dumps(results, indent=2))
+            r["vs_baseline_process"] = versus(r, baseline_process)
+        out["baseline_process"] = baseline_process
+        out["ratios_process"] = {r["events"]: r["vs_baseline_process"]["workflows_per_s_ratio"] for r in results}
+    return out
 
 
 def versus(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))  # where the stacks make their data directories
     out = subprocess.run([sys.executable, "-m", "bench.bench_runs", "--n", "5", "--baseline", "--baseline-process",
-                          "--dry-run"], env=env, capture_output=True, text=True, timeout=360)
+                          "--dry-run", "--rounds", "2"], env=env, capture_output=True, text=True, timeout=360)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     base, runs = result["baseline"], result["runs"]
@@ -44,6 +44,13 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
         assert frontend["RespondActivityTaskCompleted"] >= 5, frontend
         assert r["server_requests_per_run"]["persistence"], r["server_requests_per_run"]
     assert isinstance(runs[0]["vs_baseline"]["server_requests_per_run_delta"], dict)
+    # Two rounds, the second in the reverse order; the medians are over both rounds' ratios.
+    first, second = result["rounds"]
+    assert first["order"] == ["baseline", "baseline_process", "dev/default"] == second["order"][::-1]
+    assert first["ratios"] == result["ratios"]
+    assert result["ratios_median"]["default"] == pytest.approx(
+        (first["ratios"]["default"] + second["ratios"]["default"]) / 2, abs=0.002)
+    assert set(result["ratios_process_median"]) == {"default"}
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
 
 
