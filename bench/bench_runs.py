@@ -11,7 +11,7 @@ and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpois
 --baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
 "ratios_process" and each run's "vs_baseline_process"). --rounds R measures every side R times,
 alternating the order (the machine drifts from one stack to the next), and adds "rounds" (each one's
-order and ratios) and "ratios_median"; the rest of the JSON is the first round's.
+order, runs that succeeded and ratios) and "ratios_median"; the rest of the JSON is the first round's.
 
 Each stack keeps its files (the server's SQLite file, task logs, the outbox) in a fresh directory
 under $TMPDIR, and each result's "data_dir" says where, on what file system, and what creating a
@@ -226,7 +226,8 @@ def main() -> None:
     rounds = [one_round(args, reverse=i % 2 == 1) for i in range(args.rounds)]
     out = rounds[0]
     if args.rounds > 1:
-        out["rounds"] = [{k: r[k] for k in ("order", "ratios", "ratios_process") if k in r} for r in rounds]
+        out["rounds"] = [{k: r[k] for k in ("order", "succeeded", "ratios", "ratios_process") if k in r}
+                         for r in rounds]
         for key in ("ratios", "ratios_process"):
             if key in out:
                 out[f"{key}_median"] = {mode: round(statistics.median(r[key][mode] for r in rounds), 3)
@@ -267,7 +268,10 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
                                          for k in r["cpu_ms_per_run"]},
             }
         return {"runs": results[0] if len(results) == 1 else results}
-    out: dict[str, Any] = {"order": order, "baseline": baseline}
+    # Every side's runs that ended SUCCESS, "succeeded/n": a later round's full results are not kept.
+    succeeded = {label: f"{measured[side]['succeeded']}/{measured[side]['n']}"
+                 for label, side in zip(order, sides[::-1] if reverse else sides, strict=True)}
+    out: dict[str, Any] = {"order": order, "succeeded": succeeded, "baseline": baseline}
     for r in results:
         r["vs_baseline"] = versus(r, baseline)
     out["runs"] = results

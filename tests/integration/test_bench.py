@@ -48,6 +48,7 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     first, second = result["rounds"]
     assert first["order"] == ["baseline", "baseline_process", "dev/default"] == second["order"][::-1]
     assert first["ratios"] == result["ratios"]
+    assert first["succeeded"] == second["succeeded"] == {side: "5/5" for side in first["order"]}
     assert result["ratios_median"]["default"] == pytest.approx(
         (first["ratios"]["default"] + second["ratios"]["default"]) / 2, abs=0.002)
     assert set(result["ratios_process_median"]) == {"default"}
