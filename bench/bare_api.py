@@ -26,7 +26,7 @@ from temporalio.common import Priority
 
 from bench.baseline import TASK_QUEUE, BenchDiamond
 from core import search_attributes as sa
-from core.contracts import WORKFLOW_TASK_TIMEOUT
+from core.contracts import WORKFLOW_TASK_TIMEOUT, instance_summary
 from model.definition import Priority as DsPriority
 
 Message = dict[str, Any]
@@ -38,7 +38,7 @@ async def start_like_porpoise(client: Client, saved: dict[str, Any]) -> Workflow
     return await client.start_workflow(
         BenchDiamond.run, id=f"raw-{uuid.uuid4().hex}", task_queue=TASK_QUEUE,
         search_attributes=sa.of_instance(saved["projectCode"], saved["code"], saved["name"], saved["version"]),
-        static_summary=f"{saved['name']} v{saved['version']} (START_PROCESS, run 1)",
+        static_summary=instance_summary(saved["name"], saved["version"]),
         priority=Priority(priority_key=DsPriority.MEDIUM.rank + 1), task_timeout=WORKFLOW_TASK_TIMEOUT)
 
 

@@ -36,6 +36,7 @@ from core.contracts import (
     Queries,
     RunInput,
     Updates,
+    instance_summary,
 )
 from core.operations_deadline import NoAnswer, update_within
 from core.settings import Settings
@@ -123,7 +124,8 @@ async def launch(client: Client, settings: Settings, run_input: RunInput,
         task_queue=settings.task_queue,
         search_attributes=sa.of_instance(definition.project_code, definition.code, definition.name,
                                          definition.version, schedule_time=run_input.schedule_time),
-        static_summary=f"{definition.name} v{definition.version} ({run_input.command_type}, run {run_input.run_times})",
+        static_summary=instance_summary(definition.name, definition.version, run_input.command_type,
+                                        run_input.run_times),
         priority=Priority(priority_key=run_input.instance_priority.rank + 1),
         task_timeout=WORKFLOW_TASK_TIMEOUT,
     )

@@ -22,6 +22,7 @@ from .run import (
     RunInput,
     TaskRequest,
     TaskResult,
+    instance_summary,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Signals",
     "TaskRequest",
     "TaskResult",
+    "instance_summary",
     "Updates",
     "WorkflowTypes",
 ]

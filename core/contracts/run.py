@@ -30,6 +30,12 @@ WORKFLOW_TYPE = WorkflowTypes.DS
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
+def instance_summary(name: str, version: int, command_type: str = "START_PROCESS", run_times: int = 1) -> str:
+    """The static summary the Temporal UI shows for a workflow instance the API starts: which
+    definition and version, which DS command, which run of the instance."""
+    return f"{name} v{version} ({command_type}, run {run_times})"
+
+
 class LostAttempt(BaseModel):
     """The last heartbeat of an attempt whose worker stopped answering."""
 

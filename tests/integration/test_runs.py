@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from temporalio.client import Client
 
 from api.app import create_app
 from core.settings import Settings
@@ -26,13 +27,16 @@ def five_task_dag(script: str = "true") -> list[dict]:
     return dsbuild.export("five", [dsbuild.task(n, f"echo {n}; {script}") for n in "abcde"], FIVE)
 
 
-async def test_five_task_dag_succeeds_with_every_node_and_logs(api: httpx.AsyncClient) -> None:
+async def test_five_task_dag_succeeds_with_every_node_and_logs(api: httpx.AsyncClient, client: Client) -> None:
     status = await run(api, five_task_dag())
     assert status["state"] == "SUCCESS"
     assert set(states(status).values()) == {"SUCCESS"}
     n = nodes(status)["d"]
     assert n["attempts"] == 1 and n["host"] and n["pid"] and n["startTime"] and n["endTime"]
     assert status["temporalUiUrl"].endswith(status["instanceId"])
+    # What the Temporal UI lists the instance as (core/contracts/run.py: instance_summary).
+    described = await client.get_workflow_handle(status["instanceId"]).describe()
+    assert await described.static_summary() == "five v1 (START_PROCESS, run 1)"
     log = await api.get(f"/runs/{status['instanceId']}/tasks/{n['code']}/log")
     assert log.status_code == 200 and "echo d" not in log.text and "\nd\n" in log.text
     tail = await api.get(f"/runs/{status['instanceId']}/tasks/{n['code']}/log", params={"tail": 10})
