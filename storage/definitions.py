@@ -146,8 +146,8 @@ class DefinitionStore:
             return Saved(stored, True)
 
     def get(self, code: int, version: int | None = None) -> WorkflowDefinition | None:
-        """Version ``version`` of the definition, or its latest; None if there is none. One prepared
-        statement, and a version read before is not validated again (:func:`parse`): every run start
+        """Version ``version`` of the definition, or its latest; None if there is none. One statement,
+        built once, and a version read before is not validated again (:func:`parse`): every run start
         reads it."""
         with self.engine.connect() as c:
             if version is None:
