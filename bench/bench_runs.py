@@ -244,8 +244,9 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
     if args.baseline_process:
         sides.append(("baseline_process", "dev", ""))
     sides += [("run", target, mode) for target in args.targets.split(",") for mode in args.events.split(",")]
+    ordered = sides[::-1] if reverse else sides
     measured: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for side in (sides[::-1] if reverse else sides):
+    for side in ordered:
         kind, target, mode = side
         if kind != "run":
             with Stack(kind="baseline") as stack:
@@ -258,7 +259,7 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
             measured[side] = {"target": target, "events": mode} | asyncio.run(
                 bench(stack, args.n, args.concurrency, args.dry_run))
     results = [measured[side] for side in sides if side[0] == "run"]
-    order = [side[0] if side[0] != "run" else f"{side[1]}/{side[2]}" for side in (sides[::-1] if reverse else sides)]
+    labels = {side: side[0] if side[0] != "run" else f"{side[1]}/{side[2]}" for side in sides}
     baseline = measured.get(("baseline", "dev", ""))
     if baseline is None:
         for r in results[1:]:
@@ -269,9 +270,8 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
             }
         return {"runs": results[0] if len(results) == 1 else results}
     # Every side's runs that ended SUCCESS, "succeeded/n": a later round's full results are not kept.
-    succeeded = {label: f"{measured[side]['succeeded']}/{measured[side]['n']}"
-                 for label, side in zip(order, sides[::-1] if reverse else sides, strict=True)}
-    out: dict[str, Any] = {"order": order, "succeeded": succeeded, "baseline": baseline}
+    succeeded = {labels[side]: f"{measured[side]['succeeded']}/{measured[side]['n']}" for side in ordered}
+    out: dict[str, Any] = {"order": [labels[side] for side in ordered], "succeeded": succeeded, "baseline": baseline}
     for r in results:
         r["vs_baseline"] = versus(r, baseline)
     out["runs"] = results
