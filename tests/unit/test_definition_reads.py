@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core import payload_budget
+from model.definition import WorkflowDefinition
 from model.formats import parse_document
 from storage.definitions import PARSED_MAX_CHARS, DefinitionStore
 from tests import dsbuild
@@ -18,7 +19,7 @@ from tests import dsbuild
 LIMIT, LOGS = 2 * 1024 * 1024, "/var/log/porpoise"
 
 
-def _definition(code: int, script: str = "true", tasks: int = 2):  # type: ignore[no-untyped-def]
+def _definition(code: int, script: str = "true", tasks: int = 2) -> WorkflowDefinition:
     names = [f"t{i}" for i in range(tasks)]
     (d,) = parse_document(dsbuild.export("wf", [dsbuild.task(n, script) for n in names],
                                          [(None, n) for n in names], code=code))
@@ -70,7 +71,7 @@ def test_the_payload_measure_is_kept_while_its_definition_lives(monkeypatch: pyt
     measured: list[int] = []
     real = payload_budget._measure
 
-    def counted(definition, log_dir):  # type: ignore[no-untyped-def]
+    def counted(definition: WorkflowDefinition, log_dir: str) -> payload_budget.Footprint:
         measured.append(definition.code)
         return real(definition, log_dir)
 
