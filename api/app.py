@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from core.heap import freeze_startup_heap
 from core.settings import Settings, get_settings
 from services.context import Services
 from services.schemas import Health
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_heap()  # the app is built: full collections no longer walk it
         yield
         app.state.porpoise.dispose()
         app.state.security.dispose()

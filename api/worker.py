@@ -33,6 +33,7 @@ from activities.events.sinks import EventSink, OutboxOnlySink, PulsarSink, Topic
 from activities.log_budget import run_log_sweeper
 from activities.logs import configure_task_logs
 from core.events import EventType
+from core.heap import freeze_startup_heap
 from core.settings import Settings, get_settings
 from core.temporal import connect, host_task_queue
 from core.worker_groups import DEFAULT_GROUP, check_name, group_task_queue
@@ -238,6 +239,7 @@ async def run_worker(settings: Settings, groups: list[str] | None = None) -> Non
             await running.enter_async_context(w)
         log.info("worker of groups %s polling task queues %s at %s", ", ".join(groups),
                  ", ".join(w.task_queue for w in (worker, *others, *hosts)), settings.temporal_address)
+        freeze_startup_heap()  # start-up is done: full collections no longer walk its objects
         await stop.wait()
     for interceptor in worker.config().get("interceptors") or []:
         if isinstance(interceptor, EventsInterceptor):
