@@ -152,9 +152,14 @@ class GroupCommit:
 
     async def append(self, events: Sequence[LifecycleEvent]) -> None:
         """Commit ``events``; cancelling the wait does not withdraw them (a re-send is harmless)."""
+        await self.append_soon(events)
+
+    def append_soon(self, events: Sequence[LifecycleEvent]) -> asyncio.Future[None]:
+        """Queue ``events`` for the writer; the future, of the running event loop, is done when they
+        are committed. Cancelling it, or setting its result first, does not withdraw them."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._submit(events, done)
-        await done
+        return done
 
     def append_blocking(self, events: Sequence[LifecycleEvent], timeout: float) -> None:
         """Commit ``events`` from any thread but an event loop's, waiting at most ``timeout`` seconds
