@@ -11,7 +11,10 @@ and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpois
 --baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
 "ratios_process" and each run's "vs_baseline_process"). --rounds R measures every side R times,
 alternating the order (the machine drifts from one stack to the next), and adds "rounds" (each one's
-order, runs that succeeded and ratios) and "ratios_median"; the rest of the JSON is the first round's.
+order, runs that succeeded, ratios, and each side's wf/s and CPU per run) and "ratios_median"; the rest
+of the JSON is the first round's. With "off" and another events mode, each round also has
+"events_cost": that mode against "off" of the same round, as throughput lost and as CPU per run added
+(with "events_cost_median").
 
 Each stack keeps its files (the server's SQLite file, task logs, the outbox) in a fresh directory
 under $TMPDIR, and each result's "data_dir" says where, on what file system, and what creating a
@@ -226,12 +229,16 @@ def main() -> None:
     rounds = [one_round(args, reverse=i % 2 == 1) for i in range(args.rounds)]
     out = rounds[0]
     if args.rounds > 1:
-        out["rounds"] = [{k: r[k] for k in ("order", "succeeded", "ratios", "ratios_process") if k in r}
-                         for r in rounds]
+        out["rounds"] = [{k: r[k] for k in ("order", "succeeded", "ratios", "ratios_process", "sides", "events_cost")
+                          if k in r} for r in rounds]
         for key in ("ratios", "ratios_process"):
             if key in out:
                 out[f"{key}_median"] = {mode: round(statistics.median(r[key][mode] for r in rounds), 3)
                                         for mode in out[key]}
+        if "events_cost" in out:
+            out["events_cost_median"] = {
+                mode: {k: round(statistics.median(r["events_cost"][mode][k] for r in rounds), 3) for k in by}
+                for mode, by in out["events_cost"].items()}
     print(json.dumps(out if args.baseline else out["runs"], indent=2))
 
 
@@ -276,6 +283,12 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
         r["vs_baseline"] = versus(r, baseline)
     out["runs"] = results
     out["ratios"] = {r["events"]: r["vs_baseline"]["workflows_per_s_ratio"] for r in results}
+    # What a later round keeps of each side: its rate and CPU per run.
+    out["sides"] = {labels[side]: {k: measured[side][k] for k in ("workflows_per_s", "cpu_ms_per_run")}
+                    for side in ordered}
+    cost = events_cost(results)
+    if cost:
+        out["events_cost"] = cost
     baseline_process = measured.get(("baseline_process", "dev", ""))
     if baseline_process is not None:
         for r in results:
@@ -283,6 +296,19 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
         out["baseline_process"] = baseline_process
         out["ratios_process"] = {r["events"]: r["vs_baseline_process"]["workflows_per_s_ratio"] for r in results}
     return out
+
+
+def events_cost(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """What each events mode costs against ``off`` of the same round, paired (the machine drifts
+    between rounds more than the events cost): the throughput lost, and the CPU per run added as a
+    share of ``off``'s (the machine is CPU-bound, so this is the throughput the CPU alone predicts)."""
+    off = next((r for r in results if r["target"] == "dev" and r["events"] == "off"), None)
+    if off is None:
+        return {}
+    off_cpu = sum(off["cpu_ms_per_run"].values())
+    return {r["events"]: {"throughput": round(1 - r["workflows_per_s"] / off["workflows_per_s"], 3),
+                          "cpu": round(sum(r["cpu_ms_per_run"].values()) / off_cpu - 1, 3)}
+            for r in results if r["target"] == "dev" and r["events"] != "off"}
 
 
 def versus(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:

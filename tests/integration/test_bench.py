@@ -52,6 +52,10 @@ def test_bench_runs_baseline_prints_both_and_the_ratio(tmp_path: Path) -> None:
     assert result["ratios_median"]["default"] == pytest.approx(
         (first["ratios"]["default"] + second["ratios"]["default"]) / 2, abs=0.002)
     assert set(result["ratios_process_median"]) == {"default"}
+    # Each round keeps every side's rate and CPU per run (the first round's are the full results).
+    assert first["sides"]["dev/default"]["workflows_per_s"] == runs[0]["workflows_per_s"]
+    assert all(set(r["sides"]) == set(first["order"]) for r in (first, second))
+    assert "events_cost" not in result  # only with "off" and another events mode
     assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
 
 
