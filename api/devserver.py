@@ -39,6 +39,15 @@ def search_attribute_args() -> list[str]:
     return args
 
 
+# The dev server rereads its search attributes from its database whenever it reads them (it sets
+# system.forceSearchAttributesCacheRefreshOnRead), so that one created a moment ago can be used at
+# once. That was 16 reads of cluster metadata and 5 of the namespace per run of the 5-task diamond,
+# and 3.4 ms of the server's CPU (docs/performance.md). Porpoise registers every search attribute it
+# uses when the server starts (above), so the server may keep its cache. One created later with
+# `temporal operator search-attribute create` is usable once that cache refreshes.
+SEARCH_ATTRIBUTE_CACHE_ARGS = ["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false"]
+
+
 def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 8233, headless: bool = False,
                       namespace: str = "default", log_level: str = "warn", codec_endpoint: str = "",
                       metrics_port: int | None = None) -> list[str]:
@@ -59,7 +68,7 @@ def devserver_command(*, db_file: Path | None, port: int = 7233, ui_port: int = 
             os.chmod(db_file, 0o600)  # made 0644 by a server started before this rule
         cmd += ["--db-filename", str(db_file),
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    return cmd + search_attribute_args()
+    return cmd + search_attribute_args() + SEARCH_ATTRIBUTE_CACHE_ARGS
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.devserver import temporal_binary
+from api.devserver import SEARCH_ATTRIBUTE_CACHE_ARGS, temporal_binary
 from api.worker import build_worker
 from core import search_attributes as sa
 from core.settings import Settings
@@ -99,6 +99,7 @@ async def temporal_env(data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(sa.ALL),
+        dev_server_extra_args=SEARCH_ATTRIBUTE_CACHE_ARGS,  # as `porpoise up` starts it (api/devserver.py)
         # encrypted payloads, the key ring in data_dir (as every Porpoise process does)
         data_converter=data_converter(Settings(data_dir=data_dir, dev_mode=True)),  # type: ignore[call-arg]
     )
