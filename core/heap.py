@@ -12,11 +12,10 @@ from __future__ import annotations
 import gc
 
 
-def freeze_startup_heap() -> int:
-    """Collect start-up's garbage, then freeze what is left; returns how many objects were frozen.
+def freeze_startup_heap() -> None:
+    """Collect start-up's garbage, then freeze what is left.
 
     Call once, when the process is about to serve (its imports and long-lived objects made). Garbage
     made before the call is collected first, so none of it is kept for good."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
