@@ -117,9 +117,9 @@ class TaskEvents(ActivityInboundInterceptor):
 
         def tick() -> None:  # runs in the attempt's context (call_later copies it): heartbeat works
             nonlocal timer
-            left = deadline - loop.time()
             if committed.done():
                 return
+            left = deadline - loop.time()
             if left <= 0:
                 committed.set_exception(TimeoutError(f"the outbox did not commit within {self.bound:g}s"))
                 return
