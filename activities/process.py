@@ -17,10 +17,13 @@ Why it is built like this:
   (masked there), so a long task's log can be tailed live, and a chatty task can't grow the worker's
   memory. Only ``${setValue(k=v)}`` lines (reference §6.4) are kept, and only until their ``)}``.
   Background grandchildren that keep writing after the task exited are not waited for.
-* A heartbeat carrying ``{host, log_path, attempt, queue}`` goes out just before the start (so a lost
-  attempt comes back to this host), then with the ``pid``, then every few seconds.
-  It is what lets the API show where a running task lives, and it is the only way Temporal can deliver
-  a cancellation (stop, start-to-close timeout) to the activity (temporal-notes B4).
+* A heartbeat carrying ``{pid, host, log_path, attempt, queue}`` goes out once the task has run for
+  ``FIRST_BEAT_SECONDS``, then every few seconds. It is what lets the API show where a running task
+  lives, and it is the only way Temporal can deliver a cancellation (stop, start-to-close timeout) to
+  the activity (temporal-notes B4). A task that ends sooner sends none: a heartbeat RPC per task was
+  a steady share of the server's work per run (docs/performance.md). Where an attempt lost before
+  its first beat ran is read from the server's record of it instead (activities/lost_attempts.py),
+  so it still comes back to this host.
 * On a stop or timeout (:class:`asyncio.CancelledError`) the group gets SIGTERM,
   ``kill_grace_seconds`` to clean up, then SIGKILL, and the runner waits until no live member is left
   before re-raising the cancellation. A worker shutdown does not kill it: the next attempt
@@ -56,6 +59,7 @@ from core.contracts import TaskRequest, TaskResult
 WORKER_SHUTDOWN = "WorkerShutdown"  # what sdk-core reports for a shutdown, too: a lost worker, not a failure
 TASK_FAILED = "TaskFailed"  # ApplicationError.type of a task that ran and failed: retryable per RetryPolicy
 HEARTBEAT_INTERVAL = 5.0  # seconds; the SDK throttles further (0.8 x heartbeat_timeout)
+FIRST_BEAT_SECONDS = 1.0  # a task's first heartbeat (its pid), if it is still running by then
 READ_CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024  # a longer line is logged in pieces rather than held in memory
 FREE_BYTES = 8 * 1024 * 1024  # raw output consumed past this is punched out of the .out file
@@ -344,11 +348,13 @@ class OutputFollower:
         self.log.flush()
 
 
-async def heartbeat_every(interval: float, details: Mapping[str, Any]) -> None:
-    """Heartbeat ``details`` every ``interval`` seconds until cancelled (run it as a task)."""
+async def heartbeat_every(interval: float, details: Mapping[str, Any], first: float | None = None) -> None:
+    """Heartbeat ``details`` after ``first`` seconds (default ``interval``), then every ``interval``
+    seconds, until cancelled (run it as a task)."""
+    await asyncio.sleep(interval if first is None else first)
     while True:
-        await asyncio.sleep(interval)
         activity.heartbeat(dict(details))
+        await asyncio.sleep(interval)
 
 
 def heartbeat_interval() -> float:
@@ -475,7 +481,8 @@ async def watch_process(
         collector.values.update(rec.progress.get("set_values") or {})
         log.note(f"output before byte {start} is in the lost attempt's log")
     follower = OutputFollower(output, log, collector, rec.path, start)
-    beat = asyncio.create_task(heartbeat_every(heartbeat_interval(), details))
+    interval = heartbeat_interval()
+    beat = asyncio.create_task(heartbeat_every(interval, details, first=min(FIRST_BEAT_SECONDS, interval)))
     try:
         final = await _follow(rec, follower, supervisor)
     except asyncio.CancelledError:
@@ -555,13 +562,10 @@ async def run_process(
     for stale in (record, output):  # a workflow reset may re-run an attempt number
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    if request is not None:
-        # Say where this attempt runs before anything can start: should this worker die within
-        # milliseconds of the start, the workflow still sends the next attempt to this host's queue,
-        # where the process (if it started) can be found, never to another host that would run it
-        # again. The pid follows in the next beat (throttled: up to 5 s later, api/worker.py).
-        activity.heartbeat(heartbeat_details(request, log.path, None))
-    # From the request to the zygote on, the process may exist: a cancellation must find it and kill it.
+    # No heartbeat before the start: should this worker die within milliseconds of it, the workflow
+    # reads this attempt's host from the server's record of who took it (activities/lost_attempts.py)
+    # and still sends the next attempt to this host's queue, never to another host that would run the
+    # task again. From the request to the zygote on, the process may exist: a cancellation must find it and kill it.
     starting = asyncio.ensure_future(_start(record, output, argv, cwd, env))
     try:
         supervisor, rec = await asyncio.shield(starting)
@@ -589,7 +593,6 @@ async def run_process(
                else {"pid": pid, "host": host, "log_path": str(log.path)})
     log.note(f"started pid={pid} pgid={rec.pgid} cwd={cwd} (record {record.name})")
     log.flush()
-    activity.heartbeat(details)
     return await watch_process(rec, log=log, output=output, kill_grace_seconds=kill_grace_seconds,
                                label=label, details=details, supervisor=supervisor)
 

@@ -53,6 +53,7 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.datax.activity import datax_activities
     from activities.definitions import DefinitionActivities
     from activities.http_task import run_http
+    from activities.lost_attempts import find_lost_attempt
     from activities.python_task import run_python
     from activities.shell import run_shell
     from activities.sql_task import sql_activities
@@ -61,7 +62,7 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
 
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)
-    acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch,
+    acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch, find_lost_attempt,
                                       definitions.load_definition, *sql_activities(settings),
                                       *datax_activities(settings)]
     from activities.task_group import semaphore_dead_holders, semaphore_signal_with_start
@@ -170,7 +171,10 @@ def build_worker(client: Client, settings: Settings, outbox: Outbox | None = Non
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=acts,
+        # Serving no default group, it polls no activity on the shared queue, but a workflow's local
+        # activities still run in the worker that runs the workflow.
+        activities=acts if default_group else local_activities(),
+        no_remote_activities=not default_group,
         interceptors=interceptors,
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         workflow_runner=runner,
@@ -188,6 +192,14 @@ def shared_queue_activities(settings: Settings, client: Client, *, default_group
     """What a process polls on the shared task queue: every activity when it serves the default group,
     none otherwise (see build_worker)."""
     return activities(settings, client) if default_group else []
+
+
+def local_activities() -> list[Callable[..., Any]]:
+    """The local activities a workflow runs in the worker that runs it, whatever groups it serves."""
+    from activities.lost_attempts import find_lost_attempt
+    from activities.switch import evaluate_switch
+
+    return [evaluate_switch, find_lost_attempt]
 
 
 def build_group_worker(client: Client, settings: Settings, main: Worker, group: str) -> Worker:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import socket
 import time
 
@@ -35,6 +36,7 @@ from temporalio.service import RetryConfig, TLSConfig
 from .codec import codec_for
 from .contracts import InstanceStatus
 from .settings import Settings
+from .worker_groups import host_queue
 
 log = logging.getLogger("porpoise.temporal")
 MAX_BACKOFF_MILLIS = 2000  # between retries of one call: a restarted server is noticed within 2 s
@@ -75,7 +77,7 @@ async def connect(settings: Settings, *, interactive: bool = False) -> Client:
         try:
             return await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace,
-                data_converter=data_converter(settings),
+                data_converter=data_converter(settings), identity=worker_identity(),
                 tls=tls_config(settings), api_key=api_key(settings),
                 retry_config=retry_config(settings.temporal_retry_seconds))
         except RuntimeError as e:  # "Failed client connect": nothing listens (yet)
@@ -90,7 +92,19 @@ def host_task_queue(task_queue: str) -> str:
     """This host's own task queue next to the shared ``task_queue`` (samples-python
     ``worker_specific_task_queues``): every worker process on the host polls it, so the next attempt of
     a task whose worker died comes back to the host that holds its process (activities/process.py)."""
-    return f"{task_queue.split('@', 1)[0]}@{socket.gethostname()}"
+    return host_queue(task_queue, socket.gethostname())
+
+
+def worker_identity() -> str:
+    """``pid@host``, the identity a worker gives Temporal (the SDK's default, said once here). The
+    server records it in each activity's started event, and that is how the workflow learns on which
+    host an attempt that never heartbeat was lost (activities/lost_attempts.py): keep the host last."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def identity_host(identity: str) -> str:
+    """The host of a :func:`worker_identity` ('' when it names none)."""
+    return identity.rpartition("@")[2] if "@" in identity else ""
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

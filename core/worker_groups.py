@@ -53,6 +53,12 @@ def group_task_queue(task_queue: str, group: str) -> str:
     return task_queue if group == DEFAULT_GROUP else f"{task_queue}-{group}"
 
 
+def host_queue(task_queue: str, host: str) -> str:
+    """``host``'s own task queue next to ``task_queue`` (a shared or a group queue): where the attempt
+    after a lost one goes, to find the process the lost worker left on ``host``."""
+    return f"{task_queue.split('@', 1)[0]}@{host}"
+
+
 def is_heavy_datax(task_params: Mapping[str, Any], min_xmx_gb: int) -> bool:
     """A DataX job that should leave the default group when ``datax_worker_group`` is set: the task
     says ``runOn: k8s``, or does not say ``local`` and asks ``xmx`` >= ``min_xmx_gb`` (the same

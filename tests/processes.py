@@ -21,7 +21,7 @@ def gone(pid: int) -> bool:
 
 async def pid_beat(beats: Callable[[], Iterable[dict[str, Any]]], timeout: float = 10.0) -> dict[str, Any]:
     """The first heartbeat (among ``beats()``, read again until one appears) that names the started
-    process: a task's first beat goes out before its process starts and names none."""
+    process."""
     deadline = time.monotonic() + timeout
     while (found := next((b for b in beats() if b.get("pid")), None)) is None:
         assert time.monotonic() < deadline, "no heartbeat with a pid"

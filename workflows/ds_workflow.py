@@ -37,9 +37,11 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts import (
         WORKFLOW_TASK_TIMEOUT,
         Activities,
+        AttemptOrigin,
         CarriedState,
         InstanceStatus,
         LostAttempt,
+        LostAttemptQuery,
         NodeStatus,
         RunInput,
         Signals,
@@ -74,6 +76,8 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # A lost worker (docs/reliability.md): its attempt fails to the workflow at once (not retried by
 # Temporal, which would count it as a DS retry) and is re-scheduled on its host's own task queue.
 LOST_WORKER_TYPES = ("TemporalTimeout:Heartbeat", "WorkerShutdown")
+# Task types whose process can outlive its worker: a lost attempt of theirs goes back to its host.
+OUTLIVES_WORKER = frozenset({"SHELL", "PYTHON", "DATAX"})
 LOST_WORKER_WAIT = timedelta(minutes=5)  # how long a lost attempt's host gets to poll again
 MAX_HISTORY_EVENTS = 3500
 NO_TIMEOUT = timedelta(days=30)  # DS tasks have no timeout unless one is configured
@@ -583,10 +587,20 @@ class DsWorkflow(LogicNodes):
                     if resumable and not self._must_die(code):
                         lost = _lost_attempt(e, offset, request.lost_attempt)
                         if lost is not None:  # the worker died: same task, no DS retry used
-                            if lost.attempt > offset:  # it heartbeat: Temporal retries before it were failures
+                            lost_queue = _heartbeat_field(e, "queue")
+                            if (task.task_type in OUTLIVES_WORKER and request.lost_attempt is None
+                                    and _timed_out(e, TimeoutType.HEARTBEAT)
+                                    and patches.patched(patches.LOST_ATTEMPT_FROM_HISTORY)):
+                                found = await self._lost_attempt_origin(e, offset, lost, group_queue)
+                                if self._must_die(code):  # stopped meanwhile: nothing is scheduled again
+                                    self._activity_failed(code, task, e, offset=offset, attempts_left=attempts_left)
+                                    return
+                                if found is not None:
+                                    lost, lost_queue = found
+                            if lost.attempt > offset:  # Temporal retries before it were failures
                                 attempts_left -= lost.attempt - offset - 1
                                 offset = lost.attempt
-                                queue = _heartbeat_field(e, "queue") or group_queue
+                                queue = lost_queue or group_queue
                                 on_host = queue != group_queue
                             else:  # lost before its first heartbeat: it never got going, keep the old link
                                 offset += 1
@@ -610,6 +624,36 @@ class DsWorkflow(LogicNodes):
         recovered = {"recovery": result.recovery} if result.recovery else {}
         dag.finish(code, TaskState.SUCCESS, now, attempts=result.attempt, host=result.host,
                    pid=result.pid, log_path=result.log_path, var_pool=pool, **recovered)
+
+    async def _lost_attempt_origin(self, e: ActivityError, offset: int, lost: LostAttempt,
+                                   group_queue: str | None) -> tuple[LostAttempt, str] | None:
+        """The attempt that timed out on heartbeat and its host's queue, as the server recorded them
+        when a worker took it (activities/lost_attempts.py). An attempt no longer heartbeats before its
+        process starts, so the last heartbeat may be an earlier attempt's, or none. None when the
+        history cannot say: the caller keeps what the heartbeat said."""
+        if not e.started_event_id:
+            return None
+        info = workflow.info()
+        try:
+            origin: AttemptOrigin | None = await workflow.execute_local_activity(
+                Activities.FIND_LOST_ATTEMPT,
+                LostAttemptQuery(workflow_id=info.workflow_id, run_id=info.run_id,
+                                 started_event_id=e.started_event_id),
+                result_type=AttemptOrigin | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+                summary=f"where attempt {e.activity_id} ran (event {e.started_event_id})",
+            )
+        except ActivityError:
+            return None
+        if origin is None:
+            return None
+        attempt = offset + origin.attempt
+        if lost.attempt == attempt:  # its own heartbeat: it says more (pid, log, a DataX Kubernetes job)
+            return lost, _heartbeat_field(e, "queue") or worker_groups.host_queue(group_queue or info.task_queue,
+                                                                                 origin.host)
+        return (LostAttempt(attempt=attempt, host=origin.host),
+                worker_groups.host_queue(group_queue or info.task_queue, origin.host))
 
     def _group(self, task: TaskDefinition) -> str:
         """The worker group the task instance runs in (DS's rule, core/worker_groups.py); a heavy DataX

@@ -31,6 +31,8 @@ BOUNDED_ACTIVATIONS = "bounded-activations"
 STOP_DEADLINE = "stop-deadline"
 # Tasks of a worker group other than default are scheduled on that group's task queue.
 WORKER_GROUPS = "worker-groups"
+# A task's attempt lost before it heartbeat is found in the history: its host and attempt number.
+LOST_ATTEMPT_FROM_HISTORY = "lost-attempt-from-history"
 
 ALL = "porpoise-patches-1"
 COVERED = frozenset({SUB_PROCESS_LIMITS, INSTANCE_EVENTS_BY_WORKER, LOST_WORKER, BOUNDED_ACTIVATIONS,

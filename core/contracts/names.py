@@ -26,6 +26,7 @@ class Activities:
     LOAD_INSTANCE_STATUS: Final = "load_instance_status"
     CHECK_DEPENDENT: Final = "check_dependent"
     EVALUATE_SWITCH: Final = "evaluate_switch"  # local activity
+    FIND_LOST_ATTEMPT: Final = "find_lost_attempt"  # local activity (activities/lost_attempts.py)
     SEND_ALERTS: Final = "send_alerts"
     APPEND_EVENTS: Final = "append_events"  # local activity (workflows/lifecycle.py)
     SEMAPHORE_SIGNAL_WITH_START: Final = "semaphore_signal_with_start"

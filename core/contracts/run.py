@@ -46,6 +46,22 @@ class LostAttempt(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)  # the whole last heartbeat (e.g. a DataX k8s_job)
 
 
+class LostAttemptQuery(BaseModel):
+    """Which attempt to look up: the started event of the activity attempt that timed out."""
+
+    workflow_id: str
+    run_id: str
+    started_event_id: int
+
+
+class AttemptOrigin(BaseModel):
+    """Where and which an attempt was, as the server recorded when a worker took it (its started
+    event): Temporal's attempt number of the schedule and the host of the worker's identity."""
+
+    attempt: int
+    host: str
+
+
 class TaskRequest(BaseModel):
     """What an activity needs to run one task instance. No secrets: those resolve inside the activity."""
 

@@ -186,8 +186,8 @@ async def _lost(stack: GroupStack, tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while not list((tmp_path / "logs").rglob("*.proc")):  # the task's process is recorded
             assert time.monotonic() < deadline, "the etl task never started"
-            await asyncio.sleep(0.3)
-        stack.kill_worker("etl-worker")
+            await asyncio.sleep(0.05)
+        stack.kill_worker("etl-worker")  # most likely before the task's first heartbeat (1 s)
         await asyncio.sleep(1)
         stack.start_worker("etl-worker-2", "--no-default", "--group", "etl")
         run = await wait_run(api, instance, 110)
@@ -201,8 +201,17 @@ async def _lost(stack: GroupStack, tmp_path: Path) -> None:
     assert node["recovery"], node
     # Where Temporal scheduled it: the etl group's queue, then the etl queue of this host.
     client = await connect(stack.settings)
-    queues = [e.activity_task_scheduled_event_attributes.task_queue.name
-              async for e in client.get_workflow_handle(instance).fetch_history_events()
+    events = [e async for e in client.get_workflow_handle(instance).fetch_history_events()]
+    queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in events
               if e.HasField("activity_task_scheduled_event_attributes")]
     etl = f"{stack.settings.task_queue}-etl"
     assert queues == [etl, f"{etl}@{socket.gethostname()}"], queues
+    # Which host and attempt were lost came from the server's record of the worker that took the
+    # attempt (activities/lost_attempts.py, a local activity), not from a heartbeat: the worker was
+    # killed within the task's first second, before any.
+    timed_out = next(e.activity_task_timed_out_event_attributes for e in events
+                     if e.HasField("activity_task_timed_out_event_attributes"))
+    assert not timed_out.failure.timeout_failure_info.last_heartbeat_details.payloads, timed_out
+    looked_up = [e for e in events if e.HasField("marker_recorded_event_attributes")
+                 and e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    assert len(looked_up) == 1, looked_up

@@ -47,12 +47,16 @@ def groups() -> Iterator[list[int]]:
 
 
 async def start_and_lose_worker(tmp_path: Path, script: str, groups: list[int]) -> dict[str, Any]:
-    """Attempt 1 starts the script; then its worker shuts down. Returns attempt 1's first heartbeat."""
+    """Attempt 1 starts the script; then its worker shuts down. Returns where attempt 1 ran (its
+    process record: a task lost within its first second has sent no heartbeat)."""
     env = ActivityEnvironment()
-    beats: list[Any] = []
-    env.on_heartbeat = lambda *d: beats.append(d[0])
     task = asyncio.create_task(env.run(run_shell, request(tmp_path, script)))
-    started = await pid_beat(lambda: beats)
+    log = tmp_path / "logs" / f"{CODE}.1.log"
+    deadline = time.monotonic() + 10
+    while (rec := read_record(log.with_suffix(".proc"))) is None or rec.started is None:
+        assert time.monotonic() < deadline, "attempt 1 never started its process"
+        await asyncio.sleep(0.02)
+    started = {"pid": int(rec.started["pid"]), "host": rec.started["host"], "log_path": str(log)}
     groups.append(started["pid"])
     env.cancel(ActivityCancellationDetails(worker_shutdown=True))
     with pytest.raises(ApplicationError) as info:

@@ -23,7 +23,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.process import SetValueCollector
+from activities.process import SetValueCollector, read_record
 from activities.python_task import run_python
 from activities.shell import run_shell
 from core.contracts import TaskRequest, TaskResult
@@ -181,15 +181,23 @@ async def test_param_substitution_and_crlf(tmp_path: Path) -> None:
     assert "\r" not in (tmp_path / "logs" / f"{CODE}.1.sh").read_text()
 
 
-async def test_heartbeats_report_host_queue_before_the_start_then_the_pid(tmp_path: Path) -> None:
+async def test_a_task_shorter_than_the_first_beat_sends_no_heartbeat(tmp_path: Path) -> None:
+    # No RPC per task for the short ones: a lost attempt's host comes from the server's record of
+    # who took it (activities/lost_attempts.py), not from a beat before the start.
     rec = Recorder()
     result = await rec.run(run_shell, request(tmp_path, "echo hi\n"))
+    assert result.exit_code == 0
+    assert rec.beats == []
+
+
+async def test_the_first_heartbeat_says_where_the_process_runs(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("activities.process.FIRST_BEAT_SECONDS", 0.1)
+    rec = Recorder()
+    result = await rec.run(run_shell, request(tmp_path, "sleep 1\n"))
     where = {"host": result.host, "log_path": result.log_path, "attempt": 1,
              "queue": f"test@{result.host}"}  # the workflow re-schedules a lost attempt there
-    # The first beat goes out before the process can exist, so a worker killed right after the
-    # start still left its host queue behind; the pid comes next.
-    assert rec.beats[0][0] == {"pid": None, **where}
-    assert rec.beats[1][0] == {"pid": result.pid, **where}
+    assert rec.beats[0][0] == {"pid": result.pid, **where}
 
 
 async def test_heartbeats_keep_coming_while_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +205,7 @@ async def test_heartbeats_keep_coming_while_running(tmp_path: Path, monkeypatch:
     rec = Recorder()
     await rec.run(run_shell, request(tmp_path, "sleep 1\n"))
     assert len(rec.beats) >= 4
-    assert all(b[0]["pid"] == rec.beats[1][0]["pid"] for b in rec.beats[1:])
+    assert all(b[0]["pid"] == rec.beats[0][0]["pid"] is not None for b in rec.beats)
 
 
 async def test_cancel_terminates_process_group(tmp_path: Path, groups: list[int]) -> None:
@@ -252,8 +260,11 @@ async def test_cancel_kills_children_that_ignore_sigterm(tmp_path: Path, groups:
 async def test_background_process_holding_stdout_does_not_block(tmp_path: Path, groups: list[int]) -> None:
     rec = Recorder()
     task = asyncio.create_task(rec.run(run_shell, request(tmp_path, "sleep 60 &\necho done\n")))
-    groups.append((await rec.pid_beat())["pid"])
-    result = await asyncio.wait_for(task, timeout=15)
+    try:
+        result = await asyncio.wait_for(task, timeout=15)
+    finally:
+        if (started := read_record(tmp_path / "logs" / f"{CODE}.1.proc")) and started.started:
+            groups.append(int(started.started["pgid"]))  # the background sleep is killed at teardown
     assert result.exit_code == 0
     text = Path(result.log_path).read_text()
     assert "done\n" in text

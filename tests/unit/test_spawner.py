@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -117,16 +118,24 @@ def test_the_zygote_ends_with_its_worker_and_leaves_the_task_running(tmp_path: P
         worker.wait()
 
 
-async def test_a_stop_during_the_spawn_still_kills_the_task(tmp_path: Path) -> None:
-    """Cancelled while the zygote forks (at the heartbeat sent just before, so before the worker
-    knows a pid): the start is awaited to its end and the task's group killed, never left running."""
+async def test_a_stop_during_the_spawn_still_kills_the_task(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled while the zygote forks (as the spawn request goes out, so before the worker knows a
+    pid): the start is awaited to its end and the task's group killed, never left running."""
     from temporalio.testing import ActivityEnvironment
 
+    from activities.process import ZYGOTE
     from activities.shell import run_shell
     from core.contracts import TaskRequest
 
     env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: env.cancel() if details[0].get("pid") is None else None
+    spawn = ZYGOTE.spawn
+
+    async def cancelled_while_spawning(*args: Any, **kwargs: Any) -> Any:
+        env.cancel()
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(ZYGOTE, "spawn", cancelled_while_spawning)
     request = TaskRequest(instance_id="wf-z", task_code=5, task_name="t", task_type="SHELL",
                           task_params={"rawScript": "sleep 300\n"}, log_dir=str(tmp_path / "logs"),
                           kill_grace_seconds=1)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 from temporalio.activity import _Definition
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.worker import served_groups, shared_queue_activities
+from api.worker import local_activities, served_groups, shared_queue_activities
 from core.settings import Settings
-from core.worker_groups import check_name, group_task_queue, is_heavy_datax, task_group
+from core.temporal import identity_host, worker_identity
+from core.worker_groups import check_name, group_task_queue, host_queue, is_heavy_datax, task_group
 from model.task_types import ACTIVITY_TYPES
 from services.schemas import StartRun
 
@@ -31,6 +34,18 @@ def test_queue_names_match_the_chart() -> None:
     assert group_task_queue("porpoise", "default") == "porpoise"
     assert group_task_queue("porpoise", "") == "porpoise"
     assert group_task_queue("porpoise", "etl") == "porpoise-etl"
+
+
+def test_a_lost_attempts_host_queue_from_the_workers_identity() -> None:
+    """The workflow sends the attempt after a lost one to the host in the identity of the worker that
+    took it (activities/lost_attempts.py), on the queue the lost attempt was on."""
+    host = identity_host(worker_identity())
+    assert host and worker_identity() == f"{os.getpid()}@{host}"
+    assert identity_host("4242@node-7.example") == "node-7.example"
+    assert identity_host("no host here") == ""
+    assert host_queue("porpoise", "node-7") == "porpoise@node-7"
+    assert host_queue("porpoise-etl", "node-7") == "porpoise-etl@node-7"
+    assert host_queue("porpoise-etl@node-1", "node-7") == "porpoise-etl@node-7"
 
 
 @pytest.mark.parametrize("bad", ["", "a@b", "has space", "-lead", "x" * 64])
@@ -90,3 +105,10 @@ def test_a_no_default_worker_polls_no_activity_on_the_shared_queue(tmp_path: obj
     names = {_Definition.must_from_callable(a).name for a in default}
     assert names >= ACTIVITY_TYPES
     assert {"load_definition", "evaluate_switch", "send_alerts"} <= names
+
+
+def test_a_worker_of_no_default_group_still_runs_the_workflows_local_activities() -> None:
+    """It runs workflows but polls no activity on the shared queue; a local activity runs in the
+    worker that runs the workflow, so it must have them (api/worker.py: build_worker)."""
+    names = {_Definition.must_from_callable(a).name for a in local_activities()}
+    assert names == {"evaluate_switch", "find_lost_attempt"}
