@@ -298,8 +298,10 @@ async def complement(r: Recorder) -> None:
 
 
 async def lost_worker(tmp: Path) -> list[Path]:
-    """A worker killed with -9 while its task runs; the next worker's attempt re-attaches to the task
-    process (issue 16 item 2). Real processes, on a stack of their own (tests/chaos)."""
+    """A worker killed with -9 while its task runs, before the task's first heartbeat; the workflow
+    reads where the attempt ran from its history (a local activity) and the next worker's attempt
+    re-attaches to the task process (issue 16 item 2). Real processes, on a stack of their own
+    (tests/chaos)."""
     from tests.chaos.conftest import ChaosStack
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -318,7 +320,10 @@ async def lost_worker(tmp: Path) -> list[Path]:
                                                               dsbuild.task("after")], [(None, "t"), ("t", "after")]))
             instance = await start(api, saved["code"])
             await wait(api, instance, 60, until=lambda s: nodes(s)["t"]["state"] == "RUNNING_EXECUTION")
-            await asyncio.sleep(2)
+            deadline = time.monotonic() + 60
+            while not list((tmp / "logs").rglob("*.proc")):  # its process runs: kill before its first beat
+                assert time.monotonic() < deadline, "the task never started its process"
+                await asyncio.sleep(0.05)
             stack.kill_worker()
             await asyncio.sleep(1)
             stack.start_worker()

@@ -102,3 +102,19 @@ async def test_a_replay_hands_over_no_instance_event(path: Path) -> None:
 def test_histories_of_the_by_worker_path_are_recorded() -> None:
     assert {p.name.split(".json")[0] for p in BY_WORKER} >= {"stop", "retries", "conditions-failed-branch",
                                                               "pause-recover.run1", "pause-recover.run2"}
+
+
+def test_the_lost_worker_history_found_its_host_in_the_history() -> None:
+    """The recorded lost worker was killed before its task's first heartbeat: the workflow read where
+    the attempt ran from its started event (a local activity) and sent the next one to that host."""
+    path = HISTORIES / "lost-worker.json"
+    assert patch_ids.LOST_ATTEMPT_FROM_HISTORY in patches(path)
+    events = load(path).events
+    timed_out = [e for e in events if e.HasField("activity_task_timed_out_event_attributes")]
+    assert len(timed_out) == 1
+    assert not timed_out[0].activity_task_timed_out_event_attributes.failure.timeout_failure_info \
+        .last_heartbeat_details.payloads
+    assert sum(e.marker_recorded_event_attributes.marker_name == "core_local_activity" for e in events) == 1
+    queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in events
+              if e.HasField("activity_task_scheduled_event_attributes")]
+    assert "@" not in queues[0] and queues[1] == f"{queues[0]}@{queues[1].rpartition('@')[2]}"
