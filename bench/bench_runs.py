@@ -6,8 +6,9 @@ JSON: start rate, drain time, tasks per second, worker and server CPU and peak R
 ``worker_tasks`` CPU is that of the worker's exited children, i.e. the SHELL task processes (bash);
 ``other_cpu_seconds`` is CPU used meanwhile by anything else on the machine (a noisy run if large).
 With --dry-run the runs are DS dry runs: every activity is dispatched but starts no process.
-With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its own fresh dev server,
-and the JSON is {"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
+With --baseline the raw-Temporal diamond (bench/baseline.py) runs first, on its own fresh dev server
+(or, with --baseline-on server, on the server at --temporal), and the JSON is
+{"baseline": ..., "runs": [...], "ratios": {events mode: Porpoise wf/s / raw wf/s}}.
 --baseline-process adds the raw diamond whose activities run `bash -c true` ("baseline_process",
 "ratios_process" and each run's "vs_baseline_process"). --rounds R measures every side R times,
 alternating the order (the machine drifts from one stack to the next), and adds "rounds" (each one's
@@ -210,6 +211,9 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true",
                     help="first run the raw-Temporal diamond (bench/baseline.py) on a fresh dev server with "
                          "Porpoise's worker settings, and report each Porpoise run's ratio to it")
+    ap.add_argument("--baseline-on", choices=("dev", "server"), default="dev",
+                    help="where the raw diamond(s) run: a fresh dev server (default) or the server at --temporal, "
+                         "so that --targets server is compared with raw Temporal on that same server")
     ap.add_argument("--baseline-process", action="store_true",
                     help="with --baseline, also run the raw diamond whose activities run `bash -c true` in a "
                          "child process, and report each Porpoise run's ratio to that too")
@@ -221,6 +225,8 @@ def main() -> None:
         raise SystemExit("--baseline-process needs --baseline")
     if args.rounds > 1 and not args.baseline:
         raise SystemExit("--rounds needs --baseline")
+    if args.baseline_on == "server" and not (args.baseline and args.temporal):
+        raise SystemExit("--baseline-on server needs --baseline and --temporal ADDRESS")
     for target in args.targets.split(","):
         if target not in ("dev", "server"):
             raise SystemExit(f"--targets: unknown target {target!r}")
@@ -247,27 +253,27 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
     reverse). Without a baseline, the JSON of the runs alone, each after the first with its ratio to it."""
     sides: list[tuple[str, str, str]] = []  # (kind, target, events mode)
     if args.baseline:
-        sides.append(("baseline", "dev", ""))
+        sides.append(("baseline", args.baseline_on, ""))
     if args.baseline_process:
-        sides.append(("baseline_process", "dev", ""))
+        sides.append(("baseline_process", args.baseline_on, ""))
     sides += [("run", target, mode) for target in args.targets.split(",") for mode in args.events.split(",")]
     ordered = sides[::-1] if reverse else sides
     measured: dict[tuple[str, str, str], dict[str, Any]] = {}
     for side in ordered:
         kind, target, mode = side
-        if kind != "run":
-            with Stack(kind="baseline") as stack:
-                measured[side] = {"target": "dev", "kind": kind} | asyncio.run(
-                    bench_baseline(stack, args.n, args.concurrency, process=kind == "baseline_process"))
-            continue
         external = {"temporal_address": args.temporal, "server_pid": args.server_pid or server_pid()} \
             if target == "server" else {}
+        if kind != "run":
+            with Stack(kind="baseline", **external) as stack:  # type: ignore[arg-type]
+                measured[side] = {"target": target, "kind": kind} | asyncio.run(
+                    bench_baseline(stack, args.n, args.concurrency, process=kind == "baseline_process"))
+            continue
         with Stack(workers=args.workers, extra_env=events_env(mode), **external) as stack:  # type: ignore[arg-type]
             measured[side] = {"target": target, "events": mode} | asyncio.run(
                 bench(stack, args.n, args.concurrency, args.dry_run))
     results = [measured[side] for side in sides if side[0] == "run"]
     labels = {side: side[0] if side[0] != "run" else f"{side[1]}/{side[2]}" for side in sides}
-    baseline = measured.get(("baseline", "dev", ""))
+    baseline = measured.get(("baseline", args.baseline_on, ""))
     if baseline is None:
         for r in results[1:]:
             r["vs_first"] = {
@@ -289,7 +295,7 @@ def one_round(args: argparse.Namespace, *, reverse: bool) -> dict[str, Any]:
     cost = events_cost(results)
     if cost:
         out["events_cost"] = cost
-    baseline_process = measured.get(("baseline_process", "dev", ""))
+    baseline_process = measured.get(("baseline_process", args.baseline_on, ""))
     if baseline_process is not None:
         for r in results:
             r["vs_baseline_process"] = versus(r, baseline_process)

@@ -1,5 +1,5 @@
 """bench_runs' paired events cost (bench/bench_runs.py, ``events_cost``): each events mode against
-"off" of the same round, as throughput lost and as CPU per run added."""
+"off" of the same round, as throughput lost and as CPU per run added; and where its raw diamond runs."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def test_each_mode_is_paired_with_off_of_the_same_round() -> None:
 
 def test_without_off_there_is_nothing_to_pair() -> None:
     assert events_cost([side("default", 18.0, 50.0, 40.0)]) == {}
+
+
+@pytest.mark.parametrize("argv", [["--baseline-on", "server"], ["--baseline-on", "server", "--baseline"]])
+def test_the_raw_diamond_on_the_server_needs_that_server(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.bench_runs import main
+
+    monkeypatch.setattr("sys.argv", ["bench_runs", *argv])
+    with pytest.raises(SystemExit, match="--baseline-on server needs --baseline and --temporal ADDRESS"):
+        main()
