@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,14 @@ from pathlib import Path
 import psutil
 
 from api.devserver import devserver_command, wait_for_port
+
+
+def exit_on_sigterm() -> None:
+    """Let a bench stopped with ``kill`` (SIGTERM) tear its stacks down as it does on an error.
+    Python's default for SIGTERM ends the process at once, and the stack's processes, each in a
+    session of its own, stayed behind: a raw worker then polled a dead server for half an hour."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def free_port() -> int:
@@ -46,6 +55,7 @@ class Stack:
     bare_api: bool = False
 
     def __enter__(self) -> Stack:
+        exit_on_sigterm()
         try:
             self._start()
         except BaseException:  # a stack that did not come up is stopped and removed too

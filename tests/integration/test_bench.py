@@ -4,12 +4,16 @@ behind; `bench_supervisor` measures both ways of starting a task's supervisor.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 
@@ -111,3 +115,37 @@ def test_bench_supervisor_measures_both_ways_and_cleans_up(tmp_path: Path) -> No
         assert result[way]["process_cpu_ms_per_task"] > 0 and result[way]["wall_ms_per_task"] > 0, result
         assert len(result[way]["rounds"]) == 1
     assert not list(tmp_path.glob("porpoise-bench-sup-*")), "the bench left its directory behind"
+
+
+@pytest.mark.timeout(120)
+def test_a_bench_stopped_with_sigterm_leaves_no_process_or_directory(tmp_path: Path) -> None:
+    """`kill` of a bench mid-run tears its stack down: its server, worker and API processes (each in
+    a session of its own) stop, and its data directory goes."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    bench = subprocess.Popen([sys.executable, "-m", "bench.bench_runs", "--n", "400"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any("uvicorn" in " ".join(p.cmdline()) for p in stack):  # the whole stack is up
+            assert time.monotonic() < deadline and bench.poll() is None, "the bench's stack never came up"
+            time.sleep(0.2)
+            stack = [p for p in psutil.process_iter() if _started_by(p, str(tmp_path))]
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(60) != 0
+        gone, alive = psutil.wait_procs(stack, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+        assert not list(tmp_path.glob("porpoise-bench-*")), "the bench left its data directory behind"
+    finally:
+        bench.kill()
+        for p in stack:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+def _started_by(p: psutil.Process, tmpdir: str) -> bool:
+    """A process of a stack whose data directory is under ``tmpdir`` (its environment says so)."""
+    try:
+        return p.environ().get("PORPOISE_DATA_DIR", "").startswith(tmpdir)
+    except psutil.Error:
+        return False
