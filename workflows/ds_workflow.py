@@ -642,7 +642,7 @@ class DsWorkflow(LogicNodes):
                 result_type=AttemptOrigin | None,  # type: ignore[arg-type]
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"where attempt {e.activity_id} ran (event {e.started_event_id})",
+                summary=f"where task {e.activity_id} lost its worker (event {e.started_event_id})",
             )
         except ActivityError:
             return None
