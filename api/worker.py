@@ -53,16 +53,14 @@ def activities(settings: Settings, client: Client | None = None) -> list[Callabl
     from activities.datax.activity import datax_activities
     from activities.definitions import DefinitionActivities
     from activities.http_task import run_http
-    from activities.lost_attempts import find_lost_attempt
     from activities.python_task import run_python
     from activities.shell import run_shell
     from activities.sql_task import sql_activities
-    from activities.switch import evaluate_switch
     from storage.definitions import DefinitionStore
 
     store = DefinitionStore(settings.resolved_database_url)
     definitions = DefinitionActivities(store)
-    acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, evaluate_switch, find_lost_attempt,
+    acts: list[Callable[..., Any]] = [run_shell, run_python, run_http, *local_activities(),
                                       definitions.load_definition, *sql_activities(settings),
                                       *datax_activities(settings)]
     from activities.task_group import semaphore_dead_holders, semaphore_signal_with_start
