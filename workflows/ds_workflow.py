@@ -649,11 +649,11 @@ class DsWorkflow(LogicNodes):
         if origin is None:
             return None
         attempt = offset + origin.attempt
+        # The queue the lost attempt was on (this schedule's first: no earlier loss), on its host.
+        queue = worker_groups.host_queue(group_queue or info.task_queue, origin.host)
         if lost.attempt == attempt:  # its own heartbeat: it says more (pid, log, a DataX Kubernetes job)
-            return lost, _heartbeat_field(e, "queue") or worker_groups.host_queue(group_queue or info.task_queue,
-                                                                                 origin.host)
-        return (LostAttempt(attempt=attempt, host=origin.host),
-                worker_groups.host_queue(group_queue or info.task_queue, origin.host))
+            return lost, queue
+        return LostAttempt(attempt=attempt, host=origin.host), queue
 
     def _group(self, task: TaskDefinition) -> str:
         """The worker group the task instance runs in (DS's rule, core/worker_groups.py); a heavy DataX
